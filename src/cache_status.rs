@@ -1,0 +1,387 @@
+//! Response headers -> cache class and POP: the built-in CDN dialect rules of DESIGN.md, plus the
+//! scenario's own rules. Pure functions, table-tested.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// What the CDN said it did with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheClass {
+    Hit,
+    StaleHit,
+    Revalidated,
+    Miss,
+    Pass,
+    Synthetic,
+    Error,
+    Unknown,
+}
+
+impl CacheClass {
+    pub const ALL: [CacheClass; 8] = [
+        CacheClass::Hit,
+        CacheClass::StaleHit,
+        CacheClass::Revalidated,
+        CacheClass::Miss,
+        CacheClass::Pass,
+        CacheClass::Synthetic,
+        CacheClass::Error,
+        CacheClass::Unknown,
+    ];
+    pub const COUNT: usize = 8;
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheClass::Hit => "hit",
+            CacheClass::StaleHit => "stale_hit",
+            CacheClass::Revalidated => "revalidated",
+            CacheClass::Miss => "miss",
+            CacheClass::Pass => "pass",
+            CacheClass::Synthetic => "synthetic",
+            CacheClass::Error => "error",
+            CacheClass::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CacheClass> {
+        CacheClass::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Counted in the hit ratio's numerator.
+    pub fn is_hit(self) -> bool {
+        matches!(self, CacheClass::Hit | CacheClass::StaleHit)
+    }
+
+    /// Counted in the hit ratio's denominator.
+    pub fn in_ratio(self) -> bool {
+        matches!(
+            self,
+            CacheClass::Hit | CacheClass::StaleHit | CacheClass::Revalidated | CacheClass::Miss
+        )
+    }
+}
+
+/// Hit ratio = (Hit + StaleHit) / (Hit + StaleHit + Revalidated + Miss); None without data.
+pub fn hit_ratio(counts_by_class: &[u64; CacheClass::COUNT]) -> Option<f64> {
+    let mut hits = 0u64;
+    let mut den = 0u64;
+    for c in CacheClass::ALL {
+        let n = counts_by_class[c.index()];
+        if c.is_hit() {
+            hits += n;
+        }
+        if c.in_ratio() {
+            den += n;
+        }
+    }
+    (den > 0).then(|| hits as f64 / den as f64)
+}
+
+/// Read access to response headers (case-insensitive names); implemented for `http::HeaderMap`
+/// and for slices of pairs (tests, log records).
+pub trait Headers {
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+impl Headers for reqwest::header::HeaderMap {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Headers for [(&str, &str)] {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// A scenario rule: when `header` matches `pattern`, the class is `class`. Checked before built-ins.
+#[derive(Clone, Debug)]
+pub struct CustomRule {
+    pub header: String,
+    pub pattern: Regex,
+    pub class: CacheClass,
+}
+
+/// Classifies responses. Cheap to clone; shared read-only by all workers.
+#[derive(Clone, Debug, Default)]
+pub struct Classifier {
+    pub rules: Vec<CustomRule>,
+    /// `Age > 0` -> Hit, `Age: 0` -> Miss, when no other rule decided. Off by default: a guess.
+    pub age_fallback: bool,
+}
+
+impl Classifier {
+    pub fn classify<'h, H: Headers + ?Sized>(&self, h: &'h H) -> (CacheClass, Option<&'h str>) {
+        let pop = pop_of(h);
+        for r in &self.rules {
+            if let Some(v) = h.header(&r.header)
+                && r.pattern.is_match(v)
+            {
+                return (r.class, pop);
+            }
+        }
+        (builtin_class(h, self.age_fallback), pop)
+    }
+}
+
+fn builtin_class<H: Headers + ?Sized>(h: &H, age_fallback: bool) -> CacheClass {
+    if let Some(c) = h.header("cache-status").and_then(rfc9211) {
+        return c;
+    }
+    if let Some(c) = h.header("x-cache").and_then(x_cache) {
+        return c;
+    }
+    if let Some(c) = h.header("cf-cache-status").and_then(cloudflare) {
+        return c;
+    }
+    for name in ["x-cache-status", "cdn-cache"] {
+        if let Some(c) = h.header(name).and_then(token) {
+            return c;
+        }
+    }
+    if let Some(v) = h.header("x-varnish") {
+        let ids = v.split_ascii_whitespace().count();
+        if ids >= 2 {
+            return CacheClass::Hit;
+        }
+        if ids == 1 {
+            return CacheClass::Miss;
+        }
+    }
+    if age_fallback && let Some(age) = h.header("age").and_then(|a| a.trim().parse::<u64>().ok()) {
+        return if age > 0 {
+            CacheClass::Hit
+        } else {
+            CacheClass::Miss
+        };
+    }
+    CacheClass::Unknown
+}
+
+/// RFC 9211 `Cache-Status`: the last member (closest to the user) decides.
+pub fn rfc9211(v: &str) -> Option<CacheClass> {
+    let member = v.rsplit(',').next()?.trim();
+    let mut hit = false;
+    let mut fwd = None;
+    let mut ttl_negative = false;
+    for param in member.split(';').skip(1) {
+        let (k, val) = match param.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim().trim_matches('"'))),
+            None => (param.trim(), None),
+        };
+        match k.to_ascii_lowercase().as_str() {
+            "hit" => hit = true,
+            "fwd" => fwd = val,
+            "ttl" => ttl_negative = val.is_some_and(|t| t.starts_with('-')),
+            _ => {}
+        }
+    }
+    if hit {
+        return Some(if ttl_negative {
+            CacheClass::StaleHit
+        } else {
+            CacheClass::Hit
+        });
+    }
+    match fwd?.to_ascii_lowercase().as_str() {
+        "stale" => Some(CacheClass::Revalidated),
+        "bypass" | "method" | "request" => Some(CacheClass::Pass),
+        _ => Some(CacheClass::Miss),
+    }
+}
+
+/// `X-Cache` as written by CloudFront, Akamai, Azure, Fastly, KeyCDN, CDN77, Varnish setups.
+pub fn x_cache(v: &str) -> Option<CacheClass> {
+    let v = v.trim();
+    let lower = v.to_ascii_lowercase();
+    if lower.ends_with("from cloudfront") {
+        let first = lower.split_ascii_whitespace().next()?;
+        return Some(match first {
+            "hit" => CacheClass::Hit,
+            "refreshhit" => CacheClass::Revalidated,
+            "miss" => CacheClass::Miss,
+            "error" | "limitexceeded" | "capacityexceeded" => CacheClass::Error,
+            "redirect" | "lambdageneratedresponse" | "functiongeneratedresponse" => {
+                CacheClass::Synthetic
+            }
+            _ => CacheClass::Unknown,
+        });
+    }
+    let first = lower.split_ascii_whitespace().next()?;
+    if first.starts_with("tcp_") || first == "private_nostore" || first == "config_nocache" {
+        return Some(match first {
+            "tcp_hit" | "tcp_mem_hit" | "tcp_ims_hit" | "tcp_negative_hit" => CacheClass::Hit,
+            "tcp_refresh_hit" => CacheClass::Revalidated,
+            "tcp_refresh_fail_hit" => CacheClass::StaleHit,
+            "tcp_miss" | "tcp_refresh_miss" | "tcp_remote_hit" | "tcp_client_refresh_miss" => {
+                CacheClass::Miss
+            }
+            "tcp_denied" => CacheClass::Error,
+            "private_nostore" | "config_nocache" => CacheClass::Pass,
+            _ => CacheClass::Unknown,
+        });
+    }
+    // Fastly-style comma list, shield first, edge last: the last token decides.
+    let last = v.rsplit(',').next()?.trim();
+    token(last)
+}
+
+/// Cloudflare `CF-Cache-Status`.
+pub fn cloudflare(v: &str) -> Option<CacheClass> {
+    Some(match v.trim().to_ascii_uppercase().as_str() {
+        "HIT" => CacheClass::Hit,
+        "UPDATING" | "STALE" => CacheClass::StaleHit,
+        "REVALIDATED" => CacheClass::Revalidated,
+        "MISS" | "EXPIRED" => CacheClass::Miss,
+        "BYPASS" | "DYNAMIC" => CacheClass::Pass,
+        "NONE" | "UNKNOWN" => CacheClass::Synthetic,
+        _ => return None,
+    })
+}
+
+/// A single cache token (nginx `$upstream_cache_status`, Bunny, KeyCDN, the edge of a Fastly list).
+pub fn token(v: &str) -> Option<CacheClass> {
+    let t = v.trim().to_ascii_uppercase();
+    Some(match t.as_str() {
+        "HIT" => CacheClass::Hit,
+        "STALE" | "UPDATING" | "HIT-STALE" => CacheClass::StaleHit,
+        "REVALIDATED" => CacheClass::Revalidated,
+        "MISS" | "EXPIRED" => CacheClass::Miss,
+        "BYPASS" | "PASS" => CacheClass::Pass,
+        "ERROR" => CacheClass::Error,
+        "SYNTH" | "SYNTHETIC" => CacheClass::Synthetic,
+        _ => return None,
+    })
+}
+
+/// The POP that answered, from the headers that name one.
+pub fn pop_of<H: Headers + ?Sized>(h: &H) -> Option<&str> {
+    if let Some(v) = h.header("x-served-by") {
+        let last = v.rsplit(',').next()?.trim();
+        // "cache-fra19120-FRA": the POP code is the last dash-separated part.
+        return Some(last.rsplit('-').next().unwrap_or(last));
+    }
+    if let Some(v) = h.header("x-amz-cf-pop") {
+        return Some(v.trim());
+    }
+    if let Some(v) = h.header("cf-ray") {
+        return v.trim().rsplit_once('-').map(|(_, p)| p);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CacheClass::*;
+
+    fn c(pairs: &[(&str, &str)]) -> CacheClass {
+        Classifier::default().classify(pairs).0
+    }
+
+    #[test]
+    fn dialect_table() {
+        let table: &[(&[(&str, &str)], CacheClass)] = &[
+            (&[("Cache-Status", "edge; hit")], Hit),
+            (&[("Cache-Status", "origin; fwd=uri-miss, edge; hit; ttl=-5")], StaleHit),
+            (&[("Cache-Status", "edge; hit, cdn; fwd=uri-miss; stored")], Miss),
+            (&[("Cache-Status", "edge; fwd=stale; fwd-status=304")], Revalidated),
+            (&[("Cache-Status", "edge; fwd=bypass")], Pass),
+            (&[("Cache-Status", "edge; fwd=method")], Pass),
+            (&[("X-Cache", "MISS, HIT")], Hit),
+            (&[("X-Cache", "HIT, MISS")], Miss),
+            (&[("X-Cache", "MISS")], Miss),
+            (&[("X-Cache", "Hit from cloudfront")], Hit),
+            (&[("X-Cache", "RefreshHit from cloudfront")], Revalidated),
+            (&[("X-Cache", "Miss from cloudfront")], Miss),
+            (&[("X-Cache", "Error from cloudfront")], Error),
+            (&[("X-Cache", "FunctionGeneratedResponse from cloudfront")], Synthetic),
+            (&[("X-Cache", "Redirect from cloudfront")], Synthetic),
+            (&[("X-Cache", "TCP_MEM_HIT from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1)")], Hit),
+            (&[("X-Cache", "TCP_REFRESH_HIT from x")], Revalidated),
+            (&[("X-Cache", "TCP_REFRESH_FAIL_HIT from x")], StaleHit),
+            (&[("X-Cache", "TCP_MISS from x")], Miss),
+            (&[("X-Cache", "TCP_DENIED from x")], Error),
+            (&[("X-Cache", "TCP_REMOTE_HIT")], Miss),
+            (&[("X-Cache", "PRIVATE_NOSTORE")], Pass),
+            (&[("X-Cache", "EXPIRED")], Miss),
+            (&[("X-Cache", "UPDATING")], StaleHit),
+            (&[("CF-Cache-Status", "HIT")], Hit),
+            (&[("CF-Cache-Status", "UPDATING")], StaleHit),
+            (&[("CF-Cache-Status", "REVALIDATED")], Revalidated),
+            (&[("CF-Cache-Status", "EXPIRED")], Miss),
+            (&[("CF-Cache-Status", "DYNAMIC")], Pass),
+            (&[("CF-Cache-Status", "NONE")], Synthetic),
+            (&[("X-Cache-Status", "HIT")], Hit),
+            (&[("X-Cache-Status", "STALE")], StaleHit),
+            (&[("X-Cache-Status", "BYPASS")], Pass),
+            (&[("CDN-Cache", "MISS")], Miss),
+            (&[("X-Varnish", "32770 32768")], Hit),
+            (&[("X-Varnish", "32770")], Miss),
+            // Cache-Status wins over X-Cache; X-Cache wins over X-Varnish.
+            (&[("X-Cache", "MISS"), ("Cache-Status", "edge; hit")], Hit),
+            (&[("X-Varnish", "1 2"), ("X-Cache", "MISS")], Miss),
+            (&[("Age", "30")], Unknown),
+            (&[], Unknown),
+        ];
+        for (headers, want) in table {
+            assert_eq!(c(headers), *want, "headers {headers:?}");
+        }
+    }
+
+    #[test]
+    fn age_fallback_only_when_enabled() {
+        let cl = Classifier {
+            age_fallback: true,
+            ..Default::default()
+        };
+        assert_eq!(cl.classify(&[("Age", "30")][..]).0, Hit);
+        assert_eq!(cl.classify(&[("Age", "0")][..]).0, Miss);
+    }
+
+    #[test]
+    fn custom_rules_come_first() {
+        let cl = Classifier {
+            rules: vec![CustomRule {
+                header: "x-my-cache".into(),
+                pattern: Regex::new("^warm").unwrap(),
+                class: Hit,
+            }],
+            age_fallback: false,
+        };
+        assert_eq!(cl.classify(&[("X-My-Cache", "warm-1"), ("X-Cache", "MISS")][..]).0, Hit);
+        assert_eq!(cl.classify(&[("X-My-Cache", "cold"), ("X-Cache", "MISS")][..]).0, Miss);
+    }
+
+    #[test]
+    fn pops() {
+        let p = |h: &[(&str, &str)]| pop_of(h).map(str::to_string);
+        assert_eq!(p(&[("X-Served-By", "cache-iad-kiad7000025-IAD, cache-fra19120-FRA")]).as_deref(), Some("FRA"));
+        assert_eq!(p(&[("X-Amz-Cf-Pop", "FRA56-P1")]).as_deref(), Some("FRA56-P1"));
+        assert_eq!(p(&[("CF-Ray", "8f1a2b3c4d5e6f70-FRA")]).as_deref(), Some("FRA"));
+        assert_eq!(p(&[("X-Cache", "HIT")]), None);
+    }
+
+    #[test]
+    fn ratio_excludes_pass_and_errors() {
+        let mut n = [0u64; 8];
+        n[Hit.index()] = 6;
+        n[StaleHit.index()] = 2;
+        n[Miss.index()] = 1;
+        n[Revalidated.index()] = 1;
+        n[Pass.index()] = 100;
+        n[Error.index()] = 100;
+        assert_eq!(hit_ratio(&n), Some(0.8));
+        assert_eq!(hit_ratio(&[0; 8]), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! Command-line definitions (clap) only: no behaviour lives here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgeload",
+    version,
+    about = "Load testing and cache warming for image CDNs",
+    long_about = "Load testing and cache warming for image CDNs.\n\nExit codes: 0 ok, 1 thresholds failed, 2 usage/config/run error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a URL list against one or more CDN targets and record latencies by cache status
+    Run(RunArgs),
+    /// Serve the embedded simulated CDN edge (LRU cache, slow origin, cache headers, faults)
+    Edge(EdgeArgs),
+    /// Start an edge in-process and replay a bundled URL list cold, then warm
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    /// URL list: one path per line, or the CSV `path,count,...` that `extract` writes
+    pub urls: Option<PathBuf>,
+    /// Scenario file (TOML); every flag given here overrides it
+    #[arg(short, long)]
+    pub scenario: Option<PathBuf>,
+    /// Target as NAME=BASE_URL (repeatable: the same list against several CDNs), or a bare URL
+    #[arg(short, long = "target", value_name = "NAME=URL")]
+    pub targets: Vec<String>,
+    /// Open model: requests per second per target
+    #[arg(short, long)]
+    pub rate: Option<f64>,
+    /// Open model with ramps: comma-separated stages, e.g. "0->2000/60s,2000/300s" (per target)
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Closed model: number of concurrent workers (split over the targets' requests)
+    #[arg(short, long)]
+    pub concurrency: Option<usize>,
+    /// Closed model: pause after each response
+    #[arg(long, value_name = "DURATION")]
+    pub think: Option<String>,
+    /// Stop after this long (default 10s unless --requests, --sweep or --stages end the run)
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Stop after N requests per target
+    #[arg(short = 'n', long)]
+    pub requests: Option<u64>,
+    /// Request every URL exactly once per target (cache warming)
+    #[arg(long)]
+    pub sweep: bool,
+    /// URL order: sequential, shuffled or weighted (by the list's counts)
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Seed for shuffled and weighted orders
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Open model: most requests outstanding at once (late sends are still timed from their intended time)
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Worker threads (default: number of CPUs)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Extra request header "Name: value" (repeatable), e.g. -H 'Accept: image/avif'
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Whole-request timeout (default 10s)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Connect timeout (default 3s)
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// A new connection per request
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Send HEAD instead of GET
+    #[arg(long)]
+    pub head: bool,
+    /// Treat Age > 0 as a hit when no cache header decides (a guess; off by default)
+    #[arg(long)]
+    pub age_fallback: bool,
+    /// Pass/fail threshold (repeatable), e.g. 'miss.p99<150ms', 'hit_ratio>=0.9', 'fastly:error_rate<0.01'
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Results directory (default reports/<run-id>/)
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Run id label (default: UTC time and a random suffix)
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Region label (default "local")
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Also write samples.jtl (one row per request, JMeter's CSV columns)
+    #[arg(long)]
+    pub samples: bool,
+    /// Histogram interval (default 1s)
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// After Ctrl-C, how long in-flight requests may finish (default 2s)
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
+    /// No progress line and no terminal summary
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print summary.json to stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EdgeArgs {
+    /// Address to listen on
+    #[arg(short, long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Cache header dialect: fastly, cloudfront, cloudflare, akamai, varnish, nginx, rfc9211
+    #[arg(long, default_value = "fastly")]
+    pub dialect: String,
+    /// POP name in the headers
+    #[arg(long, default_value = "FRA")]
+    pub pop: String,
+    /// Cache capacity in bytes (suffixes K, M, G)
+    #[arg(long, default_value = "1G")]
+    pub capacity_bytes: String,
+    /// Cache capacity in objects
+    #[arg(long)]
+    pub capacity_objects: Option<usize>,
+    /// Latency of a hit: "1ms" or a range "1ms..3ms"
+    #[arg(long, default_value = "1ms")]
+    pub hit_latency: String,
+    /// Latency of a miss (origin fetch)
+    #[arg(long, default_value = "80ms..150ms")]
+    pub miss_latency: String,
+    /// Seed for the latency draws and faults
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fault: extra delay on every response
+    #[arg(long)]
+    pub extra_delay: Option<String>,
+    /// Fault: when request N arrives, hold every response for --stall
+    #[arg(long)]
+    pub stall_after: Option<u64>,
+    /// Fault: length of the stall window
+    #[arg(long, default_value = "1s")]
+    pub stall: String,
+    /// Fault: share of requests answered 503
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fault: share of responses reset halfway through the body
+    #[arg(long, default_value_t = 0.0)]
+    pub reset_rate: f64,
+    /// Fault: pause between 16 KB body chunks
+    #[arg(long)]
+    pub slow_body: Option<String>,
+    /// Server threads
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Where the two runs' results go
+    #[arg(short, long, default_value = "reports/demo")]
+    pub out: PathBuf,
+    /// Rate of the demo runs (requests per second)
+    #[arg(long, default_value_t = 400.0)]
+    pub rate: f64,
+}

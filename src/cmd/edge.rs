@@ -1,0 +1,94 @@
+//! `edgeload edge`: serve the simulated CDN edge until Ctrl-C.
+
+
+use super::{EXIT_OK, UsageError, duration, usage};
+use crate::cli::EdgeArgs;
+use crate::edge::{self, Dialect, EdgeConfig, Faults, Latency};
+
+/// "512M", "1G", "1048576".
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("bad size {s:?}: suffix K, M, G or T")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("bad size {s:?}"))
+}
+
+pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
+    let rate = |flag: &str, v: f64| -> anyhow::Result<f64> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            usage(format!("{flag} {v}: a share between 0 and 1"))
+        }
+    };
+    Ok(EdgeConfig {
+        dialect: a.dialect.parse::<Dialect>().map_err(|e| UsageError(format!("--dialect: {e}")))?,
+        pop: a.pop.clone(),
+        capacity_bytes: parse_bytes(&a.capacity_bytes).map_err(|e| UsageError(format!("--capacity-bytes: {e}")))?,
+        capacity_objects: a.capacity_objects.unwrap_or(usize::MAX),
+        hit_latency: a.hit_latency.parse::<Latency>().map_err(|e| UsageError(format!("--hit-latency: {e}")))?,
+        miss_latency: a.miss_latency.parse::<Latency>().map_err(|e| UsageError(format!("--miss-latency: {e}")))?,
+        seed: a.seed,
+        faults: Faults {
+            extra_delay: a.extra_delay.as_deref().map(|d| duration("--extra-delay", d)).transpose()?.unwrap_or_default(),
+            stall_after: a.stall_after,
+            stall: duration("--stall", &a.stall)?,
+            error_rate: rate("--error-rate", a.error_rate)?,
+            reset_rate: rate("--reset-rate", a.reset_rate)?,
+            slow_body: a.slow_body.as_deref().map(|d| duration("--slow-body", d)).transpose()?,
+        },
+    })
+}
+
+pub fn run(a: EdgeArgs) -> anyhow::Result<i32> {
+    let cfg = config(&a)?;
+    let dialect = cfg.dialect;
+    let h = edge::start(cfg, a.listen, a.threads).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
+    eprintln!(
+        "edge listening on http://{} (dialect {}, stats at /_edge/stats); Ctrl-C stops it",
+        h.addr,
+        dialect.as_str()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    super::on_signal(move || {
+        let _ = tx.send(());
+    });
+    let _ = rx.recv();
+    let s = h.stats();
+    eprintln!(
+        "edge served {} requests: {} hits, {} misses, {:.1} MB",
+        s.requests,
+        s.hits,
+        s.misses,
+        s.bytes as f64 / 1e6
+    );
+    h.shutdown();
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(super::parse_bytes("512m"), Ok(512 << 20));
+        assert_eq!(super::parse_bytes("1000"), Ok(1000));
+        assert!(super::parse_bytes("1X").is_err());
+        assert!(super::parse_bytes("lots").is_err());
+    }
+}

@@ -1,0 +1,359 @@
+//! `edgeload run`: flags over scenario over defaults -> a plan; executes it; prints the summary;
+//! maps the verdict to the exit code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::execute::{Plan, execute, new_run_id};
+use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS, UsageError, duration, usage};
+use crate::cache_status::{Classifier, CustomRule};
+use crate::cli::RunArgs;
+use crate::engine::client::ClientConfig;
+use crate::engine::schedule::{Schedule, Stage};
+use crate::engine::{Control, EngineConfig, Model, Target, check_base};
+use crate::scenario::Scenario;
+use crate::threshold::Threshold;
+use crate::urls::{Order, UrlList};
+
+/// Header names whose values never reach an output file.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["authorization", "cookie", "token", "secret", "key", "auth", "password", "signature", "session"]
+        .iter()
+        .any(|s| n.contains(s))
+}
+
+/// `https://user:pass@host/x` -> `https://user:REDACTED@host/x`.
+pub fn redact_url(u: &str) -> String {
+    match reqwest::Url::parse(u) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("REDACTED"));
+            url.to_string()
+        }
+        _ => u.to_string(),
+    }
+}
+
+fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
+    let (name, base) = match s.split_once('=') {
+        Some((n, b)) if !n.contains("://") => (n.trim().to_string(), b.trim().to_string()),
+        _ => {
+            let host = reqwest::Url::parse(s.trim())
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| format!("target{}", i + 1));
+            (host, s.trim().to_string())
+        }
+    };
+    check_target(&name, &base)?;
+    Ok(Target { name, base })
+}
+
+fn check_target(name: &str, base: &str) -> anyhow::Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return usage(format!("target name {name:?}: use letters, digits, '-', '_' and '.' only"));
+    }
+    check_base(base).map_err(|e| UsageError(format!("target {name}: {e}")))?;
+    Ok(())
+}
+
+fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
+    match h.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => usage(format!("-H {h:?}: expected \"Name: value\"")),
+    }
+}
+
+/// Builds the plan from flags, scenario and defaults.
+pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
+    let sc = match &a.scenario {
+        Some(p) => Scenario::load(p).map_err(|e| UsageError(e.to_string()))?,
+        None => Scenario::default(),
+    };
+    // targets
+    let mut targets = Vec::new();
+    if a.targets.is_empty() {
+        for (name, base) in &sc.targets {
+            check_target(name, base)?;
+            targets.push(Target {
+                name: name.clone(),
+                base: base.clone(),
+            });
+        }
+    } else {
+        for (i, t) in a.targets.iter().enumerate() {
+            targets.push(parse_target(t, i)?);
+        }
+    }
+    if targets.is_empty() {
+        return usage("no target: give --target NAME=BASE_URL (or [targets] in the scenario)");
+    }
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|o| o.name == t.name) {
+            return usage(format!("target name {:?} is given twice", t.name));
+        }
+    }
+    // URL list
+    let url_path: PathBuf = match (&a.urls, &sc.urls) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => sc.resolve(p),
+        (None, None) => return usage("no URL list: give a file (or `urls = ...` in the scenario)"),
+    };
+    let urls = UrlList::read_file(&url_path).map_err(|e| UsageError(e.to_string()))?;
+    // load model
+    let order: Order = match &a.order {
+        Some(o) => o.parse().map_err(UsageError)?,
+        None => sc.order.unwrap_or_default(),
+    };
+    let dur_flag = a.duration.as_deref().map(|d| duration("--duration", d)).transpose()?;
+    let run_duration = dur_flag.or(sc.load.duration.map(|d| d.0));
+    let requests = a.requests.or(sc.load.requests);
+    let sweep = a.sweep || sc.load.sweep.unwrap_or(false);
+    let stages: Option<Vec<Stage>> = match &a.stages {
+        Some(s) => Some(
+            s.split(',')
+                .map(|x| x.parse::<Stage>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| UsageError(format!("--stages: {e}")))?,
+        ),
+        None if a.rate.is_some() || a.concurrency.is_some() => None,
+        None => sc.load.stages.clone(),
+    };
+    let rate = a.rate.or(if a.concurrency.is_some() || a.stages.is_some() {
+        None
+    } else {
+        sc.load.rate
+    });
+    let concurrency = a.concurrency.or(if a.rate.is_some() || a.stages.is_some() {
+        None
+    } else {
+        sc.load.concurrency
+    });
+    let think = match &a.think {
+        Some(t) => duration("--think", t)?,
+        None => sc.load.think.map(|d| d.0).unwrap_or_default(),
+    };
+    let bounded = requests.is_some() || sweep;
+    let default_duration = Duration::from_secs(10);
+    let model = match (rate, &stages, concurrency) {
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return usage("choose one load model: --rate/--stages (open) or --concurrency (closed)");
+        }
+        (Some(_), Some(_), None) => return usage("give --rate or --stages, not both"),
+        (Some(r), None, None) => {
+            if !(r > 0.0 && r.is_finite()) {
+                return usage(format!("--rate {r}: must be > 0"));
+            }
+            // a count-bounded open run ends by its count; the schedule must not end it first
+            let d = run_duration.unwrap_or(if bounded { Duration::from_secs(86_400 * 365) } else { default_duration });
+            Model::Open {
+                schedule: Schedule::constant(r, d),
+                max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
+            }
+        }
+        (None, Some(st), None) => {
+            if st.is_empty() {
+                return usage("--stages: no stages");
+            }
+            let mut st = st.clone();
+            if let Some(d) = run_duration {
+                // --duration cuts the stages short
+                let mut left = d;
+                st.retain_mut(|s| {
+                    if left.is_zero() {
+                        return false;
+                    }
+                    if s.duration > left {
+                        let frac = left.as_secs_f64() / s.duration.as_secs_f64();
+                        s.to = s.from + (s.to - s.from) * frac;
+                        s.duration = left;
+                    }
+                    left = left.saturating_sub(s.duration);
+                    true
+                });
+            }
+            Model::Open {
+                schedule: Schedule::new(&st),
+                max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
+            }
+        }
+        (None, None, c) => {
+            let c = match c {
+                Some(0) => return usage("--concurrency must be at least 1"),
+                Some(c) => c,
+                None if sweep || requests.is_some() => 32,
+                None => return usage("choose a load model: --rate R (open), --stages S (open, ramps) or --concurrency N (closed)"),
+            };
+            Model::Closed { concurrency: c, think }
+        }
+    };
+    let closed_duration = match &model {
+        Model::Closed { .. } => run_duration.or(if bounded { None } else { Some(default_duration) }),
+        Model::Open { .. } => None,
+    };
+    // HTTP
+    let mut headers: Vec<(String, String)> = sc.http.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for h in &a.headers {
+        let (k, v) = parse_header(h)?;
+        headers.retain(|(ek, _)| !ek.eq_ignore_ascii_case(&k));
+        headers.push((k, v));
+    }
+    crate::engine::client::default_headers(&headers).map_err(|e| UsageError(format!("header: {e}")))?;
+    let method_head = a.head
+        || match sc.http.method.as_deref() {
+            None | Some("GET") | Some("get") => false,
+            Some("HEAD") | Some("head") => true,
+            Some(m) => return usage(format!("http.method {m:?}: GET or HEAD only")),
+        };
+    let client = ClientConfig {
+        timeout: match &a.timeout {
+            Some(t) => duration("--timeout", t)?,
+            None => sc.http.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
+        },
+        connect_timeout: match &a.connect_timeout {
+            Some(t) => duration("--connect-timeout", t)?,
+            None => sc.http.connect_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(3)),
+        },
+        headers: headers.clone(),
+        keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(true),
+        method_head,
+    };
+    let classifier = Classifier {
+        rules: sc
+            .cache
+            .rules
+            .iter()
+            .map(|r| CustomRule {
+                header: r.header.to_ascii_lowercase(),
+                pattern: r.pattern.clone(),
+                class: r.class,
+            })
+            .collect(),
+        age_fallback: a.age_fallback || sc.cache.age_fallback.unwrap_or(false),
+    };
+    let mut thresholds = sc.thresholds.clone();
+    for t in &a.thresholds {
+        thresholds.push(t.parse::<Threshold>().map_err(UsageError)?);
+    }
+    for t in &thresholds {
+        if let Some(name) = &t.target
+            && !targets.iter().any(|x| &x.name == name)
+        {
+            return usage(format!("threshold {:?} names unknown target {name:?}", t.text));
+        }
+    }
+    let interval = match &a.interval {
+        Some(i) => duration("--interval", i)?,
+        None => sc.output.interval.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
+    };
+    if interval < Duration::from_millis(10) {
+        return usage("--interval must be at least 10ms");
+    }
+    let grace = match &a.grace {
+        Some(g) => duration("--grace", g)?,
+        None => Duration::from_secs(2),
+    };
+    let threads = a
+        .threads
+        .or(sc.load.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .max(1);
+    let run_id = a.run_id.clone().unwrap_or_else(new_run_id);
+    if run_id.is_empty() || run_id.contains(['/', '\\', ' ', ',']) {
+        return usage(format!("--run-id {run_id:?}: no '/', '\\\\', spaces or commas"));
+    }
+    let region = a.region.clone().or(sc.region.clone()).unwrap_or_else(|| "local".into());
+    let out = match &a.out {
+        Some(o) => o.clone(),
+        None => match &sc.output.dir {
+            Some(d) => sc.resolve(d),
+            None => PathBuf::from("reports").join(&run_id),
+        },
+    };
+    let samples = a.samples || sc.output.samples.unwrap_or(false);
+    let seed = a.seed.or(sc.seed).unwrap_or(1);
+
+    let scenario_echo = serde_json::json!({
+        "name": sc.name,
+        "scenario_file": a.scenario.as_ref().map(|p| p.display().to_string()),
+        "urls": url_path.display().to_string(),
+        "url_count": urls.len(),
+        "order": order.to_string(),
+        "seed": seed,
+        "targets": targets.iter().map(|t| serde_json::json!({"name": t.name, "base_url": redact_url(&t.base)})).collect::<Vec<_>>(),
+        "model": match &model {
+            Model::Open { schedule, max_in_flight } => serde_json::json!({
+                "open": { "mean_rate_per_target": schedule.mean_rate(), "schedule_s": schedule.duration().as_secs_f64(), "max_in_flight": max_in_flight }
+            }),
+            Model::Closed { concurrency, think } => serde_json::json!({
+                "closed": { "concurrency": concurrency, "think_ms": think.as_secs_f64() * 1e3 }
+            }),
+        },
+        "stages": stages.as_ref().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+        "duration_s": closed_duration.or(run_duration).map(|d| d.as_secs_f64()),
+        "requests_per_target": requests,
+        "sweep": sweep,
+        "threads": threads,
+        "headers": headers.iter().map(|(k, v)| {
+            let v = if is_secret_header(k) { "REDACTED".to_string() } else { v.clone() };
+            (k.clone(), serde_json::Value::String(v))
+        }).collect::<serde_json::Map<_, _>>(),
+        "timeout_ms": client.timeout.as_secs_f64() * 1e3,
+        "keepalive": client.keepalive,
+        "method": if method_head { "HEAD" } else { "GET" },
+        "age_fallback": classifier.age_fallback,
+        "custom_cache_rules": classifier.rules.len(),
+        "thresholds": thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
+        "interval_s": interval.as_secs_f64(),
+    });
+
+    Ok(Plan {
+        engine: EngineConfig {
+            targets,
+            urls: Arc::new(urls),
+            order,
+            seed,
+            model,
+            duration: closed_duration,
+            requests,
+            sweep,
+            threads,
+            interval,
+            client,
+            classifier,
+            samples,
+            grace,
+        },
+        out,
+        run_id,
+        region,
+        thresholds,
+        scenario: scenario_echo,
+        progress: !a.quiet,
+    })
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<i32> {
+    let plan = plan(&a)?;
+    let control = Control::default();
+    let c = control.clone();
+    super::on_signal(move || c.stop());
+    let f = execute(plan, &control)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&f.summary).context("summary to JSON")?);
+    }
+    if !a.quiet {
+        eprint!("{}", crate::report::text::render(&f.summary));
+        eprintln!("results: {}", f.dir.display());
+    }
+    Ok(if f.summary.interrupted {
+        EXIT_INTERRUPTED
+    } else if f.summary.verdict == "fail" {
+        EXIT_THRESHOLDS
+    } else {
+        EXIT_OK
+    })
+}

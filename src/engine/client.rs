@@ -1,0 +1,280 @@
+//! The only code that awaits HTTP: sends one request, times headers (TTFB) and body (total),
+//! classifies the response and the failure kinds.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use crate::cache_status::{CacheClass, Classifier};
+
+/// Why a request did not produce a usable response. HTTP error statuses count too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Connect,
+    Dns,
+    Tls,
+    Timeout,
+    Reset,
+    Protocol,
+    Other,
+    Http4xx,
+    Http5xx,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Connect,
+        ErrorKind::Dns,
+        ErrorKind::Tls,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Protocol,
+        ErrorKind::Other,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+    ];
+    pub const COUNT: usize = 9;
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Other => "other",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+        }
+    }
+    pub fn for_status(status: u16) -> Option<ErrorKind> {
+        match status {
+            400..=499 => Some(ErrorKind::Http4xx),
+            500..=599 => Some(ErrorKind::Http5xx),
+            _ => None,
+        }
+    }
+}
+
+/// Walks an error's source chain to name the failure.
+pub fn error_kind(e: &reqwest::Error) -> ErrorKind {
+    if e.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut text = String::new();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    return ErrorKind::Reset;
+                }
+                K::TimedOut => return ErrorKind::Timeout,
+                K::ConnectionRefused | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
+                    return ErrorKind::Connect;
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return ErrorKind::Timeout;
+            }
+            if h.is_incomplete_message() || h.is_canceled() {
+                return ErrorKind::Reset;
+            }
+            if h.is_parse() || h.is_user() {
+                return ErrorKind::Protocol;
+            }
+        }
+        text.push_str(&s.to_string().to_ascii_lowercase());
+        text.push(' ');
+        src = s.source();
+    }
+    if text.contains("dns error") || text.contains("failed to lookup") || text.contains("name or service") {
+        ErrorKind::Dns
+    } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+        ErrorKind::Tls
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else if text.contains("reset") || text.contains("closed") || text.contains("eof") {
+        ErrorKind::Reset
+    } else if e.is_body() || e.is_decode() {
+        ErrorKind::Protocol
+    } else {
+        ErrorKind::Other
+    }
+}
+
+/// A POP name kept inline: classification happens per request, so no heap allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PopName {
+    len: u8,
+    buf: [u8; 23],
+}
+
+impl PopName {
+    pub fn new(s: &str) -> PopName {
+        let mut end = s.len().min(23);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut buf = [0u8; 23];
+        buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        PopName { len: end as u8, buf }
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+impl std::fmt::Debug for PopName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one request produced. Times are from the actual send (service time).
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    pub sent: Instant,
+    pub headers_at: Option<Instant>,
+    pub done: Instant,
+    pub status: u16,
+    pub bytes: u64,
+    pub class: CacheClass,
+    pub pop: Option<PopName>,
+    pub error: Option<ErrorKind>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub headers: Vec<(String, String)>,
+    pub keepalive: bool,
+    pub method_head: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            headers: Vec::new(),
+            keepalive: true,
+            method_head: false,
+        }
+    }
+}
+
+pub fn user_agent() -> String {
+    format!("edgeload/{} (+load test)", env!("CARGO_PKG_VERSION"))
+}
+
+/// The header set every request carries; validated here so the scenario gets a clear error.
+pub fn default_headers(extra: &[(String, String)]) -> Result<HeaderMap, String> {
+    let mut h = HeaderMap::new();
+    h.insert(
+        reqwest::header::USER_AGENT,
+        HeaderValue::from_str(&user_agent()).map_err(|e| e.to_string())?,
+    );
+    h.insert(
+        reqwest::header::ACCEPT,
+        HeaderValue::from_static("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"),
+    );
+    for (k, v) in extra {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header name {k:?}"))?;
+        let val = HeaderValue::from_str(v).map_err(|_| format!("bad value for header {k:?}"))?;
+        h.insert(name, val);
+    }
+    Ok(h)
+}
+
+/// One HTTP client per worker thread (its own connection pool).
+pub struct Client {
+    http: reqwest::Client,
+    classifier: Classifier,
+    head: bool,
+}
+
+impl Client {
+    pub fn new(cfg: &ClientConfig, classifier: Classifier, pool: usize) -> Result<Client, String> {
+        let mut b = reqwest::Client::builder()
+            .default_headers(default_headers(&cfg.headers)?)
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .no_proxy()
+            .pool_max_idle_per_host(if cfg.keepalive { pool } else { 0 });
+        if !cfg.keepalive {
+            b = b.pool_idle_timeout(Duration::ZERO);
+        }
+        let http = b.build().map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            classifier,
+            head: cfg.method_head,
+        })
+    }
+
+    /// Sends one request and reads the whole body, counting bytes without keeping them.
+    pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
+        let sent = Instant::now();
+        let req = if self.head {
+            self.http.head(url.clone())
+        } else {
+            self.http.get(url.clone())
+        };
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Outcome {
+                    sent,
+                    headers_at: None,
+                    done: Instant::now(),
+                    status: 0,
+                    bytes: 0,
+                    class: CacheClass::Unknown,
+                    pop: None,
+                    error: Some(error_kind(&e)),
+                };
+            }
+        };
+        let headers_at = Instant::now();
+        let status = resp.status().as_u16();
+        let (class, pop) = {
+            let (c, p) = self.classifier.classify(resp.headers());
+            (c, p.map(PopName::new))
+        };
+        let mut bytes = 0u64;
+        let mut error = ErrorKind::for_status(status);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => bytes += c.len() as u64,
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(error_kind(&e));
+                    break;
+                }
+            }
+        }
+        Outcome {
+            sent,
+            headers_at: Some(headers_at),
+            done: Instant::now(),
+            status,
+            bytes,
+            class,
+            pop,
+            error,
+        }
+    }
+}

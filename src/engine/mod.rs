@@ -1,0 +1,448 @@
+//! The load engine: worker threads (each a single-threaded tokio runtime with its own HTTP
+//! client and recorder) pull request numbers from one atomic counter, wait for the intended send
+//! time (open model) or send at once (closed model), and record; the calling thread aggregates
+//! finished intervals in order and hands them to a `Sink` (the results writer).
+
+pub mod client;
+pub mod recorder;
+pub mod schedule;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::{join_all, select, Either};
+use tokio::sync::watch;
+
+use crate::cache_status::Classifier;
+use crate::urls::{Order, Picker, UrlList};
+use client::{Client, ClientConfig};
+use recorder::{IntervalData, Msg, Recorder};
+use schedule::Schedule;
+
+/// A CDN under test: a name (label in every output) and the base URL paths are appended to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub base: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Model {
+    /// Requests at intended times from the schedule; at most `max_in_flight` outstanding.
+    Open { schedule: Schedule, max_in_flight: usize },
+    /// `concurrency` workers, each sends, waits for the answer, thinks, repeats.
+    Closed { concurrency: usize, think: Duration },
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub targets: Vec<Target>,
+    pub urls: Arc<UrlList>,
+    pub order: Order,
+    pub seed: u64,
+    pub model: Model,
+    /// closed model: stop sending after this long (the open model's schedule has its own end)
+    pub duration: Option<Duration>,
+    /// per target
+    pub requests: Option<u64>,
+    /// every URL exactly once per target
+    pub sweep: bool,
+    pub threads: usize,
+    pub interval: Duration,
+    pub client: ClientConfig,
+    pub classifier: Classifier,
+    pub samples: bool,
+    /// after a stop, how long in-flight requests may finish before they are abandoned
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("target {target}: URL {url:?} is not valid: {err}")]
+    BadUrl { target: String, url: String, err: String },
+    #[error("{0}")]
+    Client(String),
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("writing results: {0}")]
+    Sink(std::io::Error),
+}
+
+/// Stops a run from outside (Ctrl-C): `stop` ends sending; `abort` abandons in-flight requests.
+#[derive(Clone)]
+pub struct Control {
+    stop: Arc<watch::Sender<bool>>,
+    abort: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            stop: Arc::new(watch::channel(false).0),
+            abort: Arc::new(watch::channel(false).0),
+        }
+    }
+}
+
+impl Control {
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+    pub fn abort(&self) {
+        self.abort.send_replace(true);
+    }
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// Where finished intervals go, in order, each exactly once.
+pub trait Sink {
+    /// Called once, before any interval, with the wall-clock time of the run's start.
+    fn begin(&mut self, start: SystemTime) -> std::io::Result<()>;
+    fn interval(&mut self, data: &IntervalData, totals: &IntervalData) -> std::io::Result<()>;
+    fn samples(&mut self, rows: &[u8]) -> std::io::Result<()>;
+}
+
+/// What a finished run knows beyond its intervals.
+#[derive(Debug)]
+pub struct RunStats {
+    pub started: SystemTime,
+    pub elapsed: Duration,
+    pub totals: IntervalData,
+    pub intervals: u64,
+    pub interrupted: bool,
+    /// requests sent (all targets)
+    pub sent: u64,
+    /// in flight when the grace period ended, abandoned and not recorded
+    pub abandoned: u64,
+    /// planned requests (all targets), when the plan has a count
+    pub planned: Option<u64>,
+    pub intended_rate: Option<f64>,
+}
+
+struct Shared {
+    cfg: EngineConfig,
+    urls: Vec<Vec<reqwest::Url>>,
+    picker: Picker,
+    next: AtomicU64,
+    sent: AtomicU64,
+    abandoned: AtomicU64,
+    start: Instant,
+    start_wall: SystemTime,
+    deadline: Option<Instant>,
+}
+
+/// Joins base and path: `https://cdn/x` + `/a.jpg?w=1` -> `https://cdn/x/a.jpg?w=1`.
+pub fn join_url(base: &str, path: &str) -> String {
+    let b = base.trim_end_matches('/');
+    if path.starts_with('/') {
+        format!("{b}{path}")
+    } else {
+        format!("{b}/{path}")
+    }
+}
+
+/// Checks a base URL: http(s), a host, no query or fragment.
+pub fn check_base(base: &str) -> Result<(), String> {
+    let u = reqwest::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("{base:?}: scheme must be http or https"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{base:?}: no host"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(format!("{base:?}: a base URL has no query or fragment"));
+    }
+    Ok(())
+}
+
+impl EngineConfig {
+    /// Requests planned per target, if the plan has a count.
+    pub fn planned_per_target(&self) -> Option<u64> {
+        let mut p: Option<u64> = None;
+        if let Model::Open { schedule, .. } = &self.model {
+            p = Some(schedule.planned_requests());
+        }
+        for lim in [self.requests, self.sweep.then_some(self.urls.len() as u64)].into_iter().flatten() {
+            p = Some(p.map_or(lim, |x| x.min(lim)));
+        }
+        p
+    }
+}
+
+/// Runs the load to its end (or until `control` stops it), feeding `sink` in order and calling
+/// `on_interval` after each interval (progress display).
+pub fn run(
+    cfg: EngineConfig,
+    control: &Control,
+    sink: &mut dyn Sink,
+    on_interval: &mut dyn FnMut(&IntervalData, &IntervalData, Duration),
+) -> Result<RunStats, EngineError> {
+    let mut urls = Vec::with_capacity(cfg.targets.len());
+    for t in &cfg.targets {
+        let mut v = Vec::with_capacity(cfg.urls.len());
+        for e in &cfg.urls.entries {
+            let s = join_url(&t.base, &e.path);
+            v.push(reqwest::Url::parse(&s).map_err(|err| EngineError::BadUrl {
+                target: t.name.clone(),
+                url: s.clone(),
+                err: err.to_string(),
+            })?);
+        }
+        urls.push(v);
+    }
+    // Build one client up front so a bad header is an error before any thread starts.
+    Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
+    let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);
+    let n_targets = cfg.targets.len();
+    let threads = cfg.threads.max(1);
+    let planned = cfg.planned_per_target().map(|p| p * n_targets as u64);
+    let intended_rate = match &cfg.model {
+        Model::Open { schedule, .. } => Some(schedule.mean_rate() * n_targets as f64),
+        Model::Closed { .. } => None,
+    };
+    let start = Instant::now() + Duration::from_millis(20); // let the threads come up first
+    let start_wall = SystemTime::now() + Duration::from_millis(20);
+    let deadline = match &cfg.model {
+        Model::Closed { .. } => cfg.duration.map(|d| start + d),
+        Model::Open { .. } => None,
+    };
+    sink.begin(start_wall).map_err(EngineError::Sink)?;
+    let shared = Arc::new(Shared {
+        cfg,
+        urls,
+        picker,
+        next: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        abandoned: AtomicU64::new(0),
+        start,
+        start_wall,
+        deadline,
+    });
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut handles = Vec::with_capacity(threads);
+    for tid in 0..threads {
+        let sh = shared.clone();
+        let tx = tx.clone();
+        let ctl = control.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("edgeload-w{tid}"))
+                .spawn(move || worker_thread(tid, threads, sh, tx, ctl))
+                .map_err(EngineError::Thread)?,
+        );
+    }
+    drop(tx);
+
+    // Aggregate: emit interval k once every thread's watermark has passed it.
+    let mut watermarks = vec![0u64; threads];
+    let mut pending: BTreeMap<u64, IntervalData> = BTreeMap::new();
+    let mut totals = IntervalData::new(0, n_targets);
+    let mut next_emit = 0u64;
+    let mut max_seen: Option<u64> = None;
+    let mut sink_err = None;
+    let mut stop_seen_at: Option<Instant> = None;
+    loop {
+        let msg = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if control.is_stopped() {
+            let at = *stop_seen_at.get_or_insert_with(Instant::now);
+            if at.elapsed() >= shared.cfg.grace {
+                control.abort();
+            }
+        }
+        match msg {
+            None => continue,
+            Some(Msg::Samples(rows)) => {
+                if sink_err.is_none()
+                    && let Err(e) = sink.samples(&rows)
+                {
+                    sink_err = Some(e);
+                    control.stop();
+                }
+            }
+            Some(Msg::Interval { thread, data, watermark }) => {
+                if let Some(d) = data {
+                    max_seen = Some(max_seen.map_or(d.idx, |m| m.max(d.idx)));
+                    match pending.get_mut(&d.idx) {
+                        Some(p) => p.add(&d),
+                        None => {
+                            pending.insert(d.idx, *d);
+                        }
+                    }
+                }
+                watermarks[thread] = watermark;
+                let low = watermarks.iter().copied().min().unwrap_or(0);
+                let limit = if low == u64::MAX { max_seen.map_or(0, |m| m + 1) } else { low };
+                while next_emit < limit {
+                    let d = pending
+                        .remove(&next_emit)
+                        .unwrap_or_else(|| IntervalData::new(next_emit, n_targets));
+                    totals.add(&d);
+                    if sink_err.is_none()
+                        && let Err(e) = sink.interval(&d, &totals)
+                    {
+                        sink_err = Some(e);
+                        control.stop();
+                    }
+                    on_interval(&d, &totals, start.elapsed());
+                    next_emit += 1;
+                }
+            }
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    if let Some(e) = sink_err {
+        return Err(EngineError::Sink(e));
+    }
+    let elapsed = Instant::now().saturating_duration_since(start);
+    Ok(RunStats {
+        started: start_wall,
+        elapsed,
+        totals,
+        intervals: next_emit,
+        interrupted: control.is_stopped(),
+        sent: shared.sent.load(Ordering::Relaxed),
+        abandoned: shared.abandoned.load(Ordering::Relaxed),
+        planned,
+        intended_rate,
+    })
+}
+
+fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(_) => return,
+    };
+    let cfg = &sh.cfg;
+    let (local_workers, pool) = match &cfg.model {
+        Model::Open { max_in_flight, .. } => {
+            let n = (*max_in_flight).max(threads).div_ceil(threads);
+            (n, n)
+        }
+        Model::Closed { concurrency, .. } => {
+            // spread `concurrency` over the threads; the first ones take the remainder
+            let n = concurrency / threads + usize::from(tid < concurrency % threads);
+            (n, n)
+        }
+    };
+    let labels = cfg.samples.then(|| {
+        let total = match &cfg.model {
+            Model::Open { max_in_flight, .. } => *max_in_flight,
+            Model::Closed { concurrency, .. } => *concurrency,
+        };
+        (cfg.targets.iter().map(|t| t.name.clone()).collect(), total)
+    });
+    let rec = RefCell::new(Recorder::new(
+        tid,
+        sh.start,
+        sh.start_wall,
+        cfg.interval,
+        cfg.targets.len(),
+        tx,
+        labels,
+    ));
+    let client = match Client::new(&cfg.client, cfg.classifier.clone(), pool) {
+        Ok(c) => c,
+        Err(_) => return, // checked before the threads started
+    };
+    rt.block_on(async {
+        let workers = join_all((0..local_workers).map(|w| worker(&sh, &client, &rec, &ctl, w * threads + tid)));
+        let ticker = async {
+            let mut iv = tokio::time::interval_at(sh.start.into(), cfg.interval / 4);
+            loop {
+                iv.tick().await;
+                rec.borrow_mut().advance(Instant::now());
+            }
+        };
+        futures_util::pin_mut!(workers);
+        futures_util::pin_mut!(ticker);
+        let _ = select(workers, ticker).await;
+    });
+    drop(client);
+    rec.into_inner().finish();
+}
+
+async fn until_true(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+async fn worker(sh: &Shared, client: &Client, rec: &RefCell<Recorder>, ctl: &Control, wid: usize) {
+    let cfg = &sh.cfg;
+    let nt = cfg.targets.len() as u64;
+    let nurls = cfg.urls.len() as u64;
+    let stop_rx = ctl.stop.subscribe();
+    let abort_rx = ctl.abort.subscribe();
+    loop {
+        if *stop_rx.borrow() {
+            break;
+        }
+        let i = sh.next.fetch_add(1, Ordering::Relaxed);
+        let (t, j) = ((i % nt) as usize, i / nt);
+        if cfg.requests.is_some_and(|n| j >= n) || (cfg.sweep && j >= nurls) {
+            break;
+        }
+        let intended = match &cfg.model {
+            Model::Open { schedule, .. } => match schedule.send_time(j) {
+                Some(d) => sh.start + d,
+                None => break,
+            },
+            Model::Closed { .. } => {
+                let now = Instant::now().max(sh.start);
+                if sh.deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                now
+            }
+        };
+        if intended > Instant::now() {
+            let sleep = tokio::time::sleep_until(intended.into());
+            let stop = until_true(stop_rx.clone());
+            futures_util::pin_mut!(sleep);
+            futures_util::pin_mut!(stop);
+            if let Either::Right(_) = select(sleep, stop).await {
+                break;
+            }
+        }
+        let idx = sh.picker.pick(j);
+        let url = &sh.urls[t][idx];
+        sh.sent.fetch_add(1, Ordering::Relaxed);
+        if matches!(cfg.model, Model::Open { .. }) {
+            rec.borrow_mut().send_lag(Instant::now().saturating_duration_since(intended));
+        }
+        let fetch = client.fetch(url);
+        let abort = until_true(abort_rx.clone());
+        futures_util::pin_mut!(fetch);
+        futures_util::pin_mut!(abort);
+        let out = match select(fetch, abort).await {
+            Either::Left((o, _)) => o,
+            Either::Right(_) => {
+                sh.abandoned.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        };
+        rec.borrow_mut().record(t, intended, url.as_str(), wid, &out);
+        if let Model::Closed { think, .. } = &cfg.model
+            && !think.is_zero()
+        {
+            let sleep = tokio::time::sleep(*think);
+            let stop = until_true(stop_rx.clone());
+            futures_util::pin_mut!(sleep);
+            futures_util::pin_mut!(stop);
+            if let Either::Right(_) = select(sleep, stop).await {
+                break;
+            }
+        }
+    }
+}

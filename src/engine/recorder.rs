@@ -1,0 +1,357 @@
+//! Owns the histograms. Each worker thread has one `Recorder` (no lock, no per-sample message);
+//! it keeps the current interval's histograms and hands them to the aggregator when the interval
+//! ends. `IntervalData` merges exactly (histograms add), so threads, intervals and regions combine
+//! without loss.
+
+use std::io::Write;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use super::client::{ErrorKind, Outcome, PopName};
+use crate::cache_status::CacheClass;
+
+/// Histogram range: 1 us .. 1 hour, 3 significant digits (DESIGN.md).
+pub const HIST_MAX_US: u64 = 3_600_000_000;
+
+pub fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static bounds are valid")
+}
+
+/// The four latencies kept per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// intended send -> body fully read (corrected for coordinated omission)
+    Total,
+    /// actual send -> body fully read
+    TotalService,
+    /// intended send -> response headers
+    Ttfb,
+    /// actual send -> response headers
+    TtfbService,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [Metric::Total, Metric::TotalService, Metric::Ttfb, Metric::TtfbService];
+    /// The hlog tag parts: (metric, basis).
+    pub fn tag_parts(self) -> (&'static str, &'static str) {
+        match self {
+            Metric::Total => ("total", "corrected"),
+            Metric::TotalService => ("total", "service"),
+            Metric::Ttfb => ("ttfb", "corrected"),
+            Metric::TtfbService => ("ttfb", "service"),
+        }
+    }
+    pub fn from_tag_parts(metric: &str, basis: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.tag_parts() == (metric, basis))
+    }
+}
+
+/// Histograms of one (target, class) series.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub h: [Histogram<u64>; 4],
+    pub bytes: u64,
+}
+
+impl Series {
+    pub fn new() -> Series {
+        Series {
+            h: [new_hist(), new_hist(), new_hist(), new_hist()],
+            bytes: 0,
+        }
+    }
+    pub fn count(&self) -> u64 {
+        self.h[Metric::TotalService as usize].len()
+    }
+    pub fn add(&mut self, o: &Series) {
+        for (a, b) in self.h.iter_mut().zip(o.h.iter()) {
+            a.add(b).expect("same bounds");
+        }
+        self.bytes += o.bytes;
+    }
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series::new()
+    }
+}
+
+/// Per-target counters of one interval (or of a whole run, after merging).
+#[derive(Clone, Debug, Default)]
+pub struct TargetCounts {
+    pub requests: u64,
+    pub classes: [u64; CacheClass::COUNT],
+    pub errors: [u64; ErrorKind::COUNT],
+    pub statuses: Vec<(u16, u64)>,
+    pub pops: Vec<(PopName, [u64; CacheClass::COUNT])>,
+}
+
+impl TargetCounts {
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+    fn add_status(&mut self, s: u16, n: u64) {
+        match self.statuses.iter_mut().find(|(k, _)| *k == s) {
+            Some((_, c)) => *c += n,
+            None => self.statuses.push((s, n)),
+        }
+    }
+    fn add_pop(&mut self, p: PopName, counts: &[u64; CacheClass::COUNT]) {
+        let slot = match self.pops.iter().position(|(k, _)| *k == p) {
+            Some(i) => &mut self.pops[i].1,
+            None => {
+                self.pops.push((p, [0; CacheClass::COUNT]));
+                &mut self.pops.last_mut().expect("just pushed").1
+            }
+        };
+        for (a, b) in slot.iter_mut().zip(counts) {
+            *a += b;
+        }
+    }
+    pub fn add(&mut self, o: &TargetCounts) {
+        self.requests += o.requests;
+        for (a, b) in self.classes.iter_mut().zip(o.classes) {
+            *a += b;
+        }
+        for (a, b) in self.errors.iter_mut().zip(o.errors) {
+            *a += b;
+        }
+        for &(s, n) in &o.statuses {
+            self.add_status(s, n);
+        }
+        for (p, c) in &o.pops {
+            self.add_pop(*p, c);
+        }
+    }
+}
+
+/// Everything recorded in one interval (by one thread, or merged).
+#[derive(Clone, Debug)]
+pub struct IntervalData {
+    pub idx: u64,
+    /// index = target * CacheClass::COUNT + class; None until the first sample.
+    pub series: Vec<Option<Box<Series>>>,
+    pub targets: Vec<TargetCounts>,
+    /// open model: actual send minus intended send, in us
+    pub send_lag: Histogram<u64>,
+}
+
+impl IntervalData {
+    pub fn new(idx: u64, n_targets: usize) -> IntervalData {
+        IntervalData {
+            idx,
+            series: vec![None; n_targets * CacheClass::COUNT],
+            targets: vec![TargetCounts::default(); n_targets],
+            send_lag: new_hist(),
+        }
+    }
+    pub fn n_targets(&self) -> usize {
+        self.targets.len()
+    }
+    pub fn series(&self, target: usize, class: CacheClass) -> Option<&Series> {
+        self.series[target * CacheClass::COUNT + class.index()].as_deref()
+    }
+    pub fn series_mut(&mut self, target: usize, class: CacheClass) -> &mut Series {
+        self.series[target * CacheClass::COUNT + class.index()].get_or_insert_with(|| Box::new(Series::new()))
+    }
+    /// All classes of a target merged (None when it had no samples).
+    pub fn target_all(&self, target: usize) -> Option<Series> {
+        let mut out: Option<Series> = None;
+        for c in CacheClass::ALL {
+            if let Some(s) = self.series(target, c) {
+                match &mut out {
+                    Some(o) => o.add(s),
+                    None => out = Some(s.clone()),
+                }
+            }
+        }
+        out
+    }
+    pub fn is_empty(&self) -> bool {
+        self.targets.iter().all(|t| t.requests == 0) && self.send_lag.is_empty()
+    }
+    pub fn add(&mut self, o: &IntervalData) {
+        for (i, s) in o.series.iter().enumerate() {
+            if let Some(s) = s {
+                match &mut self.series[i] {
+                    Some(mine) => mine.add(s),
+                    slot @ None => *slot = Some(s.clone()),
+                }
+            }
+        }
+        for (a, b) in self.targets.iter_mut().zip(&o.targets) {
+            a.add(b);
+        }
+        self.send_lag.add(&o.send_lag).expect("same bounds");
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, HIST_MAX_US)
+}
+
+/// What a thread sends to the aggregator: once per interval, never per sample.
+pub enum Msg {
+    /// `data` is the finished interval (None when nothing happened); every interval before
+    /// `watermark` is final for this thread.
+    Interval {
+        thread: usize,
+        data: Option<Box<IntervalData>>,
+        watermark: u64,
+    },
+    /// A batch of samples.jtl rows.
+    Samples(Vec<u8>),
+}
+
+/// The per-thread recorder.
+pub struct Recorder {
+    thread: usize,
+    start: Instant,
+    start_epoch_ms: u128,
+    interval: Duration,
+    cur: IntervalData,
+    tx: Sender<Msg>,
+    samples: Option<SampleRows>,
+}
+
+struct SampleRows {
+    buf: Vec<u8>,
+    labels: Vec<String>,
+    threads: usize,
+}
+
+const SAMPLE_BATCH: usize = 256 * 1024;
+
+impl Recorder {
+    pub fn new(
+        thread: usize,
+        start: Instant,
+        start_wall: SystemTime,
+        interval: Duration,
+        n_targets: usize,
+        tx: Sender<Msg>,
+        sample_labels: Option<(Vec<String>, usize)>,
+    ) -> Recorder {
+        Recorder {
+            thread,
+            start,
+            start_epoch_ms: start_wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis(),
+            interval,
+            cur: IntervalData::new(0, n_targets),
+            tx,
+            samples: sample_labels.map(|(labels, threads)| SampleRows {
+                buf: Vec::with_capacity(SAMPLE_BATCH + 4096),
+                labels,
+                threads,
+            }),
+        }
+    }
+
+    fn idx_of(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.start).as_nanos() / self.interval.as_nanos()) as u64
+    }
+
+    /// Closes the current interval if `now` is past it (called by a ticker and before each record).
+    pub fn advance(&mut self, now: Instant) {
+        let idx = self.idx_of(now);
+        if idx > self.cur.idx {
+            let n = self.cur.n_targets();
+            let old = std::mem::replace(&mut self.cur, IntervalData::new(idx, n));
+            let data = (!old.is_empty()).then(|| Box::new(old));
+            // The aggregator outlives the workers; a send error means it is gone and so are we.
+            let _ = self.tx.send(Msg::Interval {
+                thread: self.thread,
+                data,
+                watermark: idx,
+            });
+        }
+    }
+
+    /// Records a send lag (open model) at the moment of sending.
+    pub fn send_lag(&mut self, lag: Duration) {
+        self.cur.send_lag.saturating_record(us(lag));
+    }
+
+    /// Records one finished request. `intended` is the scheduled send time (= actual send in the
+    /// closed model).
+    pub fn record(&mut self, target: usize, intended: Instant, url: &str, worker: usize, o: &Outcome) {
+        self.advance(o.done);
+        let class = if o.headers_at.is_none() { CacheClass::Error } else { o.class };
+        let intended = intended.min(o.sent);
+        let s = self.cur.series_mut(target, class);
+        s.h[Metric::Total as usize].saturating_record(us(o.done - intended));
+        s.h[Metric::TotalService as usize].saturating_record(us(o.done - o.sent));
+        if let Some(h) = o.headers_at {
+            s.h[Metric::Ttfb as usize].saturating_record(us(h - intended));
+            s.h[Metric::TtfbService as usize].saturating_record(us(h - o.sent));
+        }
+        s.bytes += o.bytes;
+        let t = &mut self.cur.targets[target];
+        t.requests += 1;
+        t.classes[class.index()] += 1;
+        if let Some(e) = o.error {
+            t.errors[e.index()] += 1;
+        }
+        if o.status != 0 {
+            t.add_status(o.status, 1);
+        }
+        if let Some(p) = o.pop {
+            let mut c = [0u64; CacheClass::COUNT];
+            c[class.index()] = 1;
+            t.add_pop(p, &c);
+        }
+        if self.samples.is_some() {
+            self.sample_row(target, class, url, worker, o);
+        }
+    }
+
+    fn sample_row(&mut self, target: usize, class: CacheClass, url: &str, worker: usize, o: &Outcome) {
+        let sent_ms = self.start_epoch_ms + o.sent.saturating_duration_since(self.start).as_millis();
+        let elapsed = (o.done - o.sent).as_millis();
+        let latency = o.headers_at.map(|h| (h - o.sent).as_millis()).unwrap_or(0);
+        let thread = self.thread;
+        let Some(s) = self.samples.as_mut() else { return };
+        let code = if o.status == 0 { "".to_string() } else { o.status.to_string() };
+        let msg = reqwest::StatusCode::from_u16(o.status)
+            .ok()
+            .and_then(|c| c.canonical_reason())
+            .unwrap_or("");
+        let failure = o.error.map(|e| e.as_str()).unwrap_or("");
+        // JMeter's default CSV columns, in order (see results::jtl::HEADER).
+        let _ = writeln!(
+            s.buf,
+            "{sent_ms},{elapsed},{}/{},{code},{msg},edgeload {}-{},bin,{},{failure},{},0,{},{},{},{latency},0,0",
+            s.labels[target],
+            class.as_str(),
+            thread + 1,
+            worker + 1,
+            o.error.is_none(),
+            o.bytes,
+            s.threads,
+            s.threads,
+            crate::results::jtl::csv_field(url),
+        );
+        if s.buf.len() >= SAMPLE_BATCH {
+            let buf = std::mem::replace(&mut s.buf, Vec::with_capacity(SAMPLE_BATCH + 4096));
+            let _ = self.tx.send(Msg::Samples(buf));
+        }
+    }
+
+    /// Sends what is left; this thread is done.
+    pub fn finish(mut self) {
+        if let Some(s) = self.samples.take()
+            && !s.buf.is_empty()
+        {
+            let _ = self.tx.send(Msg::Samples(s.buf));
+        }
+        let data = (!self.cur.is_empty()).then(|| Box::new(self.cur));
+        let _ = self.tx.send(Msg::Interval {
+            thread: self.thread,
+            data,
+            watermark: u64::MAX,
+        });
+    }
+}

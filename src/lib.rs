@@ -1,0 +1,16 @@
+//! edgeload: load testing and cache warming for image CDNs.
+//!
+//! Rooms (see DESIGN.md): `cli` and `cmd` wire things together; `engine` sends and measures;
+//! `results` writes the results directory; `report` renders it; `edge` is the simulated CDN;
+//! `urls`, `cache_status`, `scenario` and `threshold` are pure helpers.
+
+pub mod cache_status;
+pub mod cli;
+pub mod cmd;
+pub mod edge;
+pub mod engine;
+pub mod report;
+pub mod results;
+pub mod scenario;
+pub mod threshold;
+pub mod urls;

@@ -1,0 +1,22 @@
+//! Thin entry point: parse the CLI, run the subcommand, print "error: ..." and map to an exit code.
+
+use clap::Parser;
+use edgeload::cli::{Cli, Command};
+use edgeload::cmd::{self, EXIT_ERROR};
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Edge(a) => cmd::edge::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    let code = match res {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_ERROR
+        }
+    };
+    std::process::exit(code);
+}

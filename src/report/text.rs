@@ -1,0 +1,120 @@
+//! The terminal summary of one results set: per target and cache class, count, mean, stddev,
+//! percentiles and max, hit ratio, errors, intended vs achieved rate, threshold verdicts.
+
+use std::fmt::Write;
+
+use crate::results::summary::{ClassSummary, Summary};
+
+fn row(out: &mut String, c: &ClassSummary) {
+    let t = &c.corrected.total;
+    let _ = writeln!(
+        out,
+        "  {:<12}{:>9}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2} |{:>9.2}{:>9.2}",
+        c.class,
+        c.count,
+        t.mean,
+        t.stddev,
+        t.p50,
+        t.p90,
+        t.p99,
+        t.p999,
+        t.max,
+        c.service.total.p99,
+        c.corrected.ttfb.p50,
+    );
+}
+
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    let r = &s.rate;
+    let _ = writeln!(
+        out,
+        "run {} (region {}) {:.1} s, {} model{}",
+        s.run_id,
+        s.region,
+        s.duration_s,
+        r.model,
+        if s.interrupted { ", INTERRUPTED" } else { "" }
+    );
+    match r.intended_rps {
+        Some(i) => {
+            let _ = writeln!(
+                out,
+                "  rate: intended {i:.1} req/s, achieved {:.1} req/s; sent {}, completed {}{}",
+                r.achieved_rps,
+                r.sent,
+                r.completed,
+                r.planned_requests.map(|p| format!(" of {p} planned")).unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  rate: achieved {:.1} req/s; sent {}, completed {}",
+                r.achieved_rps, r.sent, r.completed
+            );
+        }
+    }
+    if let Some(l) = &r.send_lag {
+        let _ = writeln!(out, "  send lag: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", l.p50, l.p99, l.max);
+    }
+    if r.fell_behind {
+        let _ = writeln!(
+            out,
+            "  WARNING: the load generator FELL BEHIND its schedule; latencies are still timed from the intended send times, but the target saw less load than planned"
+        );
+    }
+    if r.abandoned > 0 {
+        let _ = writeln!(out, "  {} requests in flight were abandoned at the stop", r.abandoned);
+    }
+    for t in &s.targets {
+        let _ = writeln!(out);
+        let hr = t.hit_ratio.map(|h| format!("{:.1}%", h * 100.0)).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "target {} {}: {} requests, hit ratio {hr}, errors {} ({:.2}%), {:.1} MB",
+            t.name,
+            t.base_url,
+            t.requests,
+            t.errors,
+            t.error_rate * 100.0,
+            t.bytes as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "  {:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9} |{:>9}{:>9}",
+            "class (ms)", "count", "mean", "stddev", "p50", "p90", "p99", "p99.9", "max", "svc p99", "ttfb p50"
+        );
+        for c in &t.classes {
+            row(&mut out, c);
+        }
+        if t.classes.len() > 1 {
+            row(&mut out, &t.all);
+        }
+        if !t.errors_by_kind.is_empty() {
+            let kinds: Vec<String> = t.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(out, "  errors: {}", kinds.join(", "));
+        }
+        let codes: Vec<String> = t.status_codes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        if !codes.is_empty() {
+            let _ = writeln!(out, "  status: {}", codes.join(", "));
+        }
+    }
+    let _ = writeln!(out, "  (latencies in ms from the intended send time; svc = from the actual send)");
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(out);
+        for th in &s.thresholds {
+            let obs = th.observed.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "{} {} [{}] observed {obs}{}",
+                if th.passed { "PASS" } else { "FAIL" },
+                th.expr,
+                th.target,
+                if th.note.is_empty() { String::new() } else { format!(" ({})", th.note) }
+            );
+        }
+        let _ = writeln!(out, "verdict: {}", s.verdict);
+    }
+    out
+}

@@ -1,0 +1,139 @@
+//! The results directory: summary.json, latency.hlog, timeline.csv, samples.jtl (optional) and
+//! MANIFEST.json, written last. `ResultsWriter` is the engine's sink: it writes each interval as
+//! it is finished (flushed, so a killed run still leaves its data), then the summary and manifest.
+
+pub mod hlog;
+pub mod jtl;
+pub mod manifest;
+pub mod summary;
+pub mod timeline;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::cache_status::CacheClass;
+use crate::engine::Sink;
+use crate::engine::recorder::{IntervalData, Metric};
+
+pub const SUMMARY: &str = "summary.json";
+pub const SAMPLES: &str = "samples.jtl";
+
+pub struct ResultsWriter {
+    dir: PathBuf,
+    run_id: String,
+    region: String,
+    names: Vec<String>,
+    interval: Duration,
+    hlog_file: Option<BufWriter<File>>,
+    hlog: Option<hlog::HlogWriter<BufWriter<File>>>,
+    timeline: timeline::TimelineWriter<BufWriter<File>>,
+    samples: Option<BufWriter<File>>,
+}
+
+fn create(dir: &Path, name: &str) -> std::io::Result<BufWriter<File>> {
+    let p = dir.join(name);
+    File::create(&p)
+        .map(BufWriter::new)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", p.display())))
+}
+
+impl ResultsWriter {
+    pub fn create(
+        dir: &Path,
+        run_id: &str,
+        region: &str,
+        names: Vec<String>,
+        interval: Duration,
+        samples: bool,
+    ) -> std::io::Result<ResultsWriter> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+        // A directory reused for a new run must not keep a stale manifest.
+        let _ = std::fs::remove_file(dir.join(manifest::NAME));
+        let _ = std::fs::remove_file(dir.join(SAMPLES));
+        let hlog_file = Some(create(dir, hlog::NAME)?);
+        let timeline = timeline::TimelineWriter::new(create(dir, timeline::NAME)?);
+        let samples = if samples {
+            let mut w = create(dir, SAMPLES)?;
+            writeln!(w, "{}", jtl::HEADER)?;
+            Some(w)
+        } else {
+            None
+        };
+        Ok(ResultsWriter {
+            dir: dir.to_path_buf(),
+            run_id: run_id.to_string(),
+            region: region.to_string(),
+            names,
+            interval,
+            hlog_file,
+            hlog: None,
+            timeline,
+            samples,
+        })
+    }
+
+    /// Writes summary.json, flushes everything, and writes MANIFEST.json last.
+    pub fn finish(mut self, summary: &summary::Summary) -> std::io::Result<PathBuf> {
+        if self.hlog.is_none() {
+            // a run that never started still leaves a valid (empty) log
+            self.begin(SystemTime::now())?;
+        }
+        if let Some(h) = self.hlog.as_mut() {
+            h.flush()?;
+        }
+        self.timeline.flush()?;
+        let mut files = vec![SUMMARY, hlog::NAME, timeline::NAME];
+        if let Some(s) = self.samples.as_mut() {
+            s.flush()?;
+            files.push(SAMPLES);
+        }
+        let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+        std::fs::write(self.dir.join(SUMMARY), json)?;
+        manifest::Manifest::write(&self.dir, &self.run_id, &self.region, &files)?;
+        Ok(self.dir)
+    }
+}
+
+impl Sink for ResultsWriter {
+    fn begin(&mut self, start: SystemTime) -> std::io::Result<()> {
+        if let Some(f) = self.hlog_file.take() {
+            self.hlog = Some(hlog::HlogWriter::new(f, start, &self.run_id, &self.region)?);
+        }
+        Ok(())
+    }
+
+    fn interval(&mut self, d: &IntervalData, _totals: &IntervalData) -> std::io::Result<()> {
+        let start = self.interval * d.idx as u32;
+        let Some(hlog) = self.hlog.as_mut() else {
+            return Err(std::io::Error::other("interval before begin"));
+        };
+        for (ti, name) in self.names.iter().enumerate() {
+            for c in CacheClass::ALL {
+                if let Some(s) = d.series(ti, c) {
+                    for m in Metric::ALL {
+                        let h = &s.h[m as usize];
+                        if !h.is_empty() {
+                            let (metric, basis) = m.tag_parts();
+                            hlog.write(&hlog::tag(name, c.as_str(), metric, basis), start, self.interval, h)?;
+                        }
+                    }
+                }
+            }
+        }
+        for row in timeline::rows(d, self.interval, &self.names, &self.run_id, &self.region) {
+            self.timeline.write(&row)?;
+        }
+        hlog.flush()?;
+        self.timeline.flush()
+    }
+
+    fn samples(&mut self, rows: &[u8]) -> std::io::Result<()> {
+        match self.samples.as_mut() {
+            Some(w) => w.write_all(rows),
+            None => Ok(()),
+        }
+    }
+}

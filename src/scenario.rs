@@ -1,0 +1,232 @@
+//! Scenario files (scenarios/*.toml): everything `run` needs, each field overridable by a flag.
+//! Unknown keys and bad values are errors that name the file, line and key (toml's spans).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::cache_status::CacheClass;
+use crate::engine::schedule::Stage;
+use crate::threshold::Threshold;
+use crate::urls::Order;
+
+/// A duration written as `500ms`, `5m`, `1h30m`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
+    }
+}
+
+fn de_stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Stage>>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| s.parse::<Stage>().map_err(serde::de::Error::custom))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn de_thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Threshold>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| s.parse::<Threshold>().map_err(serde::de::Error::custom))
+        .collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Option<String>,
+    /// URL list, relative to the scenario file
+    pub urls: Option<PathBuf>,
+    pub order: Option<Order>,
+    pub seed: Option<u64>,
+    pub region: Option<String>,
+    /// name -> base URL
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub load: Load,
+    #[serde(default)]
+    pub http: Http,
+    #[serde(default)]
+    pub cache: Cache,
+    #[serde(default, deserialize_with = "de_thresholds")]
+    pub thresholds: Vec<Threshold>,
+    #[serde(default)]
+    pub output: Output,
+    /// where the file was read from (relative paths resolve against its folder)
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub rate: Option<f64>,
+    #[serde(default, deserialize_with = "de_stages")]
+    pub stages: Option<Vec<Stage>>,
+    pub concurrency: Option<usize>,
+    pub think: Option<Dur>,
+    pub duration: Option<Dur>,
+    pub requests: Option<u64>,
+    pub sweep: Option<bool>,
+    pub max_in_flight: Option<usize>,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub timeout: Option<Dur>,
+    pub connect_timeout: Option<Dur>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub keepalive: Option<bool>,
+    /// "GET" (default) or "HEAD"
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    pub age_fallback: Option<bool>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub header: String,
+    #[serde(rename = "match", deserialize_with = "de_regex")]
+    pub pattern: regex::Regex,
+    #[serde(deserialize_with = "de_class")]
+    pub class: CacheClass,
+}
+
+fn de_regex<'de, D: Deserializer<'de>>(d: D) -> Result<regex::Regex, D::Error> {
+    let s = String::deserialize(d)?;
+    regex::Regex::new(&s).map_err(|e| serde::de::Error::custom(format!("bad regex {s:?}: {e}")))
+}
+
+fn de_class<'de, D: Deserializer<'de>>(d: D) -> Result<CacheClass, D::Error> {
+    let s = String::deserialize(d)?;
+    CacheClass::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown cache class {s:?} (hit, stale_hit, revalidated, miss, pass, synthetic, error, unknown)"
+        ))
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    pub dir: Option<PathBuf>,
+    pub samples: Option<bool>,
+    pub interval: Option<Dur>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("scenario {path}: {msg}")]
+    Parse { path: String, msg: String },
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: p.clone(), source })?;
+        let mut s = Scenario::parse(&text, &p)?;
+        s.path = Some(path.to_path_buf());
+        Ok(s)
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|e: toml::de::Error| ScenarioError::Parse {
+            path: name.to_string(),
+            msg: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// A path from the scenario, resolved against the scenario's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        match self.path.as_ref().and_then(|s| s.parent()) {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_scenario() {
+        let s = Scenario::parse(
+            r#"
+name = "cutover"
+urls = "urls.csv"
+order = "weighted"
+[targets]
+fastly = "https://images.example.com"
+[load]
+stages = ["0->2000/60s", "2000/5m"]
+max_in_flight = 500
+[http]
+timeout = "5s"
+headers = { Accept = "image/avif,image/webp" }
+[cache]
+rules = [{ header = "X-My-Cache", match = "^HIT", class = "hit" }]
+thresholds = ["miss.p99<150ms"]
+[output]
+interval = "1s"
+"#,
+            "t.toml",
+        );
+        // `thresholds` inside [cache] is an unknown key of that table
+        let e = s.unwrap_err().to_string();
+        assert!(e.contains("t.toml") && e.contains("thresholds") && e.contains("line 16"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = Scenario::parse("name = \"x\"\n[load]\nrate = 10\nrat = 5\n", "s.toml").unwrap_err().to_string();
+        assert!(e.contains("s.toml"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("rat"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_line() {
+        let e = Scenario::parse("[load]\nduration = \"5 parsecs\"\n", "s.toml").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("bad duration"), "{e}");
+        let e = Scenario::parse("thresholds = [\"p99 < 5\"]\n", "s.toml").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("needs a unit"), "{e}");
+        let e = Scenario::parse("[load]\nstages = [\"fast/1s\"]\n", "s.toml").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("bad stage"), "{e}");
+    }
+
+    #[test]
+    fn good_scenario() {
+        let s = Scenario::parse(
+            "urls = \"u.txt\"\nthresholds = [\"miss.p99<150ms\", \"hit_ratio>=0.9\"]\n[targets]\na = \"http://127.0.0.1:1\"\n[load]\nrate = 100\nduration = \"2s\"\n[cache]\nrules = [{ header = \"X-My-Cache\", match = \"^HIT\", class = \"hit\" }]\n",
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(s.thresholds.len(), 2);
+        assert_eq!(s.load.duration, Some(Dur(Duration::from_secs(2))));
+        assert_eq!(s.cache.rules[0].class, CacheClass::Hit);
+        assert_eq!(s.targets["a"], "http://127.0.0.1:1");
+    }
+}
