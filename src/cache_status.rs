@@ -293,9 +293,18 @@ mod tests {
     fn dialect_table() {
         let table: &[(&[(&str, &str)], CacheClass)] = &[
             (&[("Cache-Status", "edge; hit")], Hit),
-            (&[("Cache-Status", "origin; fwd=uri-miss, edge; hit; ttl=-5")], StaleHit),
-            (&[("Cache-Status", "edge; hit, cdn; fwd=uri-miss; stored")], Miss),
-            (&[("Cache-Status", "edge; fwd=stale; fwd-status=304")], Revalidated),
+            (
+                &[("Cache-Status", "origin; fwd=uri-miss, edge; hit; ttl=-5")],
+                StaleHit,
+            ),
+            (
+                &[("Cache-Status", "edge; hit, cdn; fwd=uri-miss; stored")],
+                Miss,
+            ),
+            (
+                &[("Cache-Status", "edge; fwd=stale; fwd-status=304")],
+                Revalidated,
+            ),
             (&[("Cache-Status", "edge; fwd=bypass")], Pass),
             (&[("Cache-Status", "edge; fwd=method")], Pass),
             (&[("X-Cache", "MISS, HIT")], Hit),
@@ -305,9 +314,18 @@ mod tests {
             (&[("X-Cache", "RefreshHit from cloudfront")], Revalidated),
             (&[("X-Cache", "Miss from cloudfront")], Miss),
             (&[("X-Cache", "Error from cloudfront")], Error),
-            (&[("X-Cache", "FunctionGeneratedResponse from cloudfront")], Synthetic),
+            (
+                &[("X-Cache", "FunctionGeneratedResponse from cloudfront")],
+                Synthetic,
+            ),
             (&[("X-Cache", "Redirect from cloudfront")], Synthetic),
-            (&[("X-Cache", "TCP_MEM_HIT from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1)")], Hit),
+            (
+                &[(
+                    "X-Cache",
+                    "TCP_MEM_HIT from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1)",
+                )],
+                Hit,
+            ),
             (&[("X-Cache", "TCP_REFRESH_HIT from x")], Revalidated),
             (&[("X-Cache", "TCP_REFRESH_FAIL_HIT from x")], StaleHit),
             (&[("X-Cache", "TCP_MISS from x")], Miss),
@@ -359,16 +377,37 @@ mod tests {
             }],
             age_fallback: false,
         };
-        assert_eq!(cl.classify(&[("X-My-Cache", "warm-1"), ("X-Cache", "MISS")][..]).0, Hit);
-        assert_eq!(cl.classify(&[("X-My-Cache", "cold"), ("X-Cache", "MISS")][..]).0, Miss);
+        assert_eq!(
+            cl.classify(&[("X-My-Cache", "warm-1"), ("X-Cache", "MISS")][..])
+                .0,
+            Hit
+        );
+        assert_eq!(
+            cl.classify(&[("X-My-Cache", "cold"), ("X-Cache", "MISS")][..])
+                .0,
+            Miss
+        );
     }
 
     #[test]
     fn pops() {
         let p = |h: &[(&str, &str)]| pop_of(h).map(str::to_string);
-        assert_eq!(p(&[("X-Served-By", "cache-iad-kiad7000025-IAD, cache-fra19120-FRA")]).as_deref(), Some("FRA"));
-        assert_eq!(p(&[("X-Amz-Cf-Pop", "FRA56-P1")]).as_deref(), Some("FRA56-P1"));
-        assert_eq!(p(&[("CF-Ray", "8f1a2b3c4d5e6f70-FRA")]).as_deref(), Some("FRA"));
+        assert_eq!(
+            p(&[(
+                "X-Served-By",
+                "cache-iad-kiad7000025-IAD, cache-fra19120-FRA"
+            )])
+            .as_deref(),
+            Some("FRA")
+        );
+        assert_eq!(
+            p(&[("X-Amz-Cf-Pop", "FRA56-P1")]).as_deref(),
+            Some("FRA56-P1")
+        );
+        assert_eq!(
+            p(&[("CF-Ray", "8f1a2b3c4d5e6f70-FRA")]).as_deref(),
+            Some("FRA")
+        );
         assert_eq!(p(&[("X-Cache", "HIT")]), None);
     }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod edge;
 pub mod engine;
+pub mod precise;
 pub mod report;
 pub mod results;
 pub mod scenario;

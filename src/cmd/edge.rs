@@ -1,6 +1,5 @@
 //! `edgeload edge`: serve the simulated CDN edge until Ctrl-C.
 
-
 use super::{EXIT_OK, UsageError, duration, usage};
 use crate::cli::EdgeArgs;
 use crate::edge::{self, Dialect, EdgeConfig, Faults, Latency};
@@ -37,20 +36,39 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
         }
     };
     Ok(EdgeConfig {
-        dialect: a.dialect.parse::<Dialect>().map_err(|e| UsageError(format!("--dialect: {e}")))?,
+        dialect: a
+            .dialect
+            .parse::<Dialect>()
+            .map_err(|e| UsageError(format!("--dialect: {e}")))?,
         pop: a.pop.clone(),
-        capacity_bytes: parse_bytes(&a.capacity_bytes).map_err(|e| UsageError(format!("--capacity-bytes: {e}")))?,
+        capacity_bytes: parse_bytes(&a.capacity_bytes)
+            .map_err(|e| UsageError(format!("--capacity-bytes: {e}")))?,
         capacity_objects: a.capacity_objects.unwrap_or(usize::MAX),
-        hit_latency: a.hit_latency.parse::<Latency>().map_err(|e| UsageError(format!("--hit-latency: {e}")))?,
-        miss_latency: a.miss_latency.parse::<Latency>().map_err(|e| UsageError(format!("--miss-latency: {e}")))?,
+        hit_latency: a
+            .hit_latency
+            .parse::<Latency>()
+            .map_err(|e| UsageError(format!("--hit-latency: {e}")))?,
+        miss_latency: a
+            .miss_latency
+            .parse::<Latency>()
+            .map_err(|e| UsageError(format!("--miss-latency: {e}")))?,
         seed: a.seed,
         faults: Faults {
-            extra_delay: a.extra_delay.as_deref().map(|d| duration("--extra-delay", d)).transpose()?.unwrap_or_default(),
+            extra_delay: a
+                .extra_delay
+                .as_deref()
+                .map(|d| duration("--extra-delay", d))
+                .transpose()?
+                .unwrap_or_default(),
             stall_after: a.stall_after,
             stall: duration("--stall", &a.stall)?,
             error_rate: rate("--error-rate", a.error_rate)?,
             reset_rate: rate("--reset-rate", a.reset_rate)?,
-            slow_body: a.slow_body.as_deref().map(|d| duration("--slow-body", d)).transpose()?,
+            slow_body: a
+                .slow_body
+                .as_deref()
+                .map(|d| duration("--slow-body", d))
+                .transpose()?,
         },
     })
 }
@@ -58,7 +76,8 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
 pub fn run(a: EdgeArgs) -> anyhow::Result<i32> {
     let cfg = config(&a)?;
     let dialect = cfg.dialect;
-    let h = edge::start(cfg, a.listen, a.threads).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
+    let h = edge::start(cfg, a.listen, a.threads)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
     eprintln!(
         "edge listening on http://{} (dialect {}, stats at /_edge/stats); Ctrl-C stops it",
         h.addr,

@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cache_status::{self, CacheClass};
 use crate::engine::recorder::{IntervalData, Metric};
 use crate::engine::{self, Control, EngineConfig, Model};
-use crate::results::summary::{RateSummary, Stats, Summary, Tool, target_summaries};
 use crate::results::ResultsWriter;
+use crate::results::summary::{RateSummary, Stats, Summary, Tool, target_summaries};
 use crate::threshold::Threshold;
 
 pub struct Plan {
@@ -35,7 +35,8 @@ pub struct Finished {
 pub fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let suffix = crate::urls::mix(now.unix_timestamp_nanos() as u64 ^ std::process::id() as u64) & 0xffff;
+    let suffix =
+        crate::urls::mix(now.unix_timestamp_nanos() as u64 ^ std::process::id() as u64) & 0xffff;
     format!("{}-{suffix:04x}", now.format(&fmt).unwrap_or_default())
 }
 
@@ -45,7 +46,12 @@ pub fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-fn live_line(d: &IntervalData, totals: &IntervalData, elapsed: Duration, interval: Duration) -> String {
+fn live_line(
+    d: &IntervalData,
+    totals: &IntervalData,
+    elapsed: Duration,
+    interval: Duration,
+) -> String {
     let n_t = d.n_targets();
     let reqs: u64 = d.targets.iter().map(|t| t.requests).sum();
     let errs: u64 = totals.targets.iter().map(|t| t.error_count()).sum();
@@ -59,7 +65,9 @@ fn live_line(d: &IntervalData, totals: &IntervalData, elapsed: Duration, interva
             p99 = p99.max(s.h[Metric::Total as usize].value_at_quantile(0.99));
         }
     }
-    let hr = cache_status::hit_ratio(&classes).map(|h| format!("{:.1}%", h * 100.0)).unwrap_or_else(|| "-".into());
+    let hr = cache_status::hit_ratio(&classes)
+        .map(|h| format!("{:.1}%", h * 100.0))
+        .unwrap_or_else(|| "-".into());
     format!(
         "{:>5.0}s  {:>8.0} req/s  p99 {:>8.2} ms  hit {hr:>6}  errors {errs}",
         elapsed.as_secs_f64(),
@@ -71,7 +79,11 @@ fn live_line(d: &IntervalData, totals: &IntervalData, elapsed: Duration, interva
 pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
     let cfg = plan.engine;
     let names: Vec<String> = cfg.targets.iter().map(|t| t.name.clone()).collect();
-    let bases: Vec<(String, String)> = cfg.targets.iter().map(|t| (t.name.clone(), t.base.clone())).collect();
+    let bases: Vec<(String, String)> = cfg
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), t.base.clone()))
+        .collect();
     let interval = cfg.interval;
     let model = match &cfg.model {
         Model::Open { .. } => "open",
@@ -93,7 +105,10 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
 
     let bar = if plan.progress {
         let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         b.enable_steady_tick(Duration::from_millis(200));
         Some(b)
     } else {
@@ -109,7 +124,8 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
             }
         }
     };
-    let stats = engine::run(cfg, control, &mut writer, &mut on_interval).context("load run failed")?;
+    let stats =
+        engine::run(cfg, control, &mut writer, &mut on_interval).context("load run failed")?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -124,7 +140,10 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
     };
     let fell_behind = model == "open"
         && (lag.as_ref().is_some_and(|l| l.p99 > 10.0)
-            || (!stats.interrupted && stats.planned.is_some_and(|p| (stats.sent as f64) < 0.99 * p as f64)));
+            || (!stats.interrupted
+                && stats
+                    .planned
+                    .is_some_and(|p| (stats.sent as f64) < 0.99 * p as f64)));
     let ended = stats.started + stats.elapsed;
     let mut summary = Summary {
         format_version: crate::results::summary::FORMAT_VERSION,
@@ -155,9 +174,18 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         thresholds: Vec::new(),
         verdict: "none".into(),
     };
-    let results: Vec<_> = plan.thresholds.iter().flat_map(|t| t.evaluate(&summary)).collect();
+    let results: Vec<_> = plan
+        .thresholds
+        .iter()
+        .flat_map(|t| t.evaluate(&summary))
+        .collect();
     if !results.is_empty() {
-        summary.verdict = if results.iter().all(|r| r.passed) { "pass" } else { "fail" }.into();
+        summary.verdict = if results.iter().all(|r| r.passed) {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into();
     }
     summary.thresholds = results;
     let dir = writer

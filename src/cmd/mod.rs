@@ -22,26 +22,32 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Parses "10s", "250ms", "1h30m", naming the flag on error.
 pub fn duration(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {
-    humantime::parse_duration(s.trim()).map_err(|e| UsageError(format!("{flag}: bad duration {s:?}: {e}")).into())
+    humantime::parse_duration(s.trim())
+        .map_err(|e| UsageError(format!("{flag}: bad duration {s:?}: {e}")).into())
 }
 
 /// Ctrl-C and SIGTERM stop the run: a background thread waits for either.
 pub fn on_signal(f: impl Fn() + Send + 'static) {
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async {
             #[cfg(unix)]
             {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                        f();
-                        return;
-                    }
-                };
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                            f();
+                            return;
+                        }
+                    };
                 loop {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => f(),

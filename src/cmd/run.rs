@@ -21,9 +21,19 @@ use crate::urls::{Order, UrlList};
 /// Header names whose values never reach an output file.
 pub fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "secret", "key", "auth", "password", "signature", "session"]
-        .iter()
-        .any(|s| n.contains(s))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "auth",
+        "password",
+        "signature",
+        "session",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
 }
 
 /// `https://user:pass@host/x` -> `https://user:REDACTED@host/x`.
@@ -53,8 +63,14 @@ fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
 }
 
 fn check_target(name: &str, base: &str) -> anyhow::Result<()> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return usage(format!("target name {name:?}: use letters, digits, '-', '_' and '.' only"));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return usage(format!(
+            "target name {name:?}: use letters, digits, '-', '_' and '.' only"
+        ));
     }
     check_base(base).map_err(|e| UsageError(format!("target {name}: {e}")))?;
     Ok(())
@@ -108,7 +124,11 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         Some(o) => o.parse().map_err(UsageError)?,
         None => sc.order.unwrap_or_default(),
     };
-    let dur_flag = a.duration.as_deref().map(|d| duration("--duration", d)).transpose()?;
+    let dur_flag = a
+        .duration
+        .as_deref()
+        .map(|d| duration("--duration", d))
+        .transpose()?;
     let run_duration = dur_flag.or(sc.load.duration.map(|d| d.0));
     let requests = a.requests.or(sc.load.requests);
     let sweep = a.sweep || sc.load.sweep.unwrap_or(false);
@@ -140,7 +160,9 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let default_duration = Duration::from_secs(10);
     let model = match (rate, &stages, concurrency) {
         (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return usage("choose one load model: --rate/--stages (open) or --concurrency (closed)");
+            return usage(
+                "choose one load model: --rate/--stages (open) or --concurrency (closed)",
+            );
         }
         (Some(_), Some(_), None) => return usage("give --rate or --stages, not both"),
         (Some(r), None, None) => {
@@ -148,7 +170,11 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
                 return usage(format!("--rate {r}: must be > 0"));
             }
             // a count-bounded open run ends by its count; the schedule must not end it first
-            let d = run_duration.unwrap_or(if bounded { Duration::from_secs(86_400 * 365) } else { default_duration });
+            let d = run_duration.unwrap_or(if bounded {
+                Duration::from_secs(86_400 * 365)
+            } else {
+                default_duration
+            });
             Model::Open {
                 schedule: Schedule::constant(r, d),
                 max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
@@ -185,23 +211,40 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
                 Some(0) => return usage("--concurrency must be at least 1"),
                 Some(c) => c,
                 None if sweep || requests.is_some() => 32,
-                None => return usage("choose a load model: --rate R (open), --stages S (open, ramps) or --concurrency N (closed)"),
+                None => {
+                    return usage(
+                        "choose a load model: --rate R (open), --stages S (open, ramps) or --concurrency N (closed)",
+                    );
+                }
             };
-            Model::Closed { concurrency: c, think }
+            Model::Closed {
+                concurrency: c,
+                think,
+            }
         }
     };
     let closed_duration = match &model {
-        Model::Closed { .. } => run_duration.or(if bounded { None } else { Some(default_duration) }),
+        Model::Closed { .. } => run_duration.or(if bounded {
+            None
+        } else {
+            Some(default_duration)
+        }),
         Model::Open { .. } => None,
     };
     // HTTP
-    let mut headers: Vec<(String, String)> = sc.http.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut headers: Vec<(String, String)> = sc
+        .http
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for h in &a.headers {
         let (k, v) = parse_header(h)?;
         headers.retain(|(ek, _)| !ek.eq_ignore_ascii_case(&k));
         headers.push((k, v));
     }
-    crate::engine::client::default_headers(&headers).map_err(|e| UsageError(format!("header: {e}")))?;
+    crate::engine::client::default_headers(&headers)
+        .map_err(|e| UsageError(format!("header: {e}")))?;
     let method_head = a.head
         || match sc.http.method.as_deref() {
             None | Some("GET") | Some("get") => false,
@@ -211,11 +254,19 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let client = ClientConfig {
         timeout: match &a.timeout {
             Some(t) => duration("--timeout", t)?,
-            None => sc.http.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
+            None => sc
+                .http
+                .timeout
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(10)),
         },
         connect_timeout: match &a.connect_timeout {
             Some(t) => duration("--connect-timeout", t)?,
-            None => sc.http.connect_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(3)),
+            None => sc
+                .http
+                .connect_timeout
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(3)),
         },
         headers: headers.clone(),
         keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(true),
@@ -242,12 +293,19 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         if let Some(name) = &t.target
             && !targets.iter().any(|x| &x.name == name)
         {
-            return usage(format!("threshold {:?} names unknown target {name:?}", t.text));
+            return usage(format!(
+                "threshold {:?} names unknown target {name:?}",
+                t.text
+            ));
         }
     }
     let interval = match &a.interval {
         Some(i) => duration("--interval", i)?,
-        None => sc.output.interval.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
+        None => sc
+            .output
+            .interval
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(1)),
     };
     if interval < Duration::from_millis(10) {
         return usage("--interval must be at least 10ms");
@@ -259,13 +317,23 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let threads = a
         .threads
         .or(sc.load.threads)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
         .max(1);
     let run_id = a.run_id.clone().unwrap_or_else(new_run_id);
     if run_id.is_empty() || run_id.contains(['/', '\\', ' ', ',']) {
-        return usage(format!("--run-id {run_id:?}: no '/', '\\\\', spaces or commas"));
+        return usage(format!(
+            "--run-id {run_id:?}: no '/', '\\\\', spaces or commas"
+        ));
     }
-    let region = a.region.clone().or(sc.region.clone()).unwrap_or_else(|| "local".into());
+    let region = a
+        .region
+        .clone()
+        .or(sc.region.clone())
+        .unwrap_or_else(|| "local".into());
     let out = match &a.out {
         Some(o) => o.clone(),
         None => match &sc.output.dir {
@@ -343,7 +411,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     super::on_signal(move || c.stop());
     let f = execute(plan, &control)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&f.summary).context("summary to JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&f.summary).context("summary to JSON")?
+        );
     }
     if !a.quiet {
         eprint!("{}", crate::report::text::render(&f.summary));

@@ -73,7 +73,10 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
                 h.push(("x-cache", hm("HIT", "MISS").to_string()));
                 h.push(("x-cache-hits", s.hits.to_string()));
             }
-            h.push(("x-served-by", format!("cache-{}{}-{}", pop.to_ascii_lowercase(), 19120, pop)));
+            h.push((
+                "x-served-by",
+                format!("cache-{}{}-{}", pop.to_ascii_lowercase(), 19120, pop),
+            ));
         }
         Dialect::Cloudfront => {
             let v = if s.error {
@@ -83,18 +86,29 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
             };
             h.push(("x-cache", v.to_string()));
             h.push(("x-amz-cf-pop", format!("{pop}56-P1")));
-            h.push(("via", "1.1 0123456789abcdef.cloudfront.net (CloudFront)".to_string()));
+            h.push((
+                "via",
+                "1.1 0123456789abcdef.cloudfront.net (CloudFront)".to_string(),
+            ));
         }
         Dialect::Cloudflare => {
             if !s.error {
                 h.push(("cf-cache-status", hm("HIT", "MISS").to_string()));
             }
-            h.push(("cf-ray", format!("{:016x}-{pop}", crate::urls::mix(s.request_no))));
+            h.push((
+                "cf-ray",
+                format!("{:016x}-{pop}", crate::urls::mix(s.request_no)),
+            ));
         }
         Dialect::Akamai => {
             if s.akamai_debug && !s.error {
                 let v = hm("TCP_MEM_HIT", "TCP_MISS");
-                h.push(("x-cache", format!("{v} from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1.0)")));
+                h.push((
+                    "x-cache",
+                    format!(
+                        "{v} from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1.0)"
+                    ),
+                ));
             }
         }
         Dialect::Varnish => {
@@ -115,7 +129,10 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
         Dialect::Rfc9211 => {
             if !s.error {
                 let v = if s.hit {
-                    format!("edgeload-{pop}; hit; ttl={}", 86400u64.saturating_sub(s.age_s))
+                    format!(
+                        "edgeload-{pop}; hit; ttl={}",
+                        86400u64.saturating_sub(s.age_s)
+                    )
                 } else {
                     format!("edgeload-{pop}; fwd=uri-miss; stored")
                 };
@@ -124,7 +141,14 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
         }
     }
     if !s.error {
-        h.push(("age", if s.hit { s.age_s.to_string() } else { "0".to_string() }));
+        h.push((
+            "age",
+            if s.hit {
+                s.age_s.to_string()
+            } else {
+                "0".to_string()
+            },
+        ));
     }
     h
 }
@@ -151,7 +175,11 @@ mod tests {
                 let h = headers(d, &s);
                 let pairs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let (class, pop) = cl.classify(pairs.as_slice());
-                let want = if hit { CacheClass::Hit } else { CacheClass::Miss };
+                let want = if hit {
+                    CacheClass::Hit
+                } else {
+                    CacheClass::Miss
+                };
                 assert_eq!(class, want, "{d:?} hit={hit} {pairs:?}");
                 if matches!(d, Dialect::Fastly | Dialect::Cloudflare) {
                     assert_eq!(pop, Some("FRA"), "{d:?}");

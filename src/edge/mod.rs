@@ -49,7 +49,9 @@ impl std::str::FromStr for Latency {
     type Err = String;
     /// `5ms` or `80ms..150ms`
     fn from_str(s: &str) -> Result<Latency, String> {
-        let p = |x: &str| humantime::parse_duration(x.trim()).map_err(|e| format!("bad latency {s:?}: {e}"));
+        let p = |x: &str| {
+            humantime::parse_duration(x.trim()).map_err(|e| format!("bad latency {s:?}: {e}"))
+        };
         match s.split_once("..") {
             Some((a, b)) => {
                 let (lo, hi) = (p(a)?, p(b)?);
@@ -141,6 +143,7 @@ struct State {
     bytes: AtomicU64,
     /// ns since epoch until which every response waits (the stall window)
     stall_until: AtomicU64,
+    timer: crate::precise::PreciseTimer,
 }
 
 impl State {
@@ -200,9 +203,15 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     if let Some(admin) = path.strip_prefix("/_edge/") {
         return Ok(match (req.method(), admin) {
             (&Method::GET, "stats") => {
-                let with_paths = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "paths=1"));
-                let mut r = Response::new(full(serde_json::to_vec(&st.stats(with_paths)).unwrap_or_default()));
-                r.headers_mut().insert("content-type", "application/json".parse().expect("static"));
+                let with_paths = req
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "paths=1"));
+                let mut r = Response::new(full(
+                    serde_json::to_vec(&st.stats(with_paths)).unwrap_or_default(),
+                ));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().expect("static"));
                 r
             }
             (&Method::POST, "reset") => {
@@ -216,29 +225,47 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     if req.method() != Method::GET && !head {
         return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "GET and HEAD only\n"));
     }
-    let key = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let key = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
     let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let r = mix(st.cfg.seed ^ mix(n));
     let f = &st.cfg.faults;
     if f.stall_after == Some(n) {
         let until = st.epoch.elapsed() + f.stall;
-        st.stall_until.store(until.as_nanos() as u64, Ordering::SeqCst);
+        st.stall_until
+            .store(until.as_nanos() as u64, Ordering::SeqCst);
     }
-    *st.paths.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_insert(0) += 1;
+    *st.paths
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key.clone())
+        .or_insert(0) += 1;
     let akamai_debug = req
         .headers()
         .get_all("pragma")
         .iter()
         .any(|v| v.to_str().is_ok_and(|s| s.contains("akamai-x-cache-on")));
-    let inm = req.headers().get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let inm = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
 
+    let arrived = Instant::now();
     let unit = |x: u64| (x >> 11) as f64 / (1u64 << 53) as f64;
     let error = f.error_rate > 0.0 && unit(mix(r ^ 0xe)) < f.error_rate;
     let now = Instant::now();
     let cached = if error {
         None
     } else {
-        st.cache.lock().unwrap_or_else(|e| e.into_inner()).lookup(&key, now)
+        st.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(&key, now)
     };
     let hit = cached.is_some();
     let (hits, age) = cached.unwrap_or((0, 0));
@@ -248,17 +275,19 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         st.cfg.miss_latency.sample(r)
     } + f.extra_delay;
     if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+        st.timer.sleep_until(arrived + wait).await;
     }
     // the stall window holds every response, whatever it was doing
     let until = Duration::from_nanos(st.stall_until.load(Ordering::SeqCst));
-    let since = st.epoch.elapsed();
-    if until > since {
-        tokio::time::sleep(until - since).await;
+    if until > st.epoch.elapsed() {
+        st.timer.sleep_until(st.epoch + until).await;
     }
     let size = objects::object_size(&key);
     if !hit && !error {
-        st.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(&key, size, Instant::now());
+        st.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(&key, size, Instant::now());
     }
     let served = dialect::Served {
         hit,
@@ -306,8 +335,14 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             h.insert("content-type", content_type(&key).parse().expect("static"));
             h.insert("content-length", size.into());
             h.insert("etag", etag.parse().expect("ascii"));
-            h.insert("cache-control", "public, max-age=86400".parse().expect("static"));
-            h.insert("last-modified", "Tue, 12 Mar 2024 10:00:00 GMT".parse().expect("static"));
+            h.insert(
+                "cache-control",
+                "public, max-age=86400".parse().expect("static"),
+            );
+            h.insert(
+                "last-modified",
+                "Tue, 12 Mar 2024 10:00:00 GMT".parse().expect("static"),
+            );
             r
         }
     };
@@ -393,8 +428,8 @@ impl Drop for EdgeHandle {
     }
 }
 
-fn new_state(cfg: EdgeConfig) -> Arc<State> {
-    Arc::new(State {
+fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
+    Ok(Arc::new(State {
         cache: Mutex::new(cache::Cache::new(cfg.capacity_bytes, cfg.capacity_objects)),
         cfg,
         epoch: Instant::now(),
@@ -407,7 +442,8 @@ fn new_state(cfg: EdgeConfig) -> Arc<State> {
         resets: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         stall_until: AtomicU64::new(0),
-    })
+        timer: crate::precise::PreciseTimer::new("edgeload-edge-timer")?,
+    }))
 }
 
 async fn serve_on(listener: TcpListener, st: Arc<State>, mut shutdown: watch::Receiver<bool>) {
@@ -443,7 +479,7 @@ pub fn start(cfg: EdgeConfig, addr: SocketAddr, threads: usize) -> std::io::Resu
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let state = new_state(cfg);
+    let state = new_state(cfg)?;
     let (tx, rx) = watch::channel(false);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
@@ -451,15 +487,17 @@ pub fn start(cfg: EdgeConfig, addr: SocketAddr, threads: usize) -> std::io::Resu
         .enable_all()
         .build()?;
     let st = state.clone();
-    let thread = std::thread::Builder::new().name("edgeload-edge".into()).spawn(move || {
-        rt.block_on(async move {
-            match TcpListener::from_std(std_listener) {
-                Ok(l) => serve_on(l, st, rx).await,
-                Err(e) => eprintln!("edge: cannot listen: {e}"),
-            }
-        });
-        rt.shutdown_timeout(Duration::from_millis(100));
-    })?;
+    let thread = std::thread::Builder::new()
+        .name("edgeload-edge".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(std_listener) {
+                    Ok(l) => serve_on(l, st, rx).await,
+                    Err(e) => eprintln!("edge: cannot listen: {e}"),
+                }
+            });
+            rt.shutdown_timeout(Duration::from_millis(100));
+        })?;
     Ok(EdgeHandle {
         addr,
         state,

@@ -76,7 +76,10 @@ pub fn error_kind(e: &reqwest::Error) -> ErrorKind {
                     return ErrorKind::Reset;
                 }
                 K::TimedOut => return ErrorKind::Timeout,
-                K::ConnectionRefused | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
+                K::ConnectionRefused
+                | K::AddrNotAvailable
+                | K::HostUnreachable
+                | K::NetworkUnreachable => {
                     return ErrorKind::Connect;
                 }
                 _ => {}
@@ -97,7 +100,10 @@ pub fn error_kind(e: &reqwest::Error) -> ErrorKind {
         text.push(' ');
         src = s.source();
     }
-    if text.contains("dns error") || text.contains("failed to lookup") || text.contains("name or service") {
+    if text.contains("dns error")
+        || text.contains("failed to lookup")
+        || text.contains("name or service")
+    {
         ErrorKind::Dns
     } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
         ErrorKind::Tls
@@ -127,7 +133,10 @@ impl PopName {
         }
         let mut buf = [0u8; 23];
         buf[..end].copy_from_slice(&s.as_bytes()[..end]);
-        PopName { len: end as u8, buf }
+        PopName {
+            len: end as u8,
+            buf,
+        }
     }
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("?")
@@ -190,7 +199,8 @@ pub fn default_headers(extra: &[(String, String)]) -> Result<HeaderMap, String> 
         HeaderValue::from_static("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"),
     );
     for (k, v) in extra {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header name {k:?}"))?;
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header name {k:?}"))?;
         let val = HeaderValue::from_str(v).map_err(|_| format!("bad value for header {k:?}"))?;
         h.insert(name, val);
     }
@@ -217,7 +227,9 @@ impl Client {
         if !cfg.keepalive {
             b = b.pool_idle_timeout(Duration::ZERO);
         }
-        let http = b.build().map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = b
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(Client {
             http,
             classifier,

@@ -9,12 +9,12 @@ pub mod schedule;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::future::{join_all, select, Either};
+use futures_util::future::{Either, join_all, select};
 use tokio::sync::watch;
 
 use crate::cache_status::Classifier;
@@ -33,7 +33,10 @@ pub struct Target {
 #[derive(Clone, Debug)]
 pub enum Model {
     /// Requests at intended times from the schedule; at most `max_in_flight` outstanding.
-    Open { schedule: Schedule, max_in_flight: usize },
+    Open {
+        schedule: Schedule,
+        max_in_flight: usize,
+    },
     /// `concurrency` workers, each sends, waits for the answer, thinks, repeats.
     Closed { concurrency: usize, think: Duration },
 }
@@ -63,7 +66,11 @@ pub struct EngineConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("target {target}: URL {url:?} is not valid: {err}")]
-    BadUrl { target: String, url: String, err: String },
+    BadUrl {
+        target: String,
+        url: String,
+        err: String,
+    },
     #[error("{0}")]
     Client(String),
     #[error("cannot start worker thread: {0}")]
@@ -169,7 +176,10 @@ impl EngineConfig {
         if let Model::Open { schedule, .. } = &self.model {
             p = Some(schedule.planned_requests());
         }
-        for lim in [self.requests, self.sweep.then_some(self.urls.len() as u64)].into_iter().flatten() {
+        for lim in [self.requests, self.sweep.then_some(self.urls.len() as u64)]
+            .into_iter()
+            .flatten()
+        {
             p = Some(p.map_or(lim, |x| x.min(lim)));
         }
         p
@@ -270,7 +280,11 @@ pub fn run(
                     control.stop();
                 }
             }
-            Some(Msg::Interval { thread, data, watermark }) => {
+            Some(Msg::Interval {
+                thread,
+                data,
+                watermark,
+            }) => {
                 if let Some(d) = data {
                     max_seen = Some(max_seen.map_or(d.idx, |m| m.max(d.idx)));
                     match pending.get_mut(&d.idx) {
@@ -282,7 +296,11 @@ pub fn run(
                 }
                 watermarks[thread] = watermark;
                 let low = watermarks.iter().copied().min().unwrap_or(0);
-                let limit = if low == u64::MAX { max_seen.map_or(0, |m| m + 1) } else { low };
+                let limit = if low == u64::MAX {
+                    max_seen.map_or(0, |m| m + 1)
+                } else {
+                    low
+                };
                 while next_emit < limit {
                     let d = pending
                         .remove(&next_emit)
@@ -321,7 +339,10 @@ pub fn run(
 }
 
 fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(_) => return,
     };
@@ -357,8 +378,13 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         Ok(c) => c,
         Err(_) => return, // checked before the threads started
     };
+    let Ok(timer) = crate::precise::PreciseTimer::new(&format!("edgeload-t{tid}")) else {
+        return;
+    };
     rt.block_on(async {
-        let workers = join_all((0..local_workers).map(|w| worker(&sh, &client, &rec, &ctl, w * threads + tid)));
+        let workers = join_all(
+            (0..local_workers).map(|w| worker(&sh, &client, &timer, &rec, &ctl, w * threads + tid)),
+        );
         let ticker = async {
             let mut iv = tokio::time::interval_at(sh.start.into(), cfg.interval / 4);
             loop {
@@ -378,7 +404,14 @@ async fn until_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-async fn worker(sh: &Shared, client: &Client, rec: &RefCell<Recorder>, ctl: &Control, wid: usize) {
+async fn worker(
+    sh: &Shared,
+    client: &Client,
+    timer: &crate::precise::PreciseTimer,
+    rec: &RefCell<Recorder>,
+    ctl: &Control,
+    wid: usize,
+) {
     let cfg = &sh.cfg;
     let nt = cfg.targets.len() as u64;
     let nurls = cfg.urls.len() as u64;
@@ -407,7 +440,7 @@ async fn worker(sh: &Shared, client: &Client, rec: &RefCell<Recorder>, ctl: &Con
             }
         };
         if intended > Instant::now() {
-            let sleep = tokio::time::sleep_until(intended.into());
+            let sleep = timer.sleep_until(intended);
             let stop = until_true(stop_rx.clone());
             futures_util::pin_mut!(sleep);
             futures_util::pin_mut!(stop);
@@ -419,7 +452,8 @@ async fn worker(sh: &Shared, client: &Client, rec: &RefCell<Recorder>, ctl: &Con
         let url = &sh.urls[t][idx];
         sh.sent.fetch_add(1, Ordering::Relaxed);
         if matches!(cfg.model, Model::Open { .. }) {
-            rec.borrow_mut().send_lag(Instant::now().saturating_duration_since(intended));
+            rec.borrow_mut()
+                .send_lag(Instant::now().saturating_duration_since(intended));
         }
         let fetch = client.fetch(url);
         let abort = until_true(abort_rx.clone());
@@ -432,7 +466,8 @@ async fn worker(sh: &Shared, client: &Client, rec: &RefCell<Recorder>, ctl: &Con
                 break;
             }
         };
-        rec.borrow_mut().record(t, intended, url.as_str(), wid, &out);
+        rec.borrow_mut()
+            .record(t, intended, url.as_str(), wid, &out);
         if let Model::Closed { think, .. } = &cfg.model
             && !think.is_zero()
         {

@@ -33,7 +33,12 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [Metric::Total, Metric::TotalService, Metric::Ttfb, Metric::TtfbService];
+    pub const ALL: [Metric; 4] = [
+        Metric::Total,
+        Metric::TotalService,
+        Metric::Ttfb,
+        Metric::TtfbService,
+    ];
     /// The hlog tag parts: (metric, basis).
     pub fn tag_parts(self) -> (&'static str, &'static str) {
         match self {
@@ -44,7 +49,9 @@ impl Metric {
         }
     }
     pub fn from_tag_parts(metric: &str, basis: &str) -> Option<Metric> {
-        Metric::ALL.into_iter().find(|m| m.tag_parts() == (metric, basis))
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.tag_parts() == (metric, basis))
     }
 }
 
@@ -155,7 +162,8 @@ impl IntervalData {
         self.series[target * CacheClass::COUNT + class.index()].as_deref()
     }
     pub fn series_mut(&mut self, target: usize, class: CacheClass) -> &mut Series {
-        self.series[target * CacheClass::COUNT + class.index()].get_or_insert_with(|| Box::new(Series::new()))
+        self.series[target * CacheClass::COUNT + class.index()]
+            .get_or_insert_with(|| Box::new(Series::new()))
     }
     /// All classes of a target merged (None when it had no samples).
     pub fn target_all(&self, target: usize) -> Option<Series> {
@@ -238,7 +246,10 @@ impl Recorder {
         Recorder {
             thread,
             start,
-            start_epoch_ms: start_wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis(),
+            start_epoch_ms: start_wall
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
             interval,
             cur: IntervalData::new(0, n_targets),
             tx,
@@ -277,9 +288,20 @@ impl Recorder {
 
     /// Records one finished request. `intended` is the scheduled send time (= actual send in the
     /// closed model).
-    pub fn record(&mut self, target: usize, intended: Instant, url: &str, worker: usize, o: &Outcome) {
+    pub fn record(
+        &mut self,
+        target: usize,
+        intended: Instant,
+        url: &str,
+        worker: usize,
+        o: &Outcome,
+    ) {
         self.advance(o.done);
-        let class = if o.headers_at.is_none() { CacheClass::Error } else { o.class };
+        let class = if o.headers_at.is_none() {
+            CacheClass::Error
+        } else {
+            o.class
+        };
         let intended = intended.min(o.sent);
         let s = self.cur.series_mut(target, class);
         s.h[Metric::Total as usize].saturating_record(us(o.done - intended));
@@ -308,13 +330,27 @@ impl Recorder {
         }
     }
 
-    fn sample_row(&mut self, target: usize, class: CacheClass, url: &str, worker: usize, o: &Outcome) {
-        let sent_ms = self.start_epoch_ms + o.sent.saturating_duration_since(self.start).as_millis();
+    fn sample_row(
+        &mut self,
+        target: usize,
+        class: CacheClass,
+        url: &str,
+        worker: usize,
+        o: &Outcome,
+    ) {
+        let sent_ms =
+            self.start_epoch_ms + o.sent.saturating_duration_since(self.start).as_millis();
         let elapsed = (o.done - o.sent).as_millis();
         let latency = o.headers_at.map(|h| (h - o.sent).as_millis()).unwrap_or(0);
         let thread = self.thread;
-        let Some(s) = self.samples.as_mut() else { return };
-        let code = if o.status == 0 { "".to_string() } else { o.status.to_string() };
+        let Some(s) = self.samples.as_mut() else {
+            return;
+        };
+        let code = if o.status == 0 {
+            "".to_string()
+        } else {
+            o.status.to_string()
+        };
         let msg = reqwest::StatusCode::from_u16(o.status)
             .ok()
             .and_then(|c| c.canonical_reason())

@@ -16,7 +16,9 @@ pub struct Stage {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("bad stage {text:?}: {msg} (expected RATE/DURATION or FROM->TO/DURATION, e.g. 0->2000/60s)")]
+#[error(
+    "bad stage {text:?}: {msg} (expected RATE/DURATION or FROM->TO/DURATION, e.g. 0->2000/60s)"
+)]
 pub struct StageError {
     pub text: String,
     pub msg: String,
@@ -134,7 +136,11 @@ impl Schedule {
 
     /// Mean intended rate over the whole schedule.
     pub fn mean_rate(&self) -> f64 {
-        if self.end > 0.0 { self.total / self.end } else { 0.0 }
+        if self.end > 0.0 {
+            self.total / self.end
+        } else {
+            0.0
+        }
     }
 
     /// When request `i` is due, from the start; None once the schedule has ended.
@@ -212,7 +218,10 @@ mod tests {
 
     #[test]
     fn times_are_monotonic() {
-        let s = Schedule::new(&["10->1000/3s".parse().unwrap(), "1000->0/2s".parse().unwrap()]);
+        let s = Schedule::new(&[
+            "10->1000/3s".parse().unwrap(),
+            "1000->0/2s".parse().unwrap(),
+        ]);
         let mut last = Duration::ZERO;
         for i in 0..s.planned_requests() {
             let t = s.send_time(i).unwrap();
@@ -225,8 +234,14 @@ mod tests {
     fn pacer() {
         let s = Schedule::constant(10.0, Duration::from_secs(1));
         assert_eq!(s.pace(Duration::ZERO, 0), Pace::Wait(Duration::ZERO));
-        assert_eq!(s.pace(Duration::from_millis(50), 1), Pace::Wait(Duration::from_millis(50)));
-        assert_eq!(s.pace(Duration::from_millis(500), 1), Pace::Wait(Duration::ZERO));
+        assert_eq!(
+            s.pace(Duration::from_millis(50), 1),
+            Pace::Wait(Duration::from_millis(50))
+        );
+        assert_eq!(
+            s.pace(Duration::from_millis(500), 1),
+            Pace::Wait(Duration::ZERO)
+        );
         assert_eq!(s.pace(Duration::from_millis(999), 10), Pace::Stop);
     }
 

@@ -44,7 +44,9 @@ pub fn render(s: &Summary) -> String {
                 r.achieved_rps,
                 r.sent,
                 r.completed,
-                r.planned_requests.map(|p| format!(" of {p} planned")).unwrap_or_default()
+                r.planned_requests
+                    .map(|p| format!(" of {p} planned"))
+                    .unwrap_or_default()
             );
         }
         None => {
@@ -56,7 +58,11 @@ pub fn render(s: &Summary) -> String {
         }
     }
     if let Some(l) = &r.send_lag {
-        let _ = writeln!(out, "  send lag: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", l.p50, l.p99, l.max);
+        let _ = writeln!(
+            out,
+            "  send lag: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            l.p50, l.p99, l.max
+        );
     }
     if r.fell_behind {
         let _ = writeln!(
@@ -65,11 +71,18 @@ pub fn render(s: &Summary) -> String {
         );
     }
     if r.abandoned > 0 {
-        let _ = writeln!(out, "  {} requests in flight were abandoned at the stop", r.abandoned);
+        let _ = writeln!(
+            out,
+            "  {} requests in flight were abandoned at the stop",
+            r.abandoned
+        );
     }
     for t in &s.targets {
         let _ = writeln!(out);
-        let hr = t.hit_ratio.map(|h| format!("{:.1}%", h * 100.0)).unwrap_or_else(|| "-".into());
+        let hr = t
+            .hit_ratio
+            .map(|h| format!("{:.1}%", h * 100.0))
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "target {} {}: {} requests, hit ratio {hr}, errors {} ({:.2}%), {:.1} MB",
@@ -83,7 +96,17 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "  {:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9} |{:>9}{:>9}",
-            "class (ms)", "count", "mean", "stddev", "p50", "p90", "p99", "p99.9", "max", "svc p99", "ttfb p50"
+            "class (ms)",
+            "count",
+            "mean",
+            "stddev",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "svc p99",
+            "ttfb p50"
         );
         for c in &t.classes {
             row(&mut out, c);
@@ -92,26 +115,44 @@ pub fn render(s: &Summary) -> String {
             row(&mut out, &t.all);
         }
         if !t.errors_by_kind.is_empty() {
-            let kinds: Vec<String> = t.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let kinds: Vec<String> = t
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             let _ = writeln!(out, "  errors: {}", kinds.join(", "));
         }
-        let codes: Vec<String> = t.status_codes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let codes: Vec<String> = t
+            .status_codes
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
         if !codes.is_empty() {
             let _ = writeln!(out, "  status: {}", codes.join(", "));
         }
     }
-    let _ = writeln!(out, "  (latencies in ms from the intended send time; svc = from the actual send)");
+    let _ = writeln!(
+        out,
+        "  (latencies in ms from the intended send time; svc = from the actual send)"
+    );
     if !s.thresholds.is_empty() {
         let _ = writeln!(out);
         for th in &s.thresholds {
-            let obs = th.observed.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+            let obs = th
+                .observed
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
                 "{} {} [{}] observed {obs}{}",
                 if th.passed { "PASS" } else { "FAIL" },
                 th.expr,
                 th.target,
-                if th.note.is_empty() { String::new() } else { format!(" ({})", th.note) }
+                if th.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", th.note)
+                }
             );
         }
         let _ = writeln!(out, "verdict: {}", s.verdict);

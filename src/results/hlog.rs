@@ -32,8 +32,15 @@ pub struct HlogWriter<W: Write> {
 
 impl<W: Write> HlogWriter<W> {
     pub fn new(mut w: W, start: SystemTime, run_id: &str, region: &str) -> std::io::Result<Self> {
-        let secs = start.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        writeln!(w, "#edgeload {} run_id={run_id} region={region}", env!("CARGO_PKG_VERSION"))?;
+        let secs = start
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        writeln!(
+            w,
+            "#edgeload {} run_id={run_id} region={region}",
+            env!("CARGO_PKG_VERSION")
+        )?;
         writeln!(w, "#values in microseconds; Interval_Max in milliseconds")?;
         writeln!(w, "#[StartTime: {secs:.3} (seconds since epoch)]")?;
         writeln!(w, "#[BaseTime: {secs:.3} (seconds since epoch)]")?;
@@ -50,10 +57,18 @@ impl<W: Write> HlogWriter<W> {
     }
 
     /// `start` is the interval's offset from BaseTime.
-    pub fn write(&mut self, tag: &str, start: Duration, len: Duration, h: &Histogram<u64>) -> std::io::Result<()> {
+    pub fn write(
+        &mut self,
+        tag: &str,
+        start: Duration,
+        len: Duration,
+        h: &Histogram<u64>,
+    ) -> std::io::Result<()> {
         self.buf.clear();
         self.text.clear();
-        self.ser.serialize(h, &mut self.buf).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        self.ser
+            .serialize(h, &mut self.buf)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         base64::engine::general_purpose::STANDARD.encode_string(&self.buf, &mut self.text);
         writeln!(
             self.w,

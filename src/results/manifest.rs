@@ -44,7 +44,12 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
 
 impl Manifest {
     /// Hashes `files` (names relative to `dir`) and writes MANIFEST.json atomically.
-    pub fn write(dir: &Path, run_id: &str, region: &str, files: &[&str]) -> std::io::Result<Manifest> {
+    pub fn write(
+        dir: &Path,
+        run_id: &str,
+        region: &str,
+        files: &[&str],
+    ) -> std::io::Result<Manifest> {
         let mut entries = Vec::new();
         for name in files {
             let (size, sha256) = sha256_file(&dir.join(name))?;
@@ -61,15 +66,20 @@ impl Manifest {
             files: entries,
         };
         let tmp = dir.join(".MANIFEST.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&m).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&m).map_err(std::io::Error::other)?,
+        )?;
         std::fs::rename(&tmp, dir.join(NAME))?;
         Ok(m)
     }
 
     pub fn read(dir: &Path) -> Result<Manifest, String> {
         let p = dir.join(NAME);
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| format!("{} is not a valid manifest: {e}", p.display()))?;
+        let text =
+            std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid manifest: {e}", p.display()))?;
         if m.format_version != FORMAT_VERSION {
             return Err(format!(
                 "{} has format_version {}; this edgeload reads version {FORMAT_VERSION}",
@@ -83,7 +93,8 @@ impl Manifest {
     /// Checks every listed file's size and sha256; returns the first mismatch.
     pub fn verify(&self, dir: &Path) -> Result<(), String> {
         for f in &self.files {
-            let (size, sha) = sha256_file(&dir.join(&f.name)).map_err(|e| format!("{}: {e}", f.name))?;
+            let (size, sha) =
+                sha256_file(&dir.join(&f.name)).map_err(|e| format!("{}: {e}", f.name))?;
             if size != f.size || sha != f.sha256 {
                 return Err(format!(
                     "{}: size {size} sha256 {sha}, manifest says size {} sha256 {}",

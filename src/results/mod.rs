@@ -48,8 +48,9 @@ impl ResultsWriter {
         interval: Duration,
         samples: bool,
     ) -> std::io::Result<ResultsWriter> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
         // A directory reused for a new run must not keep a stale manifest.
         let _ = std::fs::remove_file(dir.join(manifest::NAME));
         let _ = std::fs::remove_file(dir.join(SAMPLES));
@@ -117,7 +118,12 @@ impl Sink for ResultsWriter {
                         let h = &s.h[m as usize];
                         if !h.is_empty() {
                             let (metric, basis) = m.tag_parts();
-                            hlog.write(&hlog::tag(name, c.as_str(), metric, basis), start, self.interval, h)?;
+                            hlog.write(
+                                &hlog::tag(name, c.as_str(), metric, basis),
+                                start,
+                                self.interval,
+                                h,
+                            )?;
                         }
                     }
                 }

@@ -16,10 +16,18 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum SummaryError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid summary: {source}")]
-    Json { path: String, source: serde_json::Error },
-    #[error("{path} has format_version {found}; this edgeload reads version {FORMAT_VERSION} (upgrade edgeload)")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path} has format_version {found}; this edgeload reads version {FORMAT_VERSION} (upgrade edgeload)"
+    )]
     Version { path: String, found: u64 },
 }
 
@@ -200,16 +208,23 @@ impl Summary {
 
     pub fn read(path: &Path) -> Result<Summary, SummaryError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SummaryError::Io { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SummaryError::Io {
+            path: p.clone(),
+            source,
+        })?;
         Self::from_json(&text, &p)
     }
 
     pub fn from_json(text: &str, path: &str) -> Result<Summary, SummaryError> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|source| SummaryError::Json {
-            path: path.to_string(),
-            source,
-        })?;
-        let found = v.get("format_version").and_then(|f| f.as_u64()).unwrap_or(0);
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| SummaryError::Json {
+                path: path.to_string(),
+                source,
+            })?;
+        let found = v
+            .get("format_version")
+            .and_then(|f| f.as_u64())
+            .unwrap_or(0);
         if found != FORMAT_VERSION as u64 {
             return Err(SummaryError::Version {
                 path: path.to_string(),
@@ -230,7 +245,11 @@ pub fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> 
         let counts = &totals.targets[ti];
         let classes: Vec<ClassSummary> = CacheClass::ALL
             .into_iter()
-            .filter_map(|c| totals.series(ti, c).map(|s| ClassSummary::of(c.as_str(), s)))
+            .filter_map(|c| {
+                totals
+                    .series(ti, c)
+                    .map(|s| ClassSummary::of(c.as_str(), s))
+            })
             .collect();
         let all = totals
             .target_all(ti)
@@ -257,7 +276,11 @@ pub fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> 
                 .filter(|k| counts.errors[k.index()] > 0)
                 .map(|k| (k.as_str().to_string(), counts.errors[k.index()]))
                 .collect(),
-            status_codes: counts.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            status_codes: counts
+                .statuses
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
             pops: counts
                 .pops
                 .iter()

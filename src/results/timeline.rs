@@ -30,7 +30,13 @@ pub struct Row {
     pub bytes: u64,
 }
 
-pub fn rows(d: &IntervalData, interval: Duration, names: &[String], run_id: &str, region: &str) -> Vec<Row> {
+pub fn rows(
+    d: &IntervalData,
+    interval: Duration,
+    names: &[String],
+    run_id: &str,
+    region: &str,
+) -> Vec<Row> {
     let secs = interval.as_secs_f64();
     names
         .iter()
@@ -39,7 +45,10 @@ pub fn rows(d: &IntervalData, interval: Duration, names: &[String], run_id: &str
             let c = &d.targets[ti];
             let all = d.target_all(ti);
             let h = all.as_ref().map(|s| &s.h[Metric::Total as usize]);
-            let q = |p: f64| h.filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(p) as f64 / 1000.0);
+            let q = |p: f64| {
+                h.filter(|h| !h.is_empty())
+                    .map(|h| h.value_at_quantile(p) as f64 / 1000.0)
+            };
             Row {
                 run_id: run_id.to_string(),
                 region: region.to_string(),
@@ -49,7 +58,8 @@ pub fn rows(d: &IntervalData, interval: Duration, names: &[String], run_id: &str
                 rps: c.requests as f64 / secs,
                 errors: c.error_count(),
                 hits: c.classes[CacheClass::Hit.index()] + c.classes[CacheClass::StaleHit.index()],
-                misses: c.classes[CacheClass::Miss.index()] + c.classes[CacheClass::Revalidated.index()],
+                misses: c.classes[CacheClass::Miss.index()]
+                    + c.classes[CacheClass::Revalidated.index()],
                 hit_ratio: cache_status::hit_ratio(&c.classes),
                 p50_ms: q(0.5),
                 p99_ms: q(0.99),

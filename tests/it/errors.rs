@@ -1,0 +1,120 @@
+//! Error kinds, against the edge's fault injection and a closed port.
+
+use edgeload::edge::{Dialect, EdgeConfig, Faults};
+
+use crate::common::*;
+
+#[test]
+fn injected_503s_are_http_5xx_errors() {
+    let edge = start(EdgeConfig {
+        dialect: Dialect::Cloudfront,
+        faults: Faults {
+            error_rate: 0.3,
+            ..Faults::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&edge.base_url(), paths(20), closed(4));
+    cfg.requests = Some(400);
+    let f = run_in(dir.path(), cfg);
+    let truth = edge.stats();
+    let t = &f.summary.targets[0];
+    assert!(
+        truth.errors_injected > 60 && truth.errors_injected < 180,
+        "{truth:?}"
+    );
+    assert_eq!(
+        t.errors_by_kind.get("http_5xx").copied(),
+        Some(truth.errors_injected)
+    );
+    assert_eq!(
+        t.status_codes.get("503").copied(),
+        Some(truth.errors_injected)
+    );
+    // CloudFront says "Error from cloudfront": the cache class is error, outside the hit ratio
+    assert_eq!(
+        t.class("error").map(|c| c.count),
+        Some(truth.errors_injected)
+    );
+    let hits = t.class("hit").map(|c| c.count).unwrap_or(0);
+    assert_eq!(hits, truth.hits);
+    let ratio = t.hit_ratio.unwrap();
+    assert!((ratio - truth.hits as f64 / (truth.hits + truth.misses) as f64).abs() < 1e-12);
+}
+
+#[test]
+fn resets_mid_body_are_reset_errors() {
+    let edge = start(EdgeConfig {
+        faults: Faults {
+            reset_rate: 1.0,
+            ..Faults::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&edge.base_url(), paths(10), closed(2));
+    cfg.requests = Some(30);
+    let f = run_in(dir.path(), cfg);
+    let t = &f.summary.targets[0];
+    assert_eq!(edge.stats().resets_injected, 30);
+    assert_eq!(t.errors, 30, "{:?}", t.errors_by_kind);
+    assert_eq!(
+        t.errors_by_kind.get("reset").copied(),
+        Some(30),
+        "{:?}",
+        t.errors_by_kind
+    );
+}
+
+#[test]
+fn closed_port_is_a_connect_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&format!("http://127.0.0.1:{port}"), paths(5), closed(2));
+    cfg.requests = Some(10);
+    let f = run_in(dir.path(), cfg);
+    let t = &f.summary.targets[0];
+    assert_eq!(t.requests, 10);
+    assert_eq!(
+        t.errors_by_kind.get("connect").copied(),
+        Some(10),
+        "{:?}",
+        t.errors_by_kind
+    );
+    assert_eq!(t.hit_ratio, None);
+}
+
+#[test]
+fn slow_body_hits_the_timeout() {
+    let edge = start(EdgeConfig {
+        faults: Faults {
+            slow_body: Some(std::time::Duration::from_millis(200)),
+            ..Faults::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // a path whose object is larger than one 16 KB chunk, so the body pauses
+    let big = (0..1000)
+        .map(|i| format!("/img/{i}.jpg"))
+        .find(|p| edgeload::edge::objects::object_size(p) > 40_000)
+        .unwrap();
+    let urls = std::sync::Arc::new(edgeload::urls::UrlList::from_paths([big]));
+    let mut cfg = engine(&edge.base_url(), urls, closed(1));
+    cfg.requests = Some(2);
+    cfg.client.timeout = std::time::Duration::from_millis(100);
+    let f = run_in(dir.path(), cfg);
+    let t = &f.summary.targets[0];
+    assert_eq!(
+        t.errors_by_kind.get("timeout").copied(),
+        Some(2),
+        "{:?}",
+        t.errors_by_kind
+    );
+    // headers arrived before the timeout: TTFB is recorded for the failed requests
+    assert_eq!(t.all.service.ttfb.count, 2);
+}

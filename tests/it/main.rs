@@ -1,0 +1,8 @@
+//! Integration tests, compiled into one binary. They start the embedded edge on loopback and run
+//! the engine in-process (measurement truth) or the `edgeload` binary (exit codes, signals).
+
+mod common;
+mod errors;
+mod formats;
+mod measure;
+mod process;

@@ -1,0 +1,174 @@
+//! Measurement truth: the numbers edgeload records against what the edge actually served.
+
+use std::time::Duration;
+
+use edgeload::edge::{Dialect, EdgeConfig, Faults, Latency};
+use edgeload::engine::Model;
+use edgeload::engine::schedule::Schedule;
+
+use crate::common::*;
+
+#[test]
+fn counts_match_edge_ground_truth_for_every_dialect() {
+    for dialect in Dialect::ALL {
+        let edge = start(EdgeConfig {
+            dialect,
+            ..fast_edge()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        // 100 distinct paths, 3 passes: 100 misses then 200 hits, whatever the interleaving
+        let mut cfg = engine(&edge.base_url(), paths(100), closed(4));
+        cfg.requests = Some(300);
+        if dialect == Dialect::Akamai {
+            cfg.client
+                .headers
+                .push(("Pragma".into(), "akamai-x-cache-on".into()));
+        }
+        let f = run_in(dir.path(), cfg);
+        let truth = edge.stats();
+        let t = &f.summary.targets[0];
+        let count = |c: &str| t.class(c).map(|c| c.count).unwrap_or(0);
+        assert_eq!(truth.requests, 300, "{dialect:?}");
+        assert_eq!(t.requests, truth.requests, "{dialect:?}");
+        assert_eq!(count("hit"), truth.hits, "{dialect:?} {t:?}");
+        assert_eq!(count("miss"), truth.misses, "{dialect:?} {t:?}");
+        assert_eq!(count("unknown"), 0, "{dialect:?}");
+        assert_eq!(t.bytes, truth.bytes, "{dialect:?}");
+        assert_eq!(t.errors, 0);
+        assert!((t.hit_ratio.unwrap() - truth.hits as f64 / 300.0).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn latency_truth_fixed_50ms_delay() {
+    let edge = start(EdgeConfig {
+        faults: Faults {
+            extra_delay: Duration::from_millis(50),
+            ..Faults::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&edge.base_url(), paths(50), closed(8));
+    cfg.requests = Some(200);
+    let f = run_in(dir.path(), cfg);
+    let all = &f.summary.targets[0].all;
+    assert_eq!(all.count, 200);
+    for (name, p50) in [
+        ("service", all.service.total.p50),
+        ("corrected", all.corrected.total.p50),
+        ("ttfb", all.service.ttfb.p50),
+    ] {
+        let err = (p50 - 50.0).abs() / 50.0;
+        eprintln!("{name} p50 {p50:.3} ms, error {:.2}%", err * 100.0);
+        assert!(err < 0.02, "{name} p50 {p50} ms is not within 2% of 50 ms");
+    }
+    assert!(
+        all.service.total.min >= 50.0,
+        "nothing can be faster than the delay"
+    );
+}
+
+#[test]
+fn coordinated_omission_stall_shows_in_corrected_not_service() {
+    // 500 req/s for 4 s through 4 connections; at request 500 (~1 s) the edge stalls for 1 s.
+    let edge = start(EdgeConfig {
+        faults: Faults {
+            stall_after: Some(500),
+            stall: Duration::from_secs(1),
+            ..Faults::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = engine(
+        &edge.base_url(),
+        paths(100),
+        Model::Open {
+            schedule: Schedule::constant(500.0, Duration::from_secs(4)),
+            max_in_flight: 4,
+        },
+    );
+    let f = run_in(dir.path(), cfg);
+    let all = &f.summary.targets[0].all;
+    assert_eq!(all.count, 2000);
+    eprintln!(
+        "corrected p99 {:.1} ms, service p99 {:.1} ms, send lag p99 {:?}",
+        all.corrected.total.p99, all.service.total.p99, f.summary.rate.send_lag
+    );
+    assert!(
+        all.corrected.total.p99 >= 500.0,
+        "corrected p99 {}",
+        all.corrected.total.p99
+    );
+    assert!(
+        all.service.total.p99 < 100.0,
+        "service p99 {}",
+        all.service.total.p99
+    );
+    // the four stuck requests waited the whole stall: service max sees it
+    assert!(all.service.total.max >= 900.0);
+    assert!(
+        f.summary.rate.fell_behind,
+        "the generator was held back and must say so"
+    );
+}
+
+#[test]
+fn open_model_rate_2000_for_5s() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = engine(
+        &edge.base_url(),
+        paths(500),
+        Model::Open {
+            schedule: Schedule::constant(2000.0, Duration::from_secs(5)),
+            max_in_flight: 256,
+        },
+    );
+    let f = run_in(dir.path(), cfg);
+    let served = edge.stats().requests;
+    eprintln!(
+        "served {served}, achieved {:.1} req/s, lag {:?}",
+        f.summary.rate.achieved_rps, f.summary.rate.send_lag
+    );
+    assert!((9_900..=10_100).contains(&served), "served {served}");
+    assert_eq!(f.summary.targets[0].requests, served);
+    assert!((f.summary.rate.achieved_rps - 2000.0).abs() < 20.0);
+    // the run lasted about 5 s: not faster (bursting) and not much slower
+    assert!(
+        f.summary.duration_s >= 4.99 && f.summary.duration_s < 5.5,
+        "{}",
+        f.summary.duration_s
+    );
+}
+
+#[test]
+fn two_targets_get_the_same_list() {
+    let a = start(fast_edge());
+    let b = start(EdgeConfig {
+        dialect: Dialect::Cloudfront,
+        miss_latency: Latency::fixed(Duration::from_millis(20)),
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&a.base_url(), paths(40), closed(4));
+    cfg.targets.push(edgeload::engine::Target {
+        name: "cf".into(),
+        base: b.base_url(),
+    });
+    cfg.sweep = true;
+    let f = run_in(dir.path(), cfg);
+    let (sa, sb) = (a.stats_with_paths(), b.stats_with_paths());
+    assert_eq!(sa.requests, 40);
+    assert_eq!(sb.requests, 40);
+    assert_eq!(sa.paths, sb.paths);
+    assert!(
+        sa.paths.unwrap().values().all(|&n| n == 1),
+        "a sweep requests each URL once"
+    );
+    let cf = f.summary.target("cf").unwrap();
+    assert_eq!(cf.class("miss").unwrap().count, 40);
+    assert!(cf.class("miss").unwrap().service.total.min >= 20.0);
+    assert_eq!(cf.pops.keys().collect::<Vec<_>>(), ["FRA56-P1"]);
+}

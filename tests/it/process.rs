@@ -1,0 +1,265 @@
+//! The binary's contract: exit codes, messages that name the problem, Ctrl-C leaving a complete
+//! results directory.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use edgeload::results::manifest::Manifest;
+use edgeload::results::summary::Summary;
+
+use crate::common::*;
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn assert_usage_error(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "expected {n:?} in: {e}");
+    }
+}
+
+#[test]
+fn bad_input_exits_2_and_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n").unwrap();
+    std::fs::write(d.join("empty.txt"), "# nothing here\n\n").unwrap();
+    std::fs::write(d.join("bad.txt"), "/a.jpg\nimages/b.jpg\n").unwrap();
+    std::fs::write(
+        d.join("s.toml"),
+        "urls = \"urls.txt\"\n[targets]\na = \"http://127.0.0.1:9\"\n[load]\nrate = 10\nburst = 5\n",
+    )
+    .unwrap();
+    let t = "a=http://127.0.0.1:9";
+    assert_usage_error(
+        &run(&["run", "-s", "s.toml"], d),
+        &["s.toml", "line 6", "burst"],
+    );
+    assert_usage_error(
+        &run(&["run", "missing.txt", "-t", t, "-r", "1"], d),
+        &["missing.txt"],
+    );
+    assert_usage_error(
+        &run(&["run", "empty.txt", "-t", t, "-r", "1"], d),
+        &["empty.txt", "no URLs"],
+    );
+    assert_usage_error(
+        &run(&["run", "bad.txt", "-t", t, "-r", "1"], d),
+        &["bad.txt:2", "images/b.jpg"],
+    );
+    assert_usage_error(
+        &run(&["run", "urls.txt", "-t", "a=htp:/x", "-r", "1"], d),
+        &["htp:/x"],
+    );
+    assert_usage_error(
+        &run(&["run", "urls.txt", "-t", "a=ftp://h/", "-r", "1"], d),
+        &["scheme"],
+    );
+    assert_usage_error(
+        &run(
+            &["run", "urls.txt", "-t", t, "-r", "1", "-d", "5 parsecs"],
+            d,
+        ),
+        &["--duration"],
+    );
+    assert_usage_error(
+        &run(
+            &[
+                "run",
+                "urls.txt",
+                "-t",
+                t,
+                "-r",
+                "1",
+                "--threshold",
+                "p99<5",
+            ],
+            d,
+        ),
+        &["p99<5", "unit"],
+    );
+    assert_usage_error(&run(&["run", "urls.txt", "-t", t], d), &["load model"]);
+    assert_usage_error(
+        &run(&["run", "urls.txt", "-t", t, "-r", "5", "-c", "2"], d),
+        &["one load model"],
+    );
+    assert_usage_error(
+        &run(&["run", "urls.txt", "-t", t, "-r", "5", "-H", "nocolon"], d),
+        &["nocolon"],
+    );
+    // nothing was written for runs that never started
+    assert!(!d.join("reports").exists());
+}
+
+#[test]
+fn failed_threshold_exits_1_and_says_which() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n").unwrap();
+    let t = format!("edge={}", edge.base_url());
+    let o = run(
+        &[
+            "run",
+            "urls.txt",
+            "-t",
+            &t,
+            "-c",
+            "2",
+            "-n",
+            "20",
+            "--threshold",
+            "hit_ratio>=0.99",
+            "--threshold",
+            "error_rate<1%",
+            "-o",
+            "out",
+            "--json",
+        ],
+        d,
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("FAIL hit_ratio>=0.99 [edge] observed 0.900"),
+        "{e}"
+    );
+    assert!(e.contains("PASS error_rate<1%"), "{e}");
+    // --json: stdout is exactly summary.json
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["verdict"], "fail");
+    assert_eq!(
+        Summary::read(&d.join("out/summary.json")).unwrap().verdict,
+        "fail"
+    );
+    // and a passing one exits 0
+    let o = run(
+        &[
+            "run",
+            "urls.txt",
+            "-t",
+            &t,
+            "-c",
+            "2",
+            "-n",
+            "4",
+            "--threshold",
+            "hit_ratio>=0.5",
+            "-o",
+            "out2",
+            "-q",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        o.stderr.is_empty(),
+        "--quiet prints nothing: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn sigint_leaves_complete_results_and_exits_130() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n/c.jpg\n").unwrap();
+    let t = format!("edge={}", edge.base_url());
+    let child = Command::new(bin())
+        .args([
+            "run",
+            "urls.txt",
+            "-t",
+            &t,
+            "-r",
+            "200",
+            "-d",
+            "60s",
+            "-o",
+            "out",
+            "--interval",
+            "100ms",
+            "-q",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until the run is under way: its timeline has rows
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let timeline = d.join("out/timeline.csv");
+    while std::fs::read_to_string(&timeline)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 5
+    {
+        assert!(Instant::now() < deadline, "run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped promptly"
+    );
+    let out = d.join("out");
+    Manifest::read(&out).unwrap().verify(&out).unwrap();
+    let s = Summary::read(&out.join("summary.json")).unwrap();
+    assert!(s.interrupted);
+    assert_eq!(s.targets[0].requests, edge.stats().requests);
+    assert!(s.targets[0].requests > 50 && s.targets[0].requests < 12_000);
+}
+
+#[test]
+fn edge_stats_endpoint_reports_ground_truth() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/x.jpg\n/y.png?w=2\n").unwrap();
+    let t = format!("e={}", edge.base_url());
+    let o = run(
+        &[
+            "run", "urls.txt", "-t", &t, "-c", "1", "-n", "6", "-o", "out", "-q",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // ask the edge over HTTP, as an outside tool would
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(edge.addr).unwrap();
+    write!(
+        s,
+        "GET /_edge/stats?paths=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["requests"], 6);
+    assert_eq!(v["hits"], 4);
+    assert_eq!(v["misses"], 2);
+    assert_eq!(v["paths"]["/x.jpg"], 3);
+    assert_eq!(v["paths"]["/y.png?w=2"], 3);
+}
