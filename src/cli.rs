@@ -25,12 +25,86 @@ pub enum Command {
     Edge(EdgeArgs),
     /// Start an edge in-process and replay a bundled URL list cold, then warm
     Demo(DemoArgs),
+    /// Turn access logs (nginx/Apache, CloudFront, ALB, S3, Cloudflare, Fastly, W3C) into a URL list or trace
+    Extract(ExtractArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExtractArgs {
+    /// Log files, directories, globs, or - for stdin (.gz and .zst read transparently)
+    #[arg(required = true)]
+    pub logs: Vec<String>,
+    /// Output URL list (CSV: path,count,bytes,first_seen,last_seen); - for stdout
+    #[arg(short, long, default_value = "urls.csv")]
+    pub output: String,
+    /// Also write a time-ordered trace (timestamp,path) for timed replay with `run --trace`
+    #[arg(long)]
+    pub trace: Option<std::path::PathBuf>,
+    /// auto, combined, cloudfront, w3c, alb, s3, cloudflare, json
+    #[arg(long, default_value = "auto")]
+    pub format: String,
+    /// JSON logs: which keys hold what, e.g. url=req_url,status=code,time=ts
+    #[arg(long)]
+    pub json_fields: Option<String>,
+    /// Methods to keep, comma-separated
+    #[arg(long, default_value = "GET")]
+    pub methods: String,
+    /// Statuses to keep, comma-separated (206 is a range request: add it to replay the full object)
+    #[arg(long, default_value = "200,304")]
+    pub status: String,
+    /// Keep only these hosts (repeatable)
+    #[arg(long)]
+    pub host: Vec<String>,
+    /// Keep paths matching this regex
+    #[arg(long)]
+    pub include: Option<String>,
+    /// Drop paths matching this regex
+    #[arg(long)]
+    pub exclude: Option<String>,
+    /// Keep these extensions, e.g. jpg,jpeg,png,webp,avif,gif
+    #[arg(long)]
+    pub ext: Option<String>,
+    /// Keep requests at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Keep requests before this time
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Drop the query string (by default it is kept: it is part of the cache key)
+    #[arg(long)]
+    pub drop_query: bool,
+    /// Keep only the N most requested URLs
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Keep this share of requests (0..1), seeded
+    #[arg(long)]
+    pub sample: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Any malformed line is an error
+    #[arg(long)]
+    pub strict: bool,
+    /// Parser threads (default: number of CPUs)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar, no summary
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the extraction summary as JSON to stderr
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
     /// URL list: one path per line, or the CSV `path,count,...` that `extract` writes
     pub urls: Option<PathBuf>,
+    /// Replay a trace (`extract --trace`) at its original pacing, sped up by --speed
+    #[arg(long, conflicts_with = "urls")]
+    pub trace: Option<PathBuf>,
+    /// Trace replay speed factor (2.0 = twice as fast)
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
     /// Scenario file (TOML); every flag given here overrides it
     #[arg(short, long)]
     pub scenario: Option<PathBuf>,

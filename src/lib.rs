@@ -9,6 +9,8 @@ pub mod cli;
 pub mod cmd;
 pub mod edge;
 pub mod engine;
+pub mod extract;
+pub mod logs;
 pub mod precise;
 pub mod report;
 pub mod results;

@@ -10,6 +10,7 @@ fn main() {
         Command::Run(a) => cmd::run::run(a),
         Command::Edge(a) => cmd::edge::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Extract(a) => cmd::extract::run(a),
     };
     let code = match res {
         Ok(c) => c,

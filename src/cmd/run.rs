@@ -112,16 +112,38 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             return usage(format!("target name {:?} is given twice", t.name));
         }
     }
-    // URL list
-    let url_path: PathBuf = match (&a.urls, &sc.urls) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => sc.resolve(p),
-        (None, None) => return usage("no URL list: give a file (or `urls = ...` in the scenario)"),
+    // URL list, or a trace whose rows are both the URLs and their send times
+    let mut trace_times: Option<Vec<f64>> = None;
+    let (url_path, urls): (PathBuf, UrlList) = if let Some(tp) = &a.trace {
+        let f = std::fs::File::open(tp)
+            .map_err(|e| UsageError(format!("cannot read trace {}: {e}", tp.display())))?;
+        let rows =
+            crate::extract::read_trace(std::io::BufReader::new(f), &tp.display().to_string())
+                .map_err(UsageError)?;
+        let t0 = rows[0].0;
+        trace_times = Some(rows.iter().map(|(t, _)| (t - t0) as f64 / 1e6).collect());
+        (
+            tp.clone(),
+            UrlList::from_paths(rows.into_iter().map(|(_, p)| p)),
+        )
+    } else {
+        let url_path: PathBuf = match (&a.urls, &sc.urls) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => sc.resolve(p),
+            (None, None) => {
+                return usage(
+                    "no URL list: give a file or --trace (or `urls = ...` in the scenario)",
+                );
+            }
+        };
+        let urls = UrlList::read_file(&url_path).map_err(|e| UsageError(e.to_string()))?;
+        (url_path, urls)
     };
-    let urls = UrlList::read_file(&url_path).map_err(|e| UsageError(e.to_string()))?;
     // load model
     let order: Order = match &a.order {
+        Some(_) if a.trace.is_some() => return usage("--trace replays in trace order: no --order"),
         Some(o) => o.parse().map_err(UsageError)?,
+        None if a.trace.is_some() => Order::Sequential,
         None => sc.order.unwrap_or_default(),
     };
     let dur_flag = a
@@ -159,6 +181,20 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let bounded = requests.is_some() || sweep;
     let default_duration = Duration::from_secs(10);
     let model = match (rate, &stages, concurrency) {
+        _ if trace_times.is_some() => {
+            if a.rate.is_some() || a.stages.is_some() || a.concurrency.is_some() || sweep {
+                return usage(
+                    "--trace sets its own pacing: no --rate, --stages, --concurrency or --sweep",
+                );
+            }
+            if !(a.speed > 0.0 && a.speed.is_finite()) {
+                return usage(format!("--speed {}: must be > 0", a.speed));
+            }
+            Model::Open {
+                schedule: Schedule::from_times(trace_times.as_deref().unwrap_or_default(), a.speed),
+                max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
+            }
+        }
         (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
             return usage(
                 "choose one load model: --rate/--stages (open) or --concurrency (closed)",
@@ -360,6 +396,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
                 "closed": { "concurrency": concurrency, "think_ms": think.as_secs_f64() * 1e3 }
             }),
         },
+        "trace_speed": a.trace.as_ref().map(|_| a.speed),
         "stages": stages.as_ref().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
         "duration_s": closed_duration.or(run_duration).map(|d| d.as_secs_f64()),
         "requests_per_target": requests,

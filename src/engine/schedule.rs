@@ -74,12 +74,14 @@ struct Segment {
     n0: f64, // cumulative count at segment start
 }
 
-/// The open-model schedule.
+/// The open-model schedule: rate stages, or explicit times (a replayed trace).
 #[derive(Clone, Debug)]
 pub struct Schedule {
     segs: Vec<Segment>,
     end: f64,
     total: f64,
+    /// seconds from the start, ascending
+    times: Option<std::sync::Arc<[f64]>>,
 }
 
 /// What a pacer says: wait this long before the next hit, or stop.
@@ -109,6 +111,27 @@ impl Schedule {
             segs,
             end: t,
             total: n,
+            times: None,
+        }
+    }
+
+    /// A trace's send times (seconds from the first request), divided by `speed`.
+    pub fn from_times(offsets: &[f64], speed: f64) -> Schedule {
+        let speed = if speed > 0.0 { speed } else { 1.0 };
+        let mut times: Vec<f64> = offsets.iter().map(|t| (t / speed).max(0.0)).collect();
+        // a trace is sorted; keep the schedule monotonic even if it was not
+        for i in 1..times.len() {
+            if times[i] < times[i - 1] {
+                times[i] = times[i - 1];
+            }
+        }
+        let end = times.last().copied().unwrap_or(0.0);
+        Schedule {
+            segs: Vec::new(),
+            // the last request is due at `end`: the schedule lasts until just after it
+            end: end + 1e-6,
+            total: times.len() as f64,
+            times: Some(times.into()),
         }
     }
 
@@ -145,6 +168,9 @@ impl Schedule {
 
     /// When request `i` is due, from the start; None once the schedule has ended.
     pub fn send_time(&self, i: u64) -> Option<Duration> {
+        if let Some(t) = &self.times {
+            return t.get(i as usize).map(|s| Duration::from_secs_f64(*s));
+        }
         let target = i as f64;
         for s in &self.segs {
             let n1 = s.n0 + (s.from + s.to) / 2.0 * s.len;
@@ -243,6 +269,15 @@ mod tests {
             Pace::Wait(Duration::ZERO)
         );
         assert_eq!(s.pace(Duration::from_millis(999), 10), Pace::Stop);
+    }
+
+    #[test]
+    fn trace_times() {
+        let s = Schedule::from_times(&[0.0, 0.5, 0.5, 2.0], 2.0);
+        assert_eq!(s.planned_requests(), 4);
+        assert_eq!(s.send_time(1), Some(Duration::from_millis(250)));
+        assert_eq!(s.send_time(3), Some(Duration::from_secs(1)));
+        assert_eq!(s.send_time(4), None);
     }
 
     #[test]

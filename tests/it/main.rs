@@ -3,6 +3,7 @@
 
 mod common;
 mod errors;
+mod extract;
 mod formats;
 mod measure;
 mod process;

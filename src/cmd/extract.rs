@@ -1,0 +1,239 @@
+//! `edgeload extract`: flags -> filters; runs the extraction with a progress bar; writes the URL
+//! list (and trace); prints what was kept, filtered and malformed.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{EXIT_OK, UsageError, usage};
+use crate::cli::ExtractArgs;
+use crate::extract::{Filters, Options, Progress, Stats, extract, write_trace};
+use crate::logs::json::JsonFields;
+use crate::logs::{Format, input, timefmt};
+
+fn time_arg(flag: &str, s: &str) -> anyhow::Result<i64> {
+    timefmt::iso(s)
+        .or_else(|| timefmt::iso(&format!("{s}T00:00:00Z")))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "{flag} {s:?}: expected RFC 3339 (2024-03-12T10:00:00Z) or a date (2024-03-12)"
+            ))
+            .into()
+        })
+}
+
+fn regex_arg(flag: &str, s: &Option<String>) -> anyhow::Result<Option<regex::Regex>> {
+    s.as_deref()
+        .map(|r| regex::Regex::new(r).map_err(|e| UsageError(format!("{flag} {r:?}: {e}")).into()))
+        .transpose()
+}
+
+pub fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
+    let format = match a.format.as_str() {
+        "auto" => None,
+        f => Some(
+            f.parse::<Format>()
+                .map_err(|e| UsageError(format!("--format: {e}")))?,
+        ),
+    };
+    let json = match &a.json_fields {
+        Some(spec) => JsonFields::parse(spec).map_err(UsageError)?,
+        None => JsonFields::default(),
+    };
+    let statuses = a
+        .status
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<u16>()
+                .map_err(|_| UsageError(format!("--status: {s:?} is not a status code")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(s) = a.sample
+        && !(s > 0.0 && s <= 1.0)
+    {
+        return usage(format!("--sample {s}: a share in (0, 1]"));
+    }
+    Ok(Options {
+        format,
+        json: Arc::new(json),
+        filters: Filters {
+            methods: a
+                .methods
+                .split(',')
+                .map(|m| m.trim().to_ascii_uppercase())
+                .collect(),
+            statuses,
+            hosts: a.host.clone(),
+            include: regex_arg("--include", &a.include)?,
+            exclude: regex_arg("--exclude", &a.exclude)?,
+            exts: a
+                .ext
+                .as_deref()
+                .map(|e| {
+                    e.split(',')
+                        .map(|x| x.trim().trim_start_matches('.').to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            since: a
+                .since
+                .as_deref()
+                .map(|s| time_arg("--since", s))
+                .transpose()?,
+            until: a
+                .until
+                .as_deref()
+                .map(|s| time_arg("--until", s))
+                .transpose()?,
+            sample: a.sample,
+            seed: a.seed,
+        },
+        drop_query: a.drop_query,
+        top: a.top,
+        trace: a.trace.is_some(),
+        threads: a
+            .threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
+            .max(1),
+        examples: 5,
+        block_size: 4 << 20,
+    })
+}
+
+pub fn render(s: &Stats, secs: f64) -> String {
+    let mut out = format!(
+        "read {} files, {:.1} MB, {} lines in {:.2} s ({:.0} MB/s, {:.0} lines/s)\n  records {}, kept {}, distinct URLs {}\n",
+        s.files,
+        s.bytes as f64 / 1e6,
+        s.lines,
+        secs,
+        s.bytes as f64 / 1e6 / secs.max(1e-9),
+        s.lines as f64 / secs.max(1e-9),
+        s.records,
+        s.matched,
+        s.distinct_urls
+    );
+    if !s.filtered.is_empty() {
+        let f: Vec<String> = s.filtered.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out += &format!("  filtered out: {}\n", f.join(", "));
+    }
+    if !s.malformed.is_empty() {
+        out += &format!("  malformed: {}\n", s.malformed_total());
+        for (k, m) in &s.malformed {
+            out += &format!("    {k}: {}\n", m.count);
+            for e in &m.examples {
+                out += &format!("      {e}\n");
+            }
+        }
+    }
+    let mut formats: std::collections::BTreeMap<&str, u64> = Default::default();
+    for f in s.formats.values() {
+        *formats.entry(f).or_default() += 1;
+    }
+    let f: Vec<String> = formats.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+    out += &format!("  formats: {}\n", f.join(", "));
+    out
+}
+
+pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
+    let o = options(&a)?;
+    let sources = input::expand(&a.logs).map_err(|e| UsageError(e.to_string()))?;
+    let progress = Progress::default();
+    let start = Instant::now();
+    let bar = (!a.quiet).then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b
+    });
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if let Some(b) = &bar {
+            let (p, done) = (&progress, &done);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let secs = start.elapsed().as_secs_f64().max(1e-3);
+                    let (by, li) = (
+                        p.bytes.load(Ordering::Relaxed),
+                        p.lines.load(Ordering::Relaxed),
+                    );
+                    b.set_message(format!(
+                        "{:.0} MB, {} lines ({:.0} MB/s, {:.0} lines/s)",
+                        by as f64 / 1e6,
+                        li,
+                        by as f64 / 1e6 / secs,
+                        li as f64 / secs
+                    ));
+                    b.tick();
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let r = extract(&sources, &o, &progress);
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let ex = result.map_err(|e| UsageError(e.to_string()))?;
+    let secs = start.elapsed().as_secs_f64();
+    if a.strict && ex.stats.malformed_total() > 0 {
+        eprint!("{}", render(&ex.stats, secs));
+        return usage(format!(
+            "--strict: {} malformed lines",
+            ex.stats.malformed_total()
+        ));
+    }
+    if a.output == "-" {
+        let out = std::io::stdout();
+        ex.list
+            .write_csv(out.lock())
+            .context("writing URL list to stdout")?;
+    } else {
+        let f = std::fs::File::create(&a.output)
+            .with_context(|| format!("cannot create {}", a.output))?;
+        let mut w = std::io::BufWriter::new(f);
+        ex.list
+            .write_csv(&mut w)
+            .with_context(|| format!("writing {}", a.output))?;
+        w.flush().with_context(|| format!("writing {}", a.output))?;
+    }
+    if let Some(t) = &a.trace {
+        let f =
+            std::fs::File::create(t).with_context(|| format!("cannot create {}", t.display()))?;
+        let mut w = std::io::BufWriter::new(f);
+        write_trace(&ex.trace, &mut w).with_context(|| format!("writing {}", t.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", t.display()))?;
+    }
+    if a.json {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&ex.stats).unwrap_or_default()
+        );
+    } else if !a.quiet {
+        eprint!("{}", render(&ex.stats, secs));
+        eprintln!(
+            "wrote {} URLs to {}{}",
+            ex.list.len(),
+            a.output,
+            a.trace
+                .as_ref()
+                .map(|t| format!(" and {} trace rows to {}", ex.trace.len(), t.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,305 @@
+//! Access-log formats -> `LogRecord`: nginx/Apache (combined, common, vhost, syslog-prefixed as
+//! Fastly streams it), CloudFront and generic W3C/IIS (`#Fields`), ALB, S3 server access logs,
+//! NDJSON (Cloudflare Logpush, custom Fastly JSON). Reading plain/.gz/.zst and detecting the
+//! format per file live here too. Parsers borrow from the line; nothing here knows about URLs lists.
+
+pub mod alb;
+pub mod clf;
+pub mod input;
+pub mod json;
+pub mod s3log;
+pub mod timefmt;
+pub mod w3c;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// One request as a log recorded it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord<'a> {
+    pub method: Cow<'a, str>,
+    /// the Host the client asked for, when the format records it
+    pub host: Option<Cow<'a, str>>,
+    /// path and query as requested (origin-form; an absolute-form target is reduced to it)
+    pub target: Cow<'a, str>,
+    /// 0 when the client went away before a status (CloudFront `000`)
+    pub status: u16,
+    pub bytes: Option<u64>,
+    /// unix microseconds, UTC
+    pub time: Option<i64>,
+    /// the cache status the log recorded (CloudFront result type, Cloudflare CacheCacheStatus...)
+    pub cache: Option<Cow<'a, str>>,
+}
+
+/// Why a line was not a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Malformed {
+    TooFewFields,
+    BadTime,
+    BadStatus,
+    BadBytes,
+    UnterminatedQuote,
+    BadRequestLine,
+    BadJson,
+    MissingField,
+    NoFieldsHeader,
+}
+
+impl Malformed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::TooFewFields => "too few fields",
+            Malformed::BadTime => "bad timestamp",
+            Malformed::BadStatus => "bad status",
+            Malformed::BadBytes => "bad byte count",
+            Malformed::UnterminatedQuote => "unterminated quote",
+            Malformed::BadRequestLine => "bad request line",
+            Malformed::BadJson => "bad JSON",
+            Malformed::MissingField => "missing field",
+            Malformed::NoFieldsHeader => "W3C line before any #Fields header",
+        }
+    }
+}
+
+pub enum Line<'a> {
+    Record(LogRecord<'a>),
+    /// comments, directives, blank lines
+    Skip,
+    Malformed(Malformed),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// nginx/Apache combined, common, vhost; an optional syslog prefix (Fastly)
+    Combined,
+    /// W3C extended with `#Fields` (CloudFront standard logs, IIS, others)
+    W3c,
+    Alb,
+    S3,
+    /// NDJSON; field names from `JsonFields` (Cloudflare's by default)
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Combined => "combined",
+            Format::W3c => "w3c",
+            Format::Alb => "alb",
+            Format::S3 => "s3",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "combined" | "common" | "nginx" | "apache" | "clf" | "fastly" => Format::Combined,
+            "w3c" | "iis" | "cloudfront" => Format::W3c,
+            "alb" => Format::Alb,
+            "s3" => Format::S3,
+            "json" | "ndjson" | "cloudflare" => Format::Json,
+            _ => {
+                return Err(format!(
+                    "unknown log format {s:?} (auto, combined, cloudfront, w3c, alb, s3, cloudflare, json)"
+                ));
+            }
+        })
+    }
+}
+
+/// Which line a parser is reading: stateless formats ignore it; W3C needs its `#Fields` layout.
+#[derive(Clone)]
+pub enum Parser {
+    Combined,
+    W3c(Option<Arc<w3c::Layout>>),
+    Alb,
+    S3,
+    Json(Arc<json::JsonFields>),
+}
+
+impl Parser {
+    pub fn new(f: Format, json: &Arc<json::JsonFields>) -> Parser {
+        match f {
+            Format::Combined => Parser::Combined,
+            Format::W3c => Parser::W3c(None),
+            Format::Alb => Parser::Alb,
+            Format::S3 => Parser::S3,
+            Format::Json => Parser::Json(json.clone()),
+        }
+    }
+
+    /// Parses one line (without its newline).
+    pub fn parse<'a>(&mut self, line: &'a str) -> Line<'a> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            return Line::Skip;
+        }
+        match self {
+            Parser::Combined => clf::parse(line),
+            Parser::W3c(layout) => {
+                if let Some(rest) = line.strip_prefix('#') {
+                    if let Some(f) = rest.strip_prefix("Fields:") {
+                        *layout = Some(Arc::new(w3c::Layout::new(f)));
+                    }
+                    return Line::Skip;
+                }
+                match layout {
+                    Some(l) => w3c::parse(l, line),
+                    None => Line::Malformed(Malformed::NoFieldsHeader),
+                }
+            }
+            Parser::Alb => alb::parse(line),
+            Parser::S3 => s3log::parse(line),
+            Parser::Json(f) => json::parse(f, line),
+        }
+    }
+}
+
+/// Guesses a file's format from its first lines; None when nothing looks like a log.
+pub fn detect(sample: &str) -> Option<Format> {
+    for line in sample.lines().take(50) {
+        let l = line.trim_start();
+        if l.is_empty() {
+            continue;
+        }
+        if l.starts_with("#Version")
+            || l.starts_with("#Fields")
+            || l.starts_with("#Software")
+            || l.starts_with("#Date")
+        {
+            return Some(Format::W3c);
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        if l.starts_with('{') {
+            return Some(Format::Json);
+        }
+        if l.starts_with('<') {
+            return Some(Format::Combined); // syslog prefix (Fastly, nginx syslog)
+        }
+        let mut it = l.split(' ');
+        let first = it.next().unwrap_or("");
+        let second = it.next().unwrap_or("");
+        if ["http", "https", "h2", "grpcs", "ws", "wss"].contains(&first)
+            && timefmt::iso(second).is_some()
+        {
+            return Some(Format::Alb);
+        }
+        if let Some(br) = l.find(" [") {
+            let before = l[..br].split(' ').count();
+            if before == 2 && l[br..].contains("] ") {
+                return Some(Format::S3);
+            }
+            if before == 3 || before == 4 {
+                return Some(Format::Combined);
+            }
+        }
+    }
+    None
+}
+
+/// Splits `http://host:port/p?q` into (host, `/p?q`); origin-form targets pass through.
+pub fn split_absolute(target: &str) -> (Option<&str>, &str) {
+    for scheme in ["http://", "https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let host = &rest[..end];
+            let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+            let path = &rest[end..];
+            return (Some(host), if path.is_empty() { "/" } else { path });
+        }
+    }
+    (None, target)
+}
+
+/// Parses `METHOD TARGET [PROTOCOL]`.
+pub fn request_line(r: &str) -> Option<(&str, &str)> {
+    let mut it = r.split(' ').filter(|s| !s.is_empty());
+    let method = it.next()?;
+    let target = it.next()?;
+    let proto = it.next();
+    if it.next().is_some() || !method.bytes().all(|c| c.is_ascii_uppercase()) || method.len() > 16 {
+        return None;
+    }
+    if let Some(p) = proto
+        && !p.starts_with("HTTP/")
+    {
+        return None;
+    }
+    if !(target.starts_with('/')
+        || target.starts_with("http://")
+        || target.starts_with("https://")
+        || target == "*")
+    {
+        return None;
+    }
+    Some((method, target))
+}
+
+pub fn parse_status(s: &str) -> Result<u16, Malformed> {
+    if s.len() != 3 {
+        return Err(Malformed::BadStatus);
+    }
+    s.parse().map_err(|_| Malformed::BadStatus)
+}
+
+pub fn parse_bytes(s: &str) -> Result<Option<u64>, Malformed> {
+    if s == "-" || s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| Malformed::BadBytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_each_format() {
+        let cases = [
+            (
+                "67.43.156.13 - - [25/Oct/2016:14:49:34 +0200] \"GET /favicon.ico HTTP/1.1\" 404 571 \"-\" \"UA\"",
+                Format::Combined,
+            ),
+            (
+                "www.example.com:443 198.51.100.7 - - [12/Mar/2024:10:00:01 +0000] \"GET /a HTTP/1.1\" 200 1 \"-\" \"UA\"",
+                Format::Combined,
+            ),
+            (
+                "<134>2024-03-12T10:00:00Z cache-fra19120 l[1]: 1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] \"GET /a HTTP/1.1\" 200 1",
+                Format::Combined,
+            ),
+            ("#Version: 1.0\n#Fields: date time\n", Format::W3c),
+            (
+                "http 2018-07-02T22:23:00.186641Z app/x 1.2.3.4:1 10.0.0.1:80 0.000 0.001 0.000 200 200 34 366 \"GET http://www.example.com:80/ HTTP/1.1\" \"curl\"",
+                Format::Alb,
+            ),
+            (
+                "79a5 awsexamplebucket1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 79a5 3E57 REST.GET.OBJECT k \"GET /awsexamplebucket1/k HTTP/1.1\" 200 - 113 113 7 - \"-\" \"S3Console\"",
+                Format::S3,
+            ),
+            ("{\"ClientRequestURI\":\"/a\"}", Format::Json),
+        ];
+        for (s, want) in cases {
+            assert_eq!(detect(s), Some(want), "{s}");
+        }
+        assert_eq!(detect("hello world\n"), None);
+    }
+
+    #[test]
+    fn absolute_targets() {
+        assert_eq!(split_absolute("http://h:80/a?b"), (Some("h:80"), "/a?b"));
+        assert_eq!(split_absolute("https://u:p@h"), (Some("h"), "/"));
+        assert_eq!(split_absolute("/x"), (None, "/x"));
+        assert_eq!(request_line("GET /a HTTP/1.1"), Some(("GET", "/a")));
+        assert_eq!(request_line("GET /a"), Some(("GET", "/a")));
+        assert_eq!(request_line("-"), None);
+        assert_eq!(request_line("\\x16\\x03\\x01\\x02\\x00\\x01\\x00"), None);
+        assert_eq!(request_line("GET a b c"), None);
+    }
+}

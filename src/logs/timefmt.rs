@@ -1,0 +1,226 @@
+//! Timestamps as access logs write them -> unix microseconds (UTC). Hand-written: this runs once
+//! per log line, and the formats are fixed-width.
+
+fn num(b: &[u8]) -> Option<i64> {
+    if b.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as i64;
+    }
+    Some(v)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn month(b: &[u8]) -> Option<i64> {
+    const M: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    M.iter()
+        .position(|m| m.eq_ignore_ascii_case(b))
+        .map(|i| i as i64 + 1)
+}
+
+fn valid(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> bool {
+    (1970..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&d)
+        && h < 24
+        && mi < 60
+        && s <= 60
+}
+
+/// `25/Oct/2016:14:49:34 +0200` (without the brackets).
+pub fn clf(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
+        return None;
+    }
+    let d = num(&b[0..2])?;
+    let mo = month(&b[3..6])?;
+    let y = num(&b[7..11])?;
+    let h = num(&b[12..14])?;
+    let mi = num(&b[15..17])?;
+    let sec = num(&b[18..20])?;
+    if !valid(y, mo, d, h, mi, sec) {
+        return None;
+    }
+    let mut offset = 0;
+    if b.len() >= 26 && b[20] == b' ' {
+        let sign = match b[21] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        offset = sign * (num(&b[22..24])? * 3600 + num(&b[24..26])? * 60);
+    }
+    let t = (days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset) * 1_000_000;
+    Some(t)
+}
+
+/// RFC 3339 / ISO 8601: `2018-07-02T22:23:00.186641Z`, `2024-03-12T10:00:01+01:00`,
+/// also a space instead of `T`. Without a zone, UTC.
+pub fn iso(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let (y, mo, d) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (h, mi, sec) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    if b[13] != b':' || b[16] != b':' || !valid(y, mo, d, h, mi, sec) {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = &b[start..i];
+        let mut scale = 100_000i64;
+        for &c in frac.iter().take(6) {
+            micros += (c - b'0') as i64 * scale;
+            scale /= 10;
+        }
+    }
+    let mut offset = 0i64;
+    if i < b.len() {
+        match b[i] {
+            b'Z' | b'z' => {}
+            b'+' | b'-' => {
+                let sign = if b[i] == b'+' { 1 } else { -1 };
+                let z = &b[i + 1..];
+                let (hh, mm) = match z.len() {
+                    5 if z[2] == b':' => (num(&z[0..2])?, num(&z[3..5])?),
+                    4 => (num(&z[0..2])?, num(&z[2..4])?),
+                    2 => (num(&z[0..2])?, 0),
+                    _ => return None,
+                };
+                offset = sign * (hh * 3600 + mm * 60);
+            }
+            _ => return None,
+        }
+    }
+    Some(
+        (days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset) * 1_000_000
+            + micros,
+    )
+}
+
+/// W3C `date` and `time` fields: `2019-12-04` + `21:02:31` (UTC); IIS may write `2007-4-11`.
+pub fn w3c(date: &str, time: &str) -> Option<i64> {
+    let mut dp = date.split('-');
+    let y = num(dp.next()?.as_bytes())?;
+    let mo = num(dp.next()?.as_bytes())?;
+    let d = num(dp.next()?.as_bytes())?;
+    let mut tp = time.split(':');
+    let h = num(tp.next()?.as_bytes())?;
+    let mi = num(tp.next()?.as_bytes())?;
+    let s_str = tp.next()?;
+    let (s, frac) = s_str.split_once('.').unwrap_or((s_str, ""));
+    let sec = num(s.as_bytes())?;
+    if !valid(y, mo, d, h, mi, sec) {
+        return None;
+    }
+    let mut micros = 0;
+    let mut scale = 100_000;
+    for c in frac.bytes().take(6) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        micros += (c - b'0') as i64 * scale;
+        scale /= 10;
+    }
+    Some((days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000 + micros)
+}
+
+/// Unix time as a number: seconds, milliseconds, microseconds or nanoseconds, told by magnitude.
+pub fn unix_any(v: f64) -> Option<i64> {
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    let us = if v >= 1e17 {
+        v / 1e3
+    } else if v >= 1e14 {
+        v
+    } else if v >= 1e11 {
+        v * 1e3
+    } else {
+        v * 1e6
+    };
+    Some(us as i64)
+}
+
+/// Unix microseconds -> RFC 3339 UTC with second precision.
+pub fn to_rfc3339(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_agree() {
+        // 2016-10-25T12:49:34Z
+        let want = 1_477_399_774_000_000;
+        assert_eq!(clf("25/Oct/2016:14:49:34 +0200"), Some(want));
+        assert_eq!(iso("2016-10-25T12:49:34Z"), Some(want));
+        assert_eq!(iso("2016-10-25T14:49:34+02:00"), Some(want));
+        assert_eq!(iso("2016-10-25 12:49:34"), Some(want));
+        assert_eq!(w3c("2016-10-25", "12:49:34"), Some(want));
+        assert_eq!(
+            iso("2018-07-02T22:23:00.186641Z"),
+            Some(1_530_570_180_186_641)
+        );
+        assert_eq!(unix_any(1_477_399_774.0), Some(want));
+        assert_eq!(unix_any(1_477_399_774_000.0), Some(want));
+        assert_eq!(unix_any(1_477_399_774_000_000_000.0), Some(want));
+        assert_eq!(w3c("2007-4-11", "15:53:49"), iso("2007-04-11T15:53:49Z"));
+        assert_eq!(to_rfc3339(want), "2016-10-25T12:49:34Z");
+    }
+
+    #[test]
+    fn rejects_junk() {
+        for s in [
+            "",
+            "25/Oct/2016",
+            "32/Oct/2016:14:49:34 +0200",
+            "25/Foo/2016:14:49:34 +0200",
+            "25/Oct/2016:14:49:34 x0200",
+        ] {
+            assert_eq!(clf(s), None, "{s}");
+        }
+        for s in [
+            "2016-13-25T12:49:34Z",
+            "2016-10-25T12:49",
+            "2016-10-25T12:49:34Q",
+            "yesterday",
+        ] {
+            assert_eq!(iso(s), None, "{s}");
+        }
+    }
+}

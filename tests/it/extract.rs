@@ -1,0 +1,208 @@
+//! `extract` end to end: logs with junk -> URL list and trace -> `run --trace` against the edge
+//! replays exactly the kept requests.
+
+use std::io::Write;
+use std::process::Command;
+
+use edgeload::urls::UrlList;
+
+use crate::common::*;
+
+fn combined(ts: &str, method: &str, path: &str, status: u16) -> String {
+    format!(
+        "203.0.113.9 - - [{ts} +0000] \"{method} {path} HTTP/1.1\" {status} 1234 \"-\" \"Mozilla/5.0\"\n"
+    )
+}
+
+#[test]
+fn extract_then_replay_trace_hits_exactly_the_kept_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // expected kept counts: /a.jpg x3 (one as %61.jpg, same URL decoded), /b.png?w=2 x2, /c.webp x1
+    let mut log = String::new();
+    log += &combined("12/Mar/2024:10:00:00", "GET", "/a.jpg", 200);
+    log += &combined("12/Mar/2024:10:00:01", "GET", "/b.png?w=2", 200);
+    log += &combined("12/Mar/2024:10:00:01", "POST", "/upload", 200); // method
+    log += &combined("12/Mar/2024:10:00:02", "GET", "/a.jpg", 304);
+    log += &combined("12/Mar/2024:10:00:02", "GET", "/missing.jpg", 404); // status
+    log += "203.0.113.9 - - [12/Mar/2024:10:00:03 +0000] \"-\" 400 0 \"-\" \"-\"\n"; // junk request
+    log += &combined("12/Mar/2024:10:00:03", "GET", "/%61.jpg", 200);
+    log += "\\x16\\x03\\x01 garbage line\n";
+    log += &combined("12/Mar/2024:10:00:04", "GET", "/b.png?w=2", 200);
+    log += &combined("12/Mar/2024:10:00:04", "GET", "/c.webp", 200);
+    log += "203.0.113.9 - - [12/Mar/2024:10:00:05 +0000] \"GET /trunc"; // truncated last line
+    // half of it gzipped, in a directory, to read both
+    std::fs::create_dir(d.join("logs")).unwrap();
+    let cut = log[..log.len() / 2].rfind('\n').unwrap() + 1;
+    std::fs::write(d.join("logs/access.log"), &log[..cut]).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(d.join("logs/access.log.1.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(&log.as_bytes()[cut..]).unwrap();
+    gz.finish().unwrap();
+
+    let o = Command::new(bin())
+        .args([
+            "extract",
+            "logs",
+            "-o",
+            "urls.csv",
+            "--trace",
+            "trace.csv",
+            "-q",
+            "--json",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(stats["matched"], 6);
+    assert_eq!(stats["filtered"]["method"], 1);
+    assert_eq!(stats["filtered"]["status"], 1);
+    assert_eq!(stats["malformed"]["bad request line"]["count"], 1);
+    assert_eq!(stats["malformed"]["too few fields"]["count"], 1);
+    assert_eq!(stats["malformed"]["unterminated quote"]["count"], 1);
+    let ex = stats["malformed"]["unterminated quote"]["examples"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        ex.contains("access.log.1.gz:") && ex.contains("GET /trunc"),
+        "{ex}"
+    );
+
+    let list = UrlList::read_file(&d.join("urls.csv")).unwrap();
+    let got: Vec<(&str, u64)> = list
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e.count))
+        .collect();
+    // sorted by count; the first spelling seen is kept
+    assert_eq!(got, [("/a.jpg", 3), ("/b.png?w=2", 2), ("/c.webp", 1)]);
+    assert_eq!(
+        list.entries[0].first_seen.as_deref(),
+        Some("2024-03-12T10:00:00Z")
+    );
+    assert_eq!(
+        list.entries[0].last_seen.as_deref(),
+        Some("2024-03-12T10:00:03Z")
+    );
+    assert_eq!(list.entries[0].bytes, Some(1234));
+
+    // replay the trace 100x faster: the edge sees exactly the kept requests
+    let edge = start(fast_edge());
+    let t = format!("edge={}", edge.base_url());
+    let o = Command::new(bin())
+        .args([
+            "run",
+            "--trace",
+            "trace.csv",
+            "--speed",
+            "100",
+            "-t",
+            &t,
+            "-o",
+            "out",
+            "-q",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let paths = edge.stats_with_paths().paths.unwrap();
+    // the trace, like the list, uses the first spelling of each (decoded-equal) URL
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert_eq!(paths["/a.jpg"], 3);
+    assert_eq!(paths["/b.png?w=2"], 2);
+    assert_eq!(paths["/c.webp"], 1);
+    let s = edgeload::results::summary::Summary::read(&d.join("out/summary.json")).unwrap();
+    // 4 s of log at 100x: 40 ms of schedule
+    assert!(s.duration_s < 2.0, "{}", s.duration_s);
+}
+
+#[test]
+fn cloudfront_out_of_order_records_make_a_sorted_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fields = "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query\n";
+    let row = |t: &str, p: &str, q: &str| {
+        format!(
+            "2019-12-04\t{t}\tLAX1\t392\t192.0.2.100\tGET\td1.cloudfront.net\t{p}\t200\t-\tUA\t{q}\n"
+        )
+    };
+    let text = format!(
+        "{fields}{}{}{}",
+        row("21:02:31", "/late.jpg", "-"),
+        row("21:02:29", "/early.jpg", "w=1"),
+        row("21:02:30", "/mid.jpg", "-")
+    );
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(d.join("E2.2019-12-04-21.abc.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    let o = Command::new(bin())
+        .args([
+            "extract",
+            "E2.2019-12-04-21.abc.gz",
+            "-o",
+            "u.csv",
+            "--trace",
+            "t.csv",
+            "-q",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let trace = std::fs::read_to_string(d.join("t.csv")).unwrap();
+    let paths: Vec<&str> = trace
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(paths, ["/early.jpg?w=1", "/mid.jpg", "/late.jpg"]);
+}
+
+#[test]
+fn strict_mode_fails_on_malformed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("a.log"),
+        combined("12/Mar/2024:10:00:00", "GET", "/a.jpg", 200) + "junk\n",
+    )
+    .unwrap();
+    let o = Command::new(bin())
+        .args(["extract", "a.log", "-o", "u.csv", "--strict", "-q"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("a.log:2: junk") && e.contains("--strict"), "{e}");
+    let o = Command::new(bin())
+        .args(["extract", "nope.log", "-q"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.log"));
+}
