@@ -98,6 +98,7 @@ impl Stats {
 }
 
 struct Agg {
+    key: u128,
     original: Box<str>,
     count: u64,
     bytes_sum: u64,
@@ -106,13 +107,16 @@ struct Agg {
     last: i64,
 }
 
-/// One thread's results.
+/// One thread's results. URLs are keyed by the 128-bit XXH3 of their decoded form: the table
+/// holds no pointers to chase, and a collision among even a billion URLs has odds of ~1e-20.
 #[derive(Default)]
 struct Local {
-    index: Map<Box<[u8]>, u32>,
+    index: Map<u128, u32>,
     aggs: Vec<Agg>,
     trace: Vec<(i64, u32)>,
     stats: Stats,
+    /// filter reason -> count (kept out of `stats` so the hot path does not allocate)
+    filtered: Vec<(&'static str, u64)>,
     key: Vec<u8>,
 }
 
@@ -141,15 +145,23 @@ fn decode_into(s: &str, out: &mut Vec<u8>) {
 
 impl Local {
     fn add(&mut self, target: &str, bytes: Option<u64>, time: Option<i64>, trace: bool) {
-        let mut key = std::mem::take(&mut self.key);
-        decode_into(target, &mut key);
+        let h = if memchr::memchr(b'%', target.as_bytes()).is_some() {
+            let mut key = std::mem::take(&mut self.key);
+            decode_into(target, &mut key);
+            let h = xxhash_rust::xxh3::xxh3_128(&key);
+            self.key = key;
+            h
+        } else {
+            xxhash_rust::xxh3::xxh3_128(target.as_bytes())
+        };
         let t = time.unwrap_or(i64::MIN);
-        let idx = match self.index.get(key.as_slice()) {
+        let idx = match self.index.get(&h) {
             Some(&i) => i,
             None => {
                 let i = self.aggs.len() as u32;
-                self.index.insert(key.clone().into_boxed_slice(), i);
+                self.index.insert(h, i);
                 self.aggs.push(Agg {
+                    key: h,
                     original: target.into(),
                     count: 0,
                     bytes_sum: 0,
@@ -160,7 +172,6 @@ impl Local {
                 i
             }
         };
-        self.key = key;
         let a = &mut self.aggs[idx as usize];
         a.count += 1;
         if let Some(b) = bytes {
@@ -199,15 +210,21 @@ impl Local {
         data: &[u8],
     ) {
         let mut line_no = first_line;
-        for raw in data.split(|&c| c == b'\n') {
+        let mut start = 0usize;
+        let ends =
+            memchr::memchr_iter(b'\n', data).chain((!data.ends_with(b"\n")).then_some(data.len()));
+        for end in ends {
+            let raw = &data[start..end];
+            start = end + 1;
+            line_no += 1;
             if raw.is_empty() {
-                // the split after the final newline, or a blank line
-                line_no += 1;
                 continue;
             }
-            line_no += 1;
             self.stats.lines += 1;
-            let text = String::from_utf8_lossy(raw);
+            let text = match std::str::from_utf8(raw) {
+                Ok(t) => std::borrow::Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(raw),
+            };
             match parser.parse(&text) {
                 Line::Skip => {}
                 Line::Malformed(m) => {
@@ -217,7 +234,10 @@ impl Local {
                 Line::Record(r) => {
                     self.stats.records += 1;
                     if let Some(reason) = o.filters.check(&r, (file_no << 40) ^ line_no) {
-                        *self.stats.filtered.entry(reason.to_string()).or_default() += 1;
+                        match self.filtered.iter_mut().find(|(k, _)| *k == reason) {
+                            Some((_, n)) => *n += 1,
+                            None => self.filtered.push((reason, 1)),
+                        }
                         continue;
                     }
                     self.stats.matched += 1;
@@ -419,14 +439,17 @@ fn read_source(
 
 fn merge(locals: Vec<Local>, o: &Options) -> Extracted {
     let mut stats = Stats::default();
-    let mut index: Map<Box<[u8]>, usize> = Map::default();
+    let mut index: Map<u128, usize> = Map::default();
     let mut aggs: Vec<Agg> = Vec::new();
     let mut trace: Vec<(i64, usize)> = Vec::new();
     for mut l in locals {
+        for (reason, n) in l.filtered.drain(..) {
+            *l.stats.filtered.entry(reason.to_string()).or_default() += n;
+        }
         stats.merge(std::mem::take(&mut l.stats), o.examples);
         // local index -> global index
         let mut remap = vec![0usize; l.aggs.len()];
-        let mut keys: Vec<(Box<[u8]>, u32)> = l.index.drain().collect();
+        let mut keys: Vec<(u128, u32)> = l.index.drain().collect();
         keys.sort_by_key(|(_, i)| *i);
         for ((key, li), a) in keys.into_iter().zip(l.aggs) {
             let gi = match index.get(&key) {
@@ -453,13 +476,15 @@ fn merge(locals: Vec<Local>, o: &Options) -> Extracted {
         trace.extend(l.trace.into_iter().map(|(t, i)| (t, remap[i as usize])));
     }
     stats.distinct_urls = aggs.len() as u64;
-    let mut order: Vec<usize> = (0..aggs.len()).collect();
-    order.sort_by(|&a, &b| {
-        aggs[b]
-            .count
-            .cmp(&aggs[a].count)
-            .then_with(|| aggs[a].original.cmp(&aggs[b].original))
-    });
+    // most requested first; ties by first appearance, then by key: deterministic whatever the
+    // thread interleaving, and sorted on inline data (no string compares, no pointer chasing)
+    let mut sorted: Vec<(std::cmp::Reverse<u64>, i64, u128, u32)> = aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (std::cmp::Reverse(a.count), a.first, a.key, i as u32))
+        .collect();
+    sorted.sort_unstable();
+    let mut order: Vec<usize> = sorted.into_iter().map(|(_, _, _, i)| i as usize).collect();
     if let Some(n) = o.top {
         order.truncate(n);
     }

@@ -26,11 +26,14 @@ fn strip_syslog(line: &str) -> &str {
 fn closing_quote(s: &str) -> Option<usize> {
     let b = s.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i),
-            _ => i += 1,
+    while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+        let k = i + j;
+        if b[k] == b'"' {
+            return Some(k);
+        }
+        i = k + 2;
+        if i >= b.len() {
+            return None;
         }
     }
     None
@@ -91,13 +94,17 @@ pub fn parse(line: &str) -> Line<'_> {
 
 fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
     let line = strip_syslog(line);
-    let open = line.find(" [").ok_or(Malformed::TooFewFields)?;
-    let head = &line[..open];
-    let n_head = head.split(' ').count();
-    let host = match n_head {
-        3 => None,
-        4 => {
-            let h = head.split(' ').next().unwrap_or("");
+    let b = line.as_bytes();
+    // "addr ident user [time]" (3 fields before the bracket) or "vhost addr ident user [time]"
+    let open = memchr::memchr(b'[', b).ok_or(Malformed::TooFewFields)?;
+    if open == 0 || b[open - 1] != b' ' {
+        return Err(Malformed::TooFewFields);
+    }
+    let head = &line[..open - 1];
+    let host = match memchr::memchr_iter(b' ', head.as_bytes()).count() {
+        2 => None,
+        3 => {
+            let h = &head[..memchr::memchr(b' ', head.as_bytes()).unwrap_or(0)];
             match h.rsplit_once(':') {
                 Some((name, port))
                     if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) =>
@@ -109,8 +116,8 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         }
         _ => return Err(Malformed::TooFewFields),
     };
-    let rest = &line[open + 2..];
-    let close = rest.find(']').ok_or(Malformed::BadTime)?;
+    let rest = &line[open + 1..];
+    let close = memchr::memchr(b']', rest.as_bytes()).ok_or(Malformed::BadTime)?;
     let time = timefmt::clf(&rest[..close]).ok_or(Malformed::BadTime)?;
     let rest = rest[close + 1..]
         .strip_prefix(" \"")
@@ -118,36 +125,35 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
     let q = closing_quote(rest).ok_or(Malformed::UnterminatedQuote)?;
     let request = &rest[..q];
     let rest = rest[q + 1..].trim_start();
-    let mut it = rest.splitn(3, ' ');
-    let status = parse_status(it.next().ok_or(Malformed::TooFewFields)?)?;
-    let bytes = parse_bytes(it.next().ok_or(Malformed::TooFewFields)?)?;
-    let tail = it.next().unwrap_or("");
-    let request = unescape(request);
-    let (method, target, host) = {
-        let (m, t) = request_line(&request).ok_or(Malformed::BadRequestLine)?;
+    let sp = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+    let status = parse_status(&rest[..sp])?;
+    let rest = rest.get(sp + 1..).unwrap_or("");
+    let sp = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+    let bytes = parse_bytes(&rest[..sp])?;
+    let tail = rest.get(sp + 1..).unwrap_or("");
+    let (method, target, host) = if memchr::memchr(b'\\', request.as_bytes()).is_none() {
+        let (m, t) = request_line(request).ok_or(Malformed::BadRequestLine)?;
         let (abs_host, path) = split_absolute(t);
-        let h = abs_host.or(host);
-        match &request {
-            Cow::Borrowed(r) => {
-                // re-slice from the borrowed line to avoid copies
-                let (m2, t2) = request_line(r).ok_or(Malformed::BadRequestLine)?;
-                let (_, p2) = split_absolute(t2);
-                (
-                    Cow::Borrowed(m2),
-                    Cow::Borrowed(p2),
-                    h.map(|x| Cow::Owned(x.to_string())),
-                )
-            }
-            Cow::Owned(_) => (
-                Cow::Owned(m.to_string()),
-                Cow::Owned(path.to_string()),
-                h.map(|x| Cow::Owned(x.to_string())),
-            ),
-        }
+        (
+            Cow::Borrowed(m),
+            Cow::Borrowed(path),
+            abs_host.or(host).map(Cow::Borrowed),
+        )
+    } else {
+        let un = unescape(request);
+        let (m, t) = request_line(&un).ok_or(Malformed::BadRequestLine)?;
+        let (abs_host, path) = split_absolute(t);
+        let h: Option<Cow<'_, str>> = match abs_host {
+            Some(x) => Some(Cow::Owned(x.to_string())),
+            None => host.map(Cow::Borrowed),
+        };
+        (Cow::Owned(m.to_string()), Cow::Owned(path.to_string()), h)
     };
-    let cache = tail
-        .split(' ')
-        .find_map(|tok| tok.strip_prefix("cs=").map(|v| v.trim_matches('"')))
+    let cache = memchr::memmem::find(tail.as_bytes(), b"cs=")
+        .map(|i| {
+            let v = &tail[i + 3..];
+            v[..v.find(' ').unwrap_or(v.len())].trim_matches('"')
+        })
         .filter(|v| !v.is_empty() && *v != "-")
         .map(Cow::Borrowed);
     Ok(LogRecord {

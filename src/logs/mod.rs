@@ -219,11 +219,20 @@ pub fn split_absolute(target: &str) -> (Option<&str>, &str) {
 
 /// Parses `METHOD TARGET [PROTOCOL]`.
 pub fn request_line(r: &str) -> Option<(&str, &str)> {
-    let mut it = r.split(' ').filter(|s| !s.is_empty());
-    let method = it.next()?;
-    let target = it.next()?;
-    let proto = it.next();
-    if it.next().is_some() || !method.bytes().all(|c| c.is_ascii_uppercase()) || method.len() > 16 {
+    let b = r.as_bytes();
+    let m_end = memchr::memchr(b' ', b)?;
+    let method = &r[..m_end];
+    let rest = r[m_end + 1..].trim_start_matches(' ');
+    let t_end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+    let target = &rest[..t_end];
+    let tail = rest[t_end..].trim_matches(' ');
+    let proto = (!tail.is_empty()).then_some(tail);
+    if target.is_empty()
+        || proto.is_some_and(|p| p.contains(' '))
+        || method.is_empty()
+        || method.len() > 16
+        || !method.bytes().all(|c| c.is_ascii_uppercase())
+    {
         return None;
     }
     if let Some(p) = proto

@@ -168,15 +168,49 @@ pub fn unix_any(v: f64) -> Option<i64> {
     Some(us as i64)
 }
 
-/// Unix microseconds -> RFC 3339 UTC with second precision.
+/// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Unix microseconds -> RFC 3339 UTC with second precision (`2016-10-25T12:49:34Z`).
 pub fn to_rfc3339(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => t
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        Err(_) => String::new(),
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        );
     }
+    // hot in extract (two per distinct URL): digits by hand, one allocation
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let put = |b: &mut [u8; 20], at: usize, v: i64, n: usize| {
+        let mut v = v;
+        for k in (0..n).rev() {
+            b[at + k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut b, 0, y, 4);
+    put(&mut b, 5, m, 2);
+    put(&mut b, 8, d, 2);
+    put(&mut b, 11, rem / 3600, 2);
+    put(&mut b, 14, rem % 3600 / 60, 2);
+    put(&mut b, 17, rem % 60, 2);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 #[cfg(test)]
@@ -201,6 +235,11 @@ mod tests {
         assert_eq!(unix_any(1_477_399_774_000_000_000.0), Some(want));
         assert_eq!(w3c("2007-4-11", "15:53:49"), iso("2007-04-11T15:53:49Z"));
         assert_eq!(to_rfc3339(want), "2016-10-25T12:49:34Z");
+        for days in [-1000, 0, 59, 60, 365, 11_016, 19_000, 20_000, 100_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(to_rfc3339(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]
