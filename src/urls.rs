@@ -213,7 +213,9 @@ pub fn normalise_path(s: &str) -> Option<String> {
         return Some(s.to_string());
     }
     for scheme in ["http://", "https://"] {
-        if s.len() > scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        if s.len() > scheme.len()
+            && s.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())
+        {
             let rest = &s[scheme.len()..];
             return Some(match rest.find(['/', '?']) {
                 Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_string(),

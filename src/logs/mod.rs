@@ -205,7 +205,9 @@ pub fn detect(sample: &str) -> Option<Format> {
 /// Splits `http://host:port/p?q` into (host, `/p?q`); origin-form targets pass through.
 pub fn split_absolute(target: &str) -> (Option<&str>, &str) {
     for scheme in ["http://", "https://"] {
-        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        if target.len() > scheme.len()
+            && target.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())
+        {
             let rest = &target[scheme.len()..];
             let end = rest.find(['/', '?']).unwrap_or(rest.len());
             let host = &rest[..end];
@@ -310,5 +312,64 @@ mod tests {
         assert_eq!(request_line("-"), None);
         assert_eq!(request_line("\\x16\\x03\\x01\\x02\\x00\\x01\\x00"), None);
         assert_eq!(request_line("GET a b c"), None);
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    use super::*;
+
+    /// A cheap, always-on stand-in for the fuzz targets (fuzz/): seeded mutations of real-shaped
+    /// lines through every parser must never panic.
+    #[test]
+    fn parsers_never_panic_on_mutated_lines() {
+        let seeds = [
+            "67.43.156.13 - - [25/Oct/2016:14:49:34 +0200] \"GET /favicon.ico HTTP/1.1\" 404 571 \"http://localhost:8080/\" \"Mozilla\"",
+            "<134>2024-03-12T10:00:00Z cache-fra19120 l[1]: 1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] \"GET /a\\x22 HTTP/1.1\" 200 1 cs=HIT",
+            "#Fields: date time cs-method cs-uri-stem cs-uri-query sc-status sc-bytes",
+            "2019-12-04\t21:02:31\tGET\t/index.html\t-\t200\t392",
+            "http 2018-07-02T22:23:00.186641Z app/x 1.2.3.4:1 10.0.0.1:80 0.000 0.001 0.000 200 200 34 366 \"GET http://www.example.com:80/ HTTP/1.1\" \"curl\"",
+            "79a5 bucket [06/Feb/2019:00:00:38 +0000] 192.0.2.3 79a5 3E57 REST.GET.OBJECT k \"GET /bucket/k HTTP/1.1\" 200 - 113 113 7 - \"-\" \"S3\" - h SigV4 c AuthHeader host TLSv1.2",
+            "{\"ClientRequestURI\":\"/a\",\"EdgeResponseStatus\":200,\"EdgeStartTimestamp\":1653485126000000000}",
+        ];
+        let json = Arc::new(json::JsonFields::default());
+        let formats = [
+            Format::Combined,
+            Format::W3c,
+            Format::Alb,
+            Format::S3,
+            Format::Json,
+        ];
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            rng = crate::urls::mix(rng);
+            rng
+        };
+        for round in 0..20_000 {
+            let seed = seeds[round % seeds.len()].as_bytes();
+            let mut b = seed.to_vec();
+            for _ in 0..(next() % 6) {
+                let pos = (next() as usize) % (b.len() + 1);
+                match next() % 4 {
+                    0 if pos < b.len() => b[pos] = next() as u8,
+                    1 => b.insert(pos, b" \"[]\\%#\t{}:-0"[(next() % 13) as usize]),
+                    2 if pos < b.len() => {
+                        b.remove(pos);
+                    }
+                    _ => b.truncate(pos),
+                }
+            }
+            let text = String::from_utf8_lossy(&b);
+            let _ = detect(&text);
+            for f in formats {
+                let mut p = Parser::new(f, &json);
+                if f == Format::W3c {
+                    p.parse(
+                        "#Fields: date time cs-method cs-uri-stem cs-uri-query sc-status sc-bytes",
+                    );
+                }
+                let _ = p.parse(&text);
+            }
+        }
     }
 }
