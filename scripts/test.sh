@@ -26,6 +26,13 @@ cargo clippy --release --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --release --locked
 
+if cargo fuzz --version >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | grep -q nightly; then
+    log "fuzzing each parser briefly"
+    (cd fuzz && cargo +nightly fuzz run parse_line -- -max_total_time=30)
+else
+    log "cargo-fuzz or a nightly toolchain is missing: fuzz targets skipped (parsers_never_panic_on_mutated_lines ran instead)"
+fi
+
 log "demo smoke run"
 demo_out=$(mktemp -d)
 trap 'rm -rf "$demo_out"' EXIT

@@ -313,6 +313,16 @@ mod tests {
         assert_eq!(request_line("\\x16\\x03\\x01\\x02\\x00\\x01\\x00"), None);
         assert_eq!(request_line("GET a b c"), None);
     }
+
+    #[test]
+    fn regression_multibyte_before_scheme_length_does_not_panic() {
+        // found by parsers_never_panic_on_mutated_lines: slicing at byte 7 split a '\u{fffd}'
+        assert_eq!(
+            split_absolute("/bucket\u{fffd}k"),
+            (None, "/bucket\u{fffd}k")
+        );
+        assert_eq!(crate::urls::normalise_path("http\u{fffd}://x"), None);
+    }
 }
 
 #[cfg(test)]
