@@ -10,6 +10,8 @@ log() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v kill >/dev/null || need_apt+=(procps)
+# plots measure their text with a TrueType font
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

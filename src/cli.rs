@@ -25,8 +25,35 @@ pub enum Command {
     Edge(EdgeArgs),
     /// Start an edge in-process and replay a bundled URL list cold, then warm
     Demo(DemoArgs),
+    /// Merge results directories (runs, regions, targets) exactly; tables, plots, report.html
+    Report(ReportArgs),
     /// Turn access logs (nginx/Apache, CloudFront, ALB, S3, Cloudflare, Fastly, W3C) into a URL list or trace
     Extract(ExtractArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Results directories, or folders holding them (a run with one folder per region)
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where report.md, report.html, plots/, hgrm/ and the merged summary.json go
+    #[arg(short, long, default_value = "report")]
+    pub out: PathBuf,
+    /// Grouping keys, comma-separated: region, target, class
+    #[arg(long, default_value = "region,target,class")]
+    pub by: String,
+    /// Results to compare against (A = baseline, B = the inputs)
+    #[arg(long)]
+    pub baseline: Vec<PathBuf>,
+    /// Hit-ratio line on the hit-ratio plot when no threshold names one
+    #[arg(long, default_value_t = 0.8)]
+    pub cutover: f64,
+    /// Tables only
+    #[arg(long)]
+    pub no_plots: bool,
+    /// Print the merged summary.json to stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

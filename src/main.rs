@@ -11,6 +11,7 @@ fn main() {
         Command::Edge(a) => cmd::edge::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Extract(a) => cmd::extract::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     let code = match res {
         Ok(c) => c,

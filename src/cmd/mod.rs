@@ -4,6 +4,7 @@ pub mod demo;
 pub mod edge;
 pub mod execute;
 pub mod extract;
+pub mod report;
 pub mod run;
 
 /// An error in what the user gave us (flags, scenario, input files): exit code 2.

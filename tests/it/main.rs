@@ -7,3 +7,4 @@ mod extract;
 mod formats;
 mod measure;
 mod process;
+mod report;

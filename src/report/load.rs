@@ -1,0 +1,219 @@
+//! Reads results directories for the report. A directory without MANIFEST.json is an
+//! incomplete upload: skipped with a warning. A different format_version or a damaged file is
+//! an error that names the file. Remote stores (S3) hand the same `RunData` over; this is the
+//! only place that knows the on-disk layout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+
+use crate::results::manifest::{self, Manifest};
+use crate::results::summary::Summary;
+use crate::results::{hlog, timeline};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Summary(#[from] crate::results::summary::SummaryError),
+    #[error("{path}: {msg}")]
+    Bad { path: String, msg: String },
+}
+
+/// Latency percentiles of one interval of one target (corrected total, classes merged), ms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimePoint {
+    pub target: String,
+    /// unix seconds of the interval's start
+    pub start: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+/// (target, class, metric index in `model::METRICS`)
+pub type SeriesKey = (String, String, usize);
+
+/// One results directory, read in one pass: interval histograms are added into the run's totals
+/// as they are decoded and reduced to percentiles per interval, so memory does not grow with
+/// the run's length.
+pub struct RunData {
+    pub dir: PathBuf,
+    pub summary: Summary,
+    pub totals: BTreeMap<SeriesKey, Histogram<u64>>,
+    pub over_time: Vec<TimePoint>,
+    pub timeline: Vec<timeline::Row>,
+    /// unix seconds of the run's start
+    pub start: f64,
+}
+
+impl RunData {
+    pub fn region(&self) -> &str {
+        &self.summary.region
+    }
+}
+
+/// Every results directory at or below `path` (a run folder with region folders, or one dir).
+pub fn find_dirs(path: &Path) -> Vec<PathBuf> {
+    if path.join(crate::results::SUMMARY).exists()
+        || path.join(manifest::NAME).exists()
+        || path.join(hlog::NAME).exists()
+    {
+        return vec![path.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(path) {
+        let mut subs: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        subs.sort();
+        for s in subs {
+            out.extend(find_dirs(&s));
+        }
+    }
+    out
+}
+
+/// Loads one directory; `Ok(None)` (with the reason) when it is incomplete.
+pub fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
+    let m = match Manifest::read(dir) {
+        Ok(m) => m,
+        Err(e) if !dir.join(manifest::NAME).exists() => {
+            return Ok(Err(format!(
+                "{}: no {} (incomplete run or upload): skipped ({e})",
+                dir.display(),
+                manifest::NAME
+            )));
+        }
+        Err(e) => {
+            return Err(LoadError::Bad {
+                path: dir.join(manifest::NAME).display().to_string(),
+                msg: e,
+            });
+        }
+    };
+    let summary = Summary::read(&dir.join(crate::results::SUMMARY))?;
+    let bad = |name: &str, msg: String| LoadError::Bad {
+        path: dir.join(name).display().to_string(),
+        msg,
+    };
+    for f in &m.files {
+        let p = dir.join(&f.name);
+        let size = std::fs::metadata(&p)
+            .map(|md| md.len())
+            .map_err(|e| bad(&f.name, e.to_string()))?;
+        if size != f.size {
+            return Err(bad(
+                &f.name,
+                format!(
+                    "{size} bytes, the manifest says {} (truncated or changed)",
+                    f.size
+                ),
+            ));
+        }
+    }
+    let bytes = std::fs::read(dir.join(hlog::NAME)).map_err(|e| bad(hlog::NAME, e.to_string()))?;
+    let mut totals: BTreeMap<SeriesKey, Histogram<u64>> = BTreeMap::new();
+    let mut over_time = Vec::new();
+    // target -> (interval start, (value, count) pairs of the corrected total of all classes)
+    let mut current: BTreeMap<String, (f64, Vec<(u64, u64)>)> = BTreeMap::new();
+    let template = crate::engine::recorder::new_hist();
+    let flush =
+        |target: &str, start: f64, pairs: &mut Vec<(u64, u64)>, out: &mut Vec<TimePoint>| {
+            if pairs.is_empty() {
+                return;
+            }
+            pairs.sort_unstable_by_key(|p| p.0);
+            let total: u64 = pairs.iter().map(|p| p.1).sum();
+            // HdrHistogram's value_at_quantile on the merged counts, without building the histogram
+            let q = |p: f64| {
+                let need = ((p * total as f64).ceil() as u64).max(1);
+                let mut acc = 0;
+                for &(v, c) in pairs.iter() {
+                    acc += c;
+                    if acc >= need {
+                        return template.highest_equivalent(v) as f64 / 1000.0;
+                    }
+                }
+                0.0
+            };
+            out.push(TimePoint {
+                target: target.to_string(),
+                start,
+                p50: q(0.5),
+                p90: q(0.9),
+                p99: q(0.99),
+            });
+            pairs.clear();
+        };
+    let base = std::cell::Cell::new(0.0f64);
+    let record = |h: &mut Histogram<u64>, counts: &[(u64, u64)]| -> Result<(), String> {
+        for &(v, c) in counts {
+            h.record_n(v, c).map_err(|e| format!("value {v}: {e:?}"))?;
+        }
+        Ok(())
+    };
+    hlog::for_each_interval_sparse(
+        &bytes,
+        |b| base.set(b.as_secs_f64()),
+        |iv| {
+            let t = hlog::parse_tag(iv.tag);
+            let (Some(target), Some(class), Some(metric), Some(basis)) = (
+                t.get("target"),
+                t.get("class"),
+                t.get("metric"),
+                t.get("basis"),
+            ) else {
+                return Err(format!("interval with an unexpected tag {:?}", iv.tag));
+            };
+            let Some(mi) = super::model::metric_index(metric, basis) else {
+                return Err(format!(
+                    "interval with an unexpected metric in tag {:?}",
+                    iv.tag
+                ));
+            };
+            let start = base.get() + iv.start.as_secs_f64();
+            if mi == 0 {
+                match current.get_mut(*target) {
+                    Some((s, pairs)) if *s == start => pairs.extend_from_slice(iv.counts),
+                    Some((s, pairs)) => {
+                        flush(target, *s, pairs, &mut over_time);
+                        *s = start;
+                        pairs.extend_from_slice(iv.counts);
+                    }
+                    None => {
+                        current.insert(target.to_string(), (start, iv.counts.to_vec()));
+                    }
+                }
+            }
+            let key = (target.to_string(), class.to_string(), mi);
+            match totals.get_mut(&key) {
+                Some(h) => record(h, iv.counts)?,
+                None => {
+                    let mut h = crate::engine::recorder::new_hist();
+                    record(&mut h, iv.counts)?;
+                    totals.insert(key, h);
+                }
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| bad(hlog::NAME, e))?;
+    for (target, (s, pairs)) in current.iter_mut() {
+        flush(target, *s, pairs, &mut over_time);
+    }
+    over_time.sort_by(|a, b| a.target.cmp(&b.target).then(a.start.total_cmp(&b.start)));
+    let start = base.get();
+    let tl =
+        std::fs::read(dir.join(timeline::NAME)).map_err(|e| bad(timeline::NAME, e.to_string()))?;
+    let timeline = timeline::read(&tl).map_err(|e| bad(timeline::NAME, e.to_string()))?;
+    Ok(Ok(RunData {
+        dir: dir.to_path_buf(),
+        summary,
+        totals,
+        over_time,
+        timeline,
+        start,
+    }))
+}

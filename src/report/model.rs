@@ -1,0 +1,347 @@
+//! Results directories -> the merged model: groups (by region, target, class as asked) whose
+//! histograms are the exact sums of the runs' interval histograms, plus the series the plots
+//! draw. Pure data: tables, plots and exports all read from here.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use super::load::RunData;
+use crate::cache_status::{self, CacheClass};
+use crate::engine::recorder::new_hist;
+use crate::results::summary::Stats;
+
+/// Which keys group the results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct By {
+    pub region: bool,
+    pub target: bool,
+    pub class: bool,
+}
+
+impl std::str::FromStr for By {
+    type Err = String;
+    fn from_str(s: &str) -> Result<By, String> {
+        let mut b = By {
+            region: false,
+            target: false,
+            class: false,
+        };
+        for k in s.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            match k {
+                "region" => b.region = true,
+                "target" => b.target = true,
+                "class" => b.class = true,
+                _ => return Err(format!("--by: unknown key {k:?} (region, target, class)")),
+            }
+        }
+        Ok(b)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub region: Option<String>,
+    pub target: Option<String>,
+    pub class: Option<String>,
+}
+
+impl Key {
+    pub fn label(&self) -> String {
+        let parts: Vec<&str> = [&self.region, &self.target, &self.class]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if parts.is_empty() {
+            "all".into()
+        } else {
+            parts.join(" / ")
+        }
+    }
+}
+
+/// The four histograms of a group, in `engine::recorder::Metric` order.
+pub const METRICS: [(&str, &str); 4] = [
+    ("total", "corrected"),
+    ("total", "service"),
+    ("ttfb", "corrected"),
+    ("ttfb", "service"),
+];
+
+pub fn metric_index(metric: &str, basis: &str) -> Option<usize> {
+    METRICS
+        .iter()
+        .position(|(m, b)| *m == metric && *b == basis)
+}
+
+pub struct Group {
+    pub key: Key,
+    pub hists: [Histogram<u64>; 4],
+    pub requests: u64,
+    pub bytes: u64,
+    /// None when the grouping splits classes (errors are counted per target)
+    pub errors: Option<u64>,
+    pub classes: [u64; CacheClass::COUNT],
+    pub start: f64,
+    pub end: f64,
+}
+
+impl Group {
+    fn new(key: Key) -> Group {
+        Group {
+            key,
+            hists: [new_hist(), new_hist(), new_hist(), new_hist()],
+            requests: 0,
+            bytes: 0,
+            errors: Some(0),
+            classes: [0; CacheClass::COUNT],
+            start: f64::MAX,
+            end: f64::MIN,
+        }
+    }
+    pub fn stats(&self, metric: usize) -> Stats {
+        Stats::of(&self.hists[metric])
+    }
+    pub fn span(&self) -> f64 {
+        (self.end - self.start).max(1e-9)
+    }
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.span()
+    }
+    pub fn kb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1000.0 / self.span()
+    }
+    pub fn error_rate(&self) -> Option<f64> {
+        self.errors.map(|e| {
+            if self.requests > 0 {
+                e as f64 / self.requests as f64
+            } else {
+                0.0
+            }
+        })
+    }
+    pub fn hit_ratio(&self) -> Option<f64> {
+        cache_status::hit_ratio(&self.classes)
+    }
+}
+
+fn key_of(by: By, region: &str, target: &str, class: &str) -> Key {
+    Key {
+        region: by.region.then(|| region.to_string()),
+        target: by.target.then(|| target.to_string()),
+        class: by.class.then(|| class.to_string()),
+    }
+}
+
+/// Merges runs into groups: histograms add, counts add.
+pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
+    let mut m: BTreeMap<Key, Group> = BTreeMap::new();
+    for r in runs {
+        let region = r.region();
+        let end = r.start + r.summary.duration_s;
+        for ((target, class, mi), h) in &r.totals {
+            let k = key_of(by, region, target, class);
+            let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
+            let _ = g.hists[*mi].add(h);
+        }
+        for t in &r.summary.targets {
+            for c in &t.classes {
+                let k = key_of(by, region, &t.name, &c.class);
+                let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
+                g.requests += c.count;
+                g.bytes += c.bytes;
+                if let Some(cl) = CacheClass::parse(&c.class) {
+                    g.classes[cl.index()] += c.count;
+                }
+                g.start = g.start.min(r.start);
+                g.end = g.end.max(end);
+            }
+            if !by.class {
+                let k = key_of(by, region, &t.name, "");
+                if let Some(g) = m.get_mut(&k)
+                    && let Some(e) = g.errors.as_mut()
+                {
+                    *e += t.errors;
+                }
+            }
+        }
+    }
+    let mut out: Vec<Group> = m.into_values().collect();
+    if by.class {
+        for g in &mut out {
+            g.errors = None;
+        }
+    }
+    out
+}
+
+/// A time series point: seconds since the earliest run start.
+pub type Point = (f64, f64);
+
+pub struct LatencySeries {
+    /// the target, or "region target" when several regions ran
+    pub name: String,
+    pub p50: Vec<Point>,
+    pub p90: Vec<Point>,
+    pub p99: Vec<Point>,
+}
+
+pub fn t0(runs: &[RunData]) -> f64 {
+    runs.iter().map(|r| r.start).fold(f64::MAX, f64::min)
+}
+
+pub fn targets(runs: &[RunData]) -> Vec<String> {
+    let mut t: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.summary.targets.iter().map(|t| t.name.clone()))
+        .collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
+pub fn regions(runs: &[RunData]) -> Vec<String> {
+    let mut t: Vec<String> = runs.iter().map(|r| r.region().to_string()).collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
+fn interval_of(runs: &[RunData]) -> f64 {
+    runs.iter()
+        .map(|r| r.summary.interval_s)
+        .filter(|i| *i > 0.0)
+        .fold(f64::MAX, f64::min)
+        .min(3600.0)
+}
+
+/// Corrected total latency percentiles per interval and target (classes merged). Percentiles
+/// do not add, so with several regions each region keeps its own line.
+pub fn latency_over_time(runs: &[RunData]) -> Vec<LatencySeries> {
+    let t0 = t0(runs);
+    let multi = regions(runs).len() > 1;
+    let mut out: BTreeMap<String, LatencySeries> = BTreeMap::new();
+    for r in runs {
+        for p in &r.over_time {
+            let name = if multi {
+                format!("{} {}", r.region(), p.target)
+            } else {
+                p.target.clone()
+            };
+            let s = out.entry(name.clone()).or_insert_with(|| LatencySeries {
+                name,
+                p50: Vec::new(),
+                p90: Vec::new(),
+                p99: Vec::new(),
+            });
+            let x = p.start - t0;
+            s.p50.push((x, p.p50));
+            s.p90.push((x, p.p90));
+            s.p99.push((x, p.p99));
+        }
+    }
+    let mut v: Vec<LatencySeries> = out.into_values().collect();
+    for s in &mut v {
+        for pts in [&mut s.p50, &mut s.p90, &mut s.p99] {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+    v
+}
+
+pub struct RateSeries {
+    pub target: String,
+    /// hit ratio per bucket (buckets with no ratio-relevant request are left out)
+    pub hit_ratio: Vec<Point>,
+    pub rps: Vec<Point>,
+    pub errors_per_s: Vec<Point>,
+}
+
+/// From the timelines: hit ratio, throughput and errors over time per target, regions summed.
+pub fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
+    let t0 = t0(runs);
+    let iv = interval_of(runs);
+    // (target, bucket) -> (hits, misses, requests, errors)
+    let mut per: BTreeMap<(String, i64), (u64, u64, u64, u64)> = BTreeMap::new();
+    for r in runs {
+        for row in &r.timeline {
+            let b = ((r.start + row.t_s - t0) / iv).round() as i64;
+            let e = per.entry((row.target.clone(), b)).or_default();
+            e.0 += row.hits;
+            e.1 += row.misses;
+            e.2 += row.requests;
+            e.3 += row.errors;
+        }
+    }
+    targets(runs)
+        .into_iter()
+        .map(|t| {
+            let mut s = RateSeries {
+                target: t.clone(),
+                hit_ratio: Vec::new(),
+                rps: Vec::new(),
+                errors_per_s: Vec::new(),
+            };
+            let mut counts: Vec<u64> = per
+                .range((t.clone(), i64::MIN)..=(t.clone(), i64::MAX))
+                .map(|(_, v)| v.2)
+                .collect();
+            counts.sort_unstable();
+            let median = counts.get(counts.len() / 2).copied().unwrap_or(0);
+            for ((tt, b), (h, m, n, e)) in per.range((t.clone(), i64::MIN)..=(t.clone(), i64::MAX))
+            {
+                if tt != &t {
+                    continue;
+                }
+                let x = *b as f64 * iv;
+                // a bucket with a handful of requests (the slow tail after the last send) says
+                // nothing about the ratio: leave it out of the ratio line
+                if h + m > 0 && *n * 20 >= median {
+                    s.hit_ratio.push((x, *h as f64 / (h + m) as f64));
+                }
+                s.rps.push((x, *n as f64 / iv));
+                s.errors_per_s.push((x, *e as f64 / iv));
+            }
+            s
+        })
+        .collect()
+}
+
+/// HDR-style percentile distribution: (1/(1-q), latency ms), for the log-scaled x axis.
+pub fn distribution(h: &Histogram<u64>) -> Vec<Point> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        if q >= 1.0 {
+            break;
+        }
+        out.push((1.0 / (1.0 - q), v.value_iterated_to() as f64 / 1000.0));
+    }
+    out
+}
+
+/// Merged corrected-total histogram per class (all regions and targets): the distribution plot.
+pub fn class_hists(runs: &[RunData]) -> BTreeMap<String, Histogram<u64>> {
+    let mut m: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for r in runs {
+        for ((_, class, mi), h) in &r.totals {
+            if *mi == 0 {
+                let _ = m.entry(class.clone()).or_insert_with(new_hist).add(h);
+            }
+        }
+    }
+    m
+}
+
+/// Threshold values on hit_ratio found in the runs' summaries (the cutover line).
+pub fn hit_ratio_threshold(runs: &[RunData]) -> Option<f64> {
+    runs.iter()
+        .flat_map(|r| r.summary.thresholds.iter())
+        .filter_map(|t| t.expr.parse::<crate::threshold::Threshold>().ok())
+        .find(|t| t.kind == crate::threshold::Kind::HitRatio)
+        .map(|t| t.value)
+}

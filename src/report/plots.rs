@@ -1,0 +1,292 @@
+//! Draws the report's pictures with plotters, each as SVG and PNG. Every plot is described by a
+//! `LineSpec`/`BarSpec` (pure data, tested); drawing only renders the spec.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::model::Point;
+
+pub struct Line {
+    pub name: String,
+    pub points: Vec<Point>,
+}
+
+pub struct LineSpec {
+    pub file: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub lines: Vec<Line>,
+    /// log10 x axis (percentile distributions: 1/(1-q))
+    pub log_x: bool,
+    /// a horizontal reference line (threshold)
+    pub hline: Option<(f64, String)>,
+    pub y_min_zero: bool,
+}
+
+pub struct BarSpec {
+    pub file: String,
+    pub title: String,
+    pub y_label: String,
+    /// x categories
+    pub categories: Vec<String>,
+    /// series name -> one value per category
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// PNG text needs a font file; SVG does not. DejaVu Sans is looked for where Debian puts it,
+/// or at $EDGELOAD_FONT.
+pub fn load_font() -> bool {
+    static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LOADED.get_or_init(|| {
+        let mut candidates: Vec<PathBuf> = std::env::var_os("EDGELOAD_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        candidates.extend(
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+            ]
+            .map(PathBuf::from),
+        );
+        for c in candidates {
+            if let Ok(bytes) = std::fs::read(&c) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+fn bounds(spec: &LineSpec) -> (f64, f64, f64, f64) {
+    let tx = |x: f64| if spec.log_x { x.max(1.0).log10() } else { x };
+    let mut xs = spec
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| tx(p.0)));
+    let first = xs.next().unwrap_or(0.0);
+    let (mut x0, mut x1) = xs.fold((first, first), |(a, b), x| (a.min(x), b.max(x)));
+    let ys: Vec<f64> = spec
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .collect();
+    let mut y0 = ys.iter().copied().fold(f64::MAX, f64::min);
+    let mut y1 = ys.iter().copied().fold(f64::MIN, f64::max);
+    if let Some((h, _)) = &spec.hline {
+        y0 = y0.min(*h);
+        y1 = y1.max(*h);
+    }
+    if ys.is_empty() {
+        (y0, y1) = (0.0, 1.0);
+    }
+    if spec.y_min_zero {
+        y0 = 0.0;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 + 1.0;
+    }
+    let pad = (y1 - y0) * 0.05;
+    if !spec.y_min_zero {
+        y0 -= pad;
+    }
+    if spec.log_x {
+        // whole decades, so the ticks land on 0%, 90%, 99%, 99.9%...
+        x0 = 0.0;
+        x1 = x1.ceil().max(1.0);
+    }
+    (x0, x1, y0, y1 + pad)
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    spec: &LineSpec,
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    let (x0, x1, y0, y1) = bounds(spec);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&spec.title, ("sans-serif", 22))
+        .margin(12)
+        .margin_right(40)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    let log_x = spec.log_x;
+    let xfmt = move |v: &f64| {
+        if log_x {
+            let x = 10f64.powf(*v);
+            // 1/(1-q) -> the percentile it stands for
+            let q = 100.0 * (1.0 - 1.0 / x);
+            let s = format!("{q:.4}");
+            format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    if log_x {
+        mesh.x_labels(x1 as usize + 1);
+    }
+    mesh.x_desc(spec.x_label.as_str())
+        .y_desc(spec.y_label.as_str())
+        .x_label_formatter(&xfmt)
+        .y_label_formatter(&|v: &f64| format!("{v:.1}"))
+        .draw()
+        .map_err(err)?;
+    for (i, l) in spec.lines.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let pts: Vec<(f64, f64)> = l
+            .points
+            .iter()
+            .map(|p| (if log_x { p.0.max(1.0).log10() } else { p.0 }, p.1))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(err)?
+            .label(l.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    if let Some((h, label)) = &spec.hline {
+        let red = RGBColor(200, 0, 0);
+        chart
+            .draw_series(LineSeries::new(
+                vec![(x0, *h), (x1, *h)],
+                red.stroke_width(1),
+            ))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    spec: &BarSpec,
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    let n = spec.categories.len().max(1) as f64;
+    let k = spec.series.len().max(1) as f64;
+    let ymax = spec
+        .series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&spec.title, ("sans-serif", 22))
+        .margin(12)
+        .margin_right(40)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..n, 0f64..ymax)
+        .map_err(err)?;
+    let cats = spec.categories.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(spec.categories.len() * 2 + 1)
+        .x_label_formatter(&|v: &f64| {
+            let i = v.floor() as usize;
+            if (v - v.floor() - 0.5).abs() < 0.26 {
+                cats.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(spec.y_label.as_str())
+        .draw()
+        .map_err(err)?;
+    for (si, (name, vals)) in spec.series.iter().enumerate() {
+        let color = COLORS[si % COLORS.len()];
+        let w = 0.8 / k;
+        chart
+            .draw_series(vals.iter().enumerate().map(|(ci, v)| {
+                let x = ci as f64 + 0.1 + si as f64 * w;
+                Rectangle::new([(x, 0.0), (x + w * 0.95, *v)], color.filled())
+            }))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+const SIZE: (u32, u32) = (1000, 520);
+
+pub const NO_FONT: &str = "plots need a TrueType font to measure text: install fonts-dejavu-core (Debian) or set EDGELOAD_FONT=/path/to/font.ttf, or use --no-plots";
+
+/// Writes `<file>.svg` and, when a font is available, `<file>.png`; returns the SVG text.
+pub fn render_lines(dir: &Path, spec: &LineSpec) -> Result<String, String> {
+    if !load_font() {
+        return Err(NO_FONT.into());
+    }
+    let svg = dir.join(format!("{}.svg", spec.file));
+    draw_lines(SVGBackend::new(&svg, SIZE).into_drawing_area(), spec)?;
+    {
+        draw_lines(
+            BitMapBackend::new(&dir.join(format!("{}.png", spec.file)), SIZE).into_drawing_area(),
+            spec,
+        )?;
+    }
+    std::fs::read_to_string(&svg).map_err(|e| e.to_string())
+}
+
+pub fn render_bars(dir: &Path, spec: &BarSpec) -> Result<String, String> {
+    if !load_font() {
+        return Err(NO_FONT.into());
+    }
+    let svg = dir.join(format!("{}.svg", spec.file));
+    draw_bars(SVGBackend::new(&svg, SIZE).into_drawing_area(), spec)?;
+    {
+        draw_bars(
+            BitMapBackend::new(&dir.join(format!("{}.png", spec.file)), SIZE).into_drawing_area(),
+            spec,
+        )?;
+    }
+    std::fs::read_to_string(&svg).map_err(|e| e.to_string())
+}

@@ -1,0 +1,331 @@
+//! `report`: exact merging, the golden report.md, the plot data, and clear errors for
+//! incomplete or foreign results directories.
+
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use edgeload::cache_status::CacheClass;
+use edgeload::edge::{EdgeConfig, Faults};
+use edgeload::engine::Sink;
+use edgeload::engine::recorder::{IntervalData, Metric, new_hist};
+use edgeload::report::model::{self, By};
+use edgeload::report::{self, ReportOptions};
+use edgeload::results::ResultsWriter;
+use edgeload::results::hlog;
+use edgeload::results::summary::{Stats, Summary, Tool, target_summaries};
+
+use crate::common::*;
+
+fn opts(out: &Path, plots: bool) -> ReportOptions {
+    ReportOptions {
+        out: out.to_path_buf(),
+        by: "region,target,class".parse().unwrap(),
+        plots,
+        cutover: 0.8,
+    }
+}
+
+#[test]
+fn merged_percentiles_equal_one_histogram_of_all_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for (region, delay) in [("us-east-1", 5u64), ("eu-west-1", 30)] {
+        let edge = start(EdgeConfig {
+            faults: Faults {
+                extra_delay: Duration::from_millis(delay),
+                ..Faults::default()
+            },
+            ..fast_edge()
+        });
+        let mut cfg = engine(&edge.base_url(), paths(20), closed(4));
+        cfg.requests = Some(120);
+        let d = dir.path().join("run").join(region);
+        let plan = edgeload::cmd::execute::Plan {
+            engine: cfg,
+            out: d.clone(),
+            run_id: "r1".into(),
+            region: region.into(),
+            thresholds: Vec::new(),
+            scenario: serde_json::json!({}),
+            progress: false,
+        };
+        edgeload::cmd::execute::execute(plan, &edgeload::engine::Control::default()).unwrap();
+        dirs.push(d);
+    }
+    let (runs, warnings) = report::load_all(&[dir.path().join("run")]).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(runs.len(), 2);
+    // one histogram holding both regions' samples, straight from their logs
+    let mut all = new_hist();
+    for d in &dirs {
+        for (tag, h) in hlog::read_totals(&std::fs::read(d.join("latency.hlog")).unwrap()).unwrap()
+        {
+            if tag.ends_with("metric=total;basis=corrected") {
+                all.add(&h).unwrap();
+            }
+        }
+    }
+    let by = By {
+        region: false,
+        target: true,
+        class: false,
+    };
+    let g = model::groups(&runs, by);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].requests, 240);
+    assert_eq!(g[0].stats(Metric::Total as usize), Stats::of(&all));
+    // and the regions stay apart when asked
+    let by_region = model::groups(&runs, "region".parse().unwrap());
+    let p50: Vec<f64> = by_region.iter().map(|g| g.stats(0).p50).collect();
+    assert!(p50[0] >= 30.0 && p50[1] >= 5.0 && p50[1] < 30.0, "{p50:?}"); // eu-west-1 sorts first
+    // the report's merged summary.json carries the same numbers
+    let out = dir.path().join("report");
+    report::build(&runs, None, warnings, &opts(&out, false)).unwrap();
+    let merged = Summary::read(&out.join("summary.json")).unwrap();
+    assert_eq!(merged.targets[0].all.corrected.total, Stats::of(&all));
+    assert_eq!(merged.region, "eu-west-1+us-east-1");
+}
+
+/// A results directory built from fixed numbers: the golden report's input.
+fn synthetic(dir: &Path, region: &str, scale: u64) {
+    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    let names = vec!["fastly".to_string(), "akamai".to_string()];
+    let mut w = ResultsWriter::create(
+        dir,
+        "golden",
+        region,
+        names.clone(),
+        Duration::from_secs(1),
+        false,
+    )
+    .unwrap();
+    w.begin(start).unwrap();
+    let mut totals = IntervalData::new(0, 2);
+    for idx in 0..4u64 {
+        let mut d = IntervalData::new(idx, 2);
+        for t in 0..2usize {
+            for (class, base) in [(CacheClass::Hit, 1_000u64), (CacheClass::Miss, 100_000)] {
+                let n = if class == CacheClass::Hit {
+                    80 + idx * 5
+                } else {
+                    20 - idx * 5
+                };
+                let s = d.series_mut(t, class);
+                for i in 0..n {
+                    let v = (base + i * 37 * scale + t as u64 * 500) * (1 + idx / 3);
+                    for m in Metric::ALL {
+                        let v = if matches!(m, Metric::Ttfb | Metric::TtfbService) {
+                            v / 2
+                        } else {
+                            v
+                        };
+                        s.h[m as usize].record(v.max(1)).unwrap();
+                    }
+                }
+                s.bytes += n * 40_000;
+                d.targets[t].requests += n;
+                d.targets[t].classes[class.index()] += n;
+            }
+        }
+        totals.add(&d);
+        w.interval(&d, &totals).unwrap();
+    }
+    let s = Summary {
+        format_version: 1,
+        run_id: "golden".into(),
+        region: region.into(),
+        tool: Tool {
+            name: "edgeload".into(),
+            version: "test".into(),
+        },
+        scenario: serde_json::json!({}),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        ended_at: "2026-01-01T00:00:04Z".into(),
+        duration_s: 4.0,
+        interval_s: 1.0,
+        interrupted: false,
+        rate: Default::default(),
+        targets: target_summaries(
+            &totals,
+            &[
+                ("fastly".into(), "https://f.example".into()),
+                ("akamai".into(), "https://a.example".into()),
+            ],
+        ),
+        thresholds: Vec::new(),
+        verdict: "none".into(),
+    };
+    w.finish(&s).unwrap();
+}
+
+#[test]
+fn golden_report_md() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("us-east-1"), "us-east-1", 1);
+    synthetic(&dir.path().join("ap-southeast-1"), "ap-southeast-1", 3);
+    let (runs, w) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let out = dir.path().join("report");
+    let r = report::build(&runs, None, w, &opts(&out, false)).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &r.markdown).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden)
+        .expect("tests/golden/report.md (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(
+        r.markdown, want,
+        "report.md differs from tests/golden/report.md"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        want
+    );
+    // two targets in one run: the comparison table is there
+    assert!(want.contains("## Comparison"));
+    // the .hgrm export per group
+    let hgrm = std::fs::read_to_string(out.join("hgrm/us-east-1___fastly___hit.hgrm")).unwrap();
+    assert!(
+        hgrm.contains("Percentile") && hgrm.contains("#[Max"),
+        "{hgrm}"
+    );
+}
+
+#[test]
+fn plot_series_follow_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("us-east-1"), "us-east-1", 1);
+    synthetic(&dir.path().join("eu-west-1"), "eu-west-1", 3);
+    let (runs, _) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let (lines, bars) = report::plot_specs(&runs, 0.8);
+    let get = |f: &str| lines.iter().find(|l| l.file == f).unwrap();
+    // latency over time: per region and target (percentiles do not add), p50 and p99, 4 intervals;
+    // the slowdown at t=3 is visible
+    let lat = get("latency_over_time");
+    assert_eq!(lat.lines.len(), 8);
+    for l in &lat.lines {
+        assert_eq!(
+            l.points.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [0.0, 1.0, 2.0, 3.0],
+            "{}",
+            l.name
+        );
+    }
+    let p99 = &lat
+        .lines
+        .iter()
+        .find(|l| l.name == "us-east-1 fastly p99")
+        .unwrap()
+        .points;
+    assert!(p99[3].1 > p99[2].1 * 1.5, "{p99:?}");
+    // hit ratio over time: both regions summed: hits 80+5i of 100 per region and target
+    let hr = get("hit_ratio_over_time");
+    assert_eq!(hr.hline.as_ref().unwrap().0, 0.8);
+    let fastly = &hr.lines.iter().find(|l| l.name == "fastly").unwrap().points;
+    assert_eq!(
+        fastly.iter().map(|p| p.1).collect::<Vec<_>>(),
+        [0.80, 0.85, 0.90, 0.95]
+    );
+    // throughput: 2 regions x 100 requests per second
+    let tp = get("throughput_errors");
+    assert!(
+        tp.lines
+            .iter()
+            .find(|l| l.name == "akamai req/s")
+            .unwrap()
+            .points
+            .iter()
+            .all(|p| p.1 == 200.0)
+    );
+    // distribution: x = 1/(1-q) grows, latency never falls
+    let dist = get("latency_distribution");
+    for l in &dist.lines {
+        assert!(
+            l.points
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{}",
+            l.name
+        );
+    }
+    // regions: bars equal the groups' percentiles
+    let b = &bars[0];
+    assert_eq!(b.categories, ["eu-west-1", "us-east-1"]);
+    let groups = model::groups(&runs, "region,target".parse().unwrap());
+    let g = groups
+        .iter()
+        .find(|g| {
+            g.key.region.as_deref() == Some("eu-west-1")
+                && g.key.target.as_deref() == Some("fastly")
+        })
+        .unwrap();
+    let s = b.series.iter().find(|s| s.0 == "fastly p99").unwrap();
+    assert_eq!(s.1[0], g.hists[0].value_at_quantile(0.99) as f64 / 1000.0);
+    // and they draw (SVG always; PNG too where a font is installed)
+    let out = dir.path().join("report");
+    let r = report::build(&runs, None, Vec::new(), &opts(&out, true)).unwrap();
+    assert_eq!(r.plot_specs.len(), 5);
+    for f in &r.plot_specs {
+        assert!(out.join("plots").join(format!("{f}.svg")).exists());
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 5);
+    assert!(!html.contains("src=\"http"), "self-contained");
+}
+
+#[test]
+fn incomplete_and_foreign_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synthetic(&d.join("good"), "us-east-1", 1);
+    synthetic(&d.join("nomanifest"), "eu-west-1", 1);
+    std::fs::remove_file(d.join("nomanifest/MANIFEST.json")).unwrap();
+    let (runs, warnings) = report::load_all(&[d.to_path_buf()]).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].contains("nomanifest") && warnings[0].contains("MANIFEST.json"),
+        "{warnings:?}"
+    );
+
+    // truncated hlog: named
+    synthetic(&d.join("trunc"), "x", 1);
+    let p = d.join("trunc/latency.hlog");
+    let len = std::fs::metadata(&p).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len(len / 2).unwrap();
+    let e = report::load_all(&[d.join("trunc")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("latency.hlog") && e.contains("truncated"), "{e}");
+
+    // a newer format: named, with the version
+    synthetic(&d.join("newer"), "x", 1);
+    let sp = d.join("newer/summary.json");
+    let text = std::fs::read_to_string(&sp)
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 2");
+    std::fs::write(&sp, text).unwrap();
+    let e = report::load_all(&[d.join("newer")])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("format_version 2") && e.contains("summary.json"),
+        "{e}"
+    );
+
+    // the binary: no complete directory -> exit 2 with the reason
+    let o = std::process::Command::new(bin())
+        .args(["report", "nomanifest", "-o", "r"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("warning") && e.contains("no complete results"),
+        "{e}"
+    );
+}
