@@ -90,6 +90,7 @@ fn main() {
             targets: target_summaries(&totals, &[("cdn".into(), "https://cdn.example".into())]),
             thresholds: Vec::new(),
             verdict: "none".into(),
+            mirror: None,
         };
         w.finish(&s).unwrap();
     }

@@ -12,6 +12,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v kill >/dev/null || need_apt+=(procps)
 # plots measure their text with a TrueType font
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+# the CDN in the mirror's integration test
+command -v varnishd >/dev/null || need_apt+=(varnish)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -27,8 +27,98 @@ pub enum Command {
     Demo(DemoArgs),
     /// Merge results directories (runs, regions, targets) exactly; tables, plots, report.html
     Report(ReportArgs),
+    /// Follow live traffic and fire the same requests at the new CDN to warm it; cutover gate
+    Mirror(MirrorArgs),
     /// Turn access logs (nginx/Apache, CloudFront, ALB, S3, Cloudflare, Fastly, W3C) into a URL list or trace
     Extract(ExtractArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct MirrorArgs {
+    /// Follow an access log like tail -F (survives rotation); repeatable
+    #[arg(long)]
+    pub follow: Vec<PathBuf>,
+    /// With --follow: read what the file already holds first
+    #[arg(long)]
+    pub from_start: bool,
+    /// Receive syslog lines (nginx access_log syslog:server=...), e.g. udp://127.0.0.1:5140
+    #[arg(long)]
+    pub syslog: Option<String>,
+    /// Read log lines from stdin
+    #[arg(long)]
+    pub stdin: bool,
+    /// Target as NAME=BASE_URL (repeatable); the only hosts ever contacted
+    #[arg(short, long = "target", value_name = "NAME=URL")]
+    pub targets: Vec<String>,
+    /// auto, combined, cloudfront, w3c, alb, s3, cloudflare, json
+    #[arg(long, default_value = "auto")]
+    pub format: String,
+    #[arg(long)]
+    pub json_fields: Option<String>,
+    /// Statuses to replay, comma-separated
+    #[arg(long, default_value = "200,304")]
+    pub status_codes: String,
+    /// Only these extensions, e.g. jpg,png,webp
+    #[arg(long)]
+    pub ext: Option<String>,
+    /// Requests per second per target (governor); excess waits in the queue, then drops
+    #[arg(short, long)]
+    pub rate: Option<f64>,
+    /// Most requests in flight per target
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Queue length per target; when full, lines are dropped and counted
+    #[arg(long, default_value_t = 10_000)]
+    pub queue: usize,
+    /// Skip a path seen again within this window
+    #[arg(long, value_name = "DURATION")]
+    pub dedupe: Option<String>,
+    /// Mirror only this share of lines (0..1), seeded
+    #[arg(long)]
+    pub sample: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Sliding window of the hit ratio
+    #[arg(long, default_value = "60s")]
+    pub window: String,
+    /// Cutover gate: exit 0 once the hit ratio has held at or above this...
+    #[arg(long)]
+    pub until_hit_ratio: Option<f64>,
+    /// ...for this long...
+    #[arg(long, default_value = "5m")]
+    pub hold: String,
+    /// ...with at least this many requests in the window...
+    #[arg(long, default_value_t = 1000)]
+    pub min_samples: u64,
+    /// ...at every POP seen, not only overall
+    #[arg(long)]
+    pub per_pop: bool,
+    /// Give up after this long (exit 3)
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// Serve /status (JSON) and /metrics (Prometheus) here, e.g. 127.0.0.1:9898
+    #[arg(long)]
+    pub status: Option<SocketAddr>,
+    /// Write a results directory (timeline, histograms) for `report`
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub run_id: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Extra request header "Name: value" (Accept and Accept-Encoding are part of cache keys)
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+    /// Progress line interval
+    #[arg(long, default_value = "5s")]
+    pub progress: String,
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the final summary.json to stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

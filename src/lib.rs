@@ -11,6 +11,7 @@ pub mod edge;
 pub mod engine;
 pub mod extract;
 pub mod logs;
+pub mod mirror;
 pub mod precise;
 pub mod report;
 pub mod results;

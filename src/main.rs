@@ -12,6 +12,7 @@ fn main() {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Extract(a) => cmd::extract::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Mirror(a) => cmd::mirror::run(a),
     };
     let code = match res {
         Ok(c) => c,

@@ -173,6 +173,7 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         targets: target_summaries(&stats.totals, &bases),
         thresholds: Vec::new(),
         verdict: "none".into(),
+        mirror: None,
     };
     let results: Vec<_> = plan
         .thresholds

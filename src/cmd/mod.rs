@@ -4,6 +4,7 @@ pub mod demo;
 pub mod edge;
 pub mod execute;
 pub mod extract;
+pub mod mirror;
 pub mod report;
 pub mod run;
 
@@ -21,6 +22,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_THRESHOLDS: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// mirror: the gate was never reached
+pub const EXIT_GATE_NOT_REACHED: i32 = 3;
 
 /// Parses "10s", "250ms", "1h30m", naming the flag on error.
 pub fn duration(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {

@@ -47,7 +47,7 @@ pub fn redact_url(u: &str) -> String {
     }
 }
 
-fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
+pub fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
     let (name, base) = match s.split_once('=') {
         Some((n, b)) if !n.contains("://") => (n.trim().to_string(), b.trim().to_string()),
         _ => {
@@ -76,7 +76,7 @@ fn check_target(name: &str, base: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
+pub fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
     match h.split_once(':') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => usage(format!("-H {h:?}: expected \"Name: value\"")),

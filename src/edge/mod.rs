@@ -127,6 +127,12 @@ pub struct EdgeStats {
     pub evictions: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<HashMap<String, u64>>,
+    /// request header names seen (lowercase) -> count; with `paths`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<HashMap<String, u64>>,
+    /// request methods seen; with `paths`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<HashMap<String, u64>>,
 }
 
 struct State {
@@ -134,6 +140,8 @@ struct State {
     epoch: Instant,
     cache: Mutex<cache::Cache>,
     paths: Mutex<HashMap<String, u64>>,
+    headers: Mutex<HashMap<String, u64>>,
+    methods: Mutex<HashMap<String, u64>>,
     requests: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -164,12 +172,32 @@ impl State {
             cached_bytes: bytes,
             evictions,
             paths: with_paths.then(|| self.paths.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            headers: with_paths.then(|| {
+                self.headers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            }),
+            methods: with_paths.then(|| {
+                self.methods
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            }),
         }
     }
 
     fn reset(&self) {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.paths.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.headers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.methods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for a in [
             &self.requests,
             &self.hits,
@@ -220,6 +248,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             }
             _ => plain(StatusCode::NOT_FOUND, "unknown admin endpoint\n"),
         });
+    }
+    *st.methods
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(req.method().to_string())
+        .or_insert(0) += 1;
+    {
+        let mut h = st.headers.lock().unwrap_or_else(|e| e.into_inner());
+        for name in req.headers().keys() {
+            *h.entry(name.as_str().to_string()).or_insert(0) += 1;
+        }
     }
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
@@ -434,6 +473,8 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
         cfg,
         epoch: Instant::now(),
         paths: Mutex::new(HashMap::new()),
+        headers: Mutex::new(HashMap::new()),
+        methods: Mutex::new(HashMap::new()),
         requests: AtomicU64::new(0),
         hits: AtomicU64::new(0),
         misses: AtomicU64::new(0),

@@ -239,8 +239,13 @@ impl Client {
 
     /// Sends one request and reads the whole body, counting bytes without keeping them.
     pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
+        self.fetch_as(url, self.head).await
+    }
+
+    /// `fetch` with the method chosen per request (the mirror replays HEAD as HEAD).
+    pub async fn fetch_as(&self, url: &reqwest::Url, head: bool) -> Outcome {
         let sent = Instant::now();
-        let req = if self.head {
+        let req = if head {
             self.http.head(url.clone())
         } else {
             self.http.get(url.clone())

@@ -201,6 +201,45 @@ fn us(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, HIST_MAX_US)
 }
 
+/// Adds one finished request to an interval; returns the class it was counted in (requests
+/// that failed before any response count as `error`).
+pub fn record_into(
+    d: &mut IntervalData,
+    target: usize,
+    intended: Instant,
+    o: &Outcome,
+) -> CacheClass {
+    let class = if o.headers_at.is_none() {
+        CacheClass::Error
+    } else {
+        o.class
+    };
+    let intended = intended.min(o.sent);
+    let s = d.series_mut(target, class);
+    s.h[Metric::Total as usize].saturating_record(us(o.done - intended));
+    s.h[Metric::TotalService as usize].saturating_record(us(o.done - o.sent));
+    if let Some(h) = o.headers_at {
+        s.h[Metric::Ttfb as usize].saturating_record(us(h - intended));
+        s.h[Metric::TtfbService as usize].saturating_record(us(h - o.sent));
+    }
+    s.bytes += o.bytes;
+    let t = &mut d.targets[target];
+    t.requests += 1;
+    t.classes[class.index()] += 1;
+    if let Some(e) = o.error {
+        t.errors[e.index()] += 1;
+    }
+    if o.status != 0 {
+        t.add_status(o.status, 1);
+    }
+    if let Some(p) = o.pop {
+        let mut c = [0u64; CacheClass::COUNT];
+        c[class.index()] = 1;
+        t.add_pop(p, &c);
+    }
+    class
+}
+
 /// What a thread sends to the aggregator: once per interval, never per sample.
 pub enum Msg {
     /// `data` is the finished interval (None when nothing happened); every interval before
@@ -297,34 +336,7 @@ impl Recorder {
         o: &Outcome,
     ) {
         self.advance(o.done);
-        let class = if o.headers_at.is_none() {
-            CacheClass::Error
-        } else {
-            o.class
-        };
-        let intended = intended.min(o.sent);
-        let s = self.cur.series_mut(target, class);
-        s.h[Metric::Total as usize].saturating_record(us(o.done - intended));
-        s.h[Metric::TotalService as usize].saturating_record(us(o.done - o.sent));
-        if let Some(h) = o.headers_at {
-            s.h[Metric::Ttfb as usize].saturating_record(us(h - intended));
-            s.h[Metric::TtfbService as usize].saturating_record(us(h - o.sent));
-        }
-        s.bytes += o.bytes;
-        let t = &mut self.cur.targets[target];
-        t.requests += 1;
-        t.classes[class.index()] += 1;
-        if let Some(e) = o.error {
-            t.errors[e.index()] += 1;
-        }
-        if o.status != 0 {
-            t.add_status(o.status, 1);
-        }
-        if let Some(p) = o.pop {
-            let mut c = [0u64; CacheClass::COUNT];
-            c[class.index()] = 1;
-            t.add_pop(p, &c);
-        }
+        let class = record_into(&mut self.cur, target, intended, o);
         if self.samples.is_some() {
             self.sample_row(target, class, url, worker, o);
         }

@@ -179,6 +179,11 @@ impl Local {
             a.bytes_n += 1;
         }
         if time.is_some() {
+            // the spelling kept is the earliest one logged (ties: the smallest), whatever
+            // order the threads read the blocks in
+            if t < a.first || (t == a.first && *target < *a.original) {
+                a.original = target.into();
+            }
             a.first = a.first.min(t);
             a.last = a.last.max(t);
         }
@@ -458,7 +463,7 @@ fn merge(locals: Vec<Local>, o: &Options) -> Extracted {
                     g_a.count += a.count;
                     g_a.bytes_sum += a.bytes_sum;
                     g_a.bytes_n += a.bytes_n;
-                    if a.first < g_a.first {
+                    if a.first < g_a.first || (a.first == g_a.first && a.original < g_a.original) {
                         g_a.first = a.first;
                         g_a.original = a.original;
                     }

@@ -556,6 +556,7 @@ pub fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summary {
         } else {
             "pass".into()
         },
+        mirror: None,
     }
 }
 

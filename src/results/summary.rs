@@ -199,6 +199,9 @@ pub struct Summary {
     pub thresholds: Vec<ThresholdResult>,
     /// "pass", "fail", or "none" (no thresholds)
     pub verdict: String,
+    /// `mirror` runs: input accounting and the cutover gate
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<serde_json::Value>,
 }
 
 impl Summary {

@@ -6,5 +6,6 @@ mod errors;
 mod extract;
 mod formats;
 mod measure;
+mod mirror;
 mod process;
 mod report;

@@ -154,6 +154,7 @@ fn synthetic(dir: &Path, region: &str, scale: u64) {
         ),
         thresholds: Vec::new(),
         verdict: "none".into(),
+        mirror: None,
     };
     w.finish(&s).unwrap();
 }

@@ -1,0 +1,54 @@
+//! The mirror's status endpoint: `/status` (JSON) and `/metrics` (Prometheus text), served from
+//! a snapshot the mirror refreshes every second. Loopback by default.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+pub type Snapshot = Arc<Mutex<(String, String)>>;
+
+/// Binds and serves in the background; the returned handle stops it when dropped.
+pub async fn serve(
+    addr: SocketAddr,
+    snap: Snapshot,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let snap = snap.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let snap = snap.clone();
+                    async move {
+                        let (json, prom) = snap.lock().map(|s| s.clone()).unwrap_or_default();
+                        let (ct, body, code) = match req.uri().path() {
+                            "/status" => ("application/json", json, StatusCode::OK),
+                            "/metrics" => ("text/plain; version=0.0.4", prom, StatusCode::OK),
+                            _ => (
+                                "text/plain",
+                                "try /status or /metrics\n".to_string(),
+                                StatusCode::NOT_FOUND,
+                            ),
+                        };
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        *r.status_mut() = code;
+                        r.headers_mut()
+                            .insert("content-type", ct.parse().expect("static"));
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }))
+}
