@@ -174,15 +174,10 @@ impl Intake {
             return;
         }
         // the destination is always a configured target; the logged host never counts
-        let urls: Option<Vec<reqwest::Url>> = self
-            .queues
-            .iter()
-            .map(|q| safe_url(&q.base, &r.target))
-            .collect();
-        let Some(urls) = urls else {
+        if !r.target.starts_with('/') {
             c.unsafe_target.fetch_add(1, Ordering::Relaxed);
             return;
-        };
+        }
         if let Some(win) = self.cfg.dedupe {
             let now = Instant::now();
             if self
@@ -200,7 +195,17 @@ impl Intake {
         }
         c.accepted.fetch_add(1, Ordering::Relaxed);
         let head = r.method == "HEAD";
-        for (q, u) in self.queues.iter().zip(urls) {
+        for q in self.queues.iter() {
+            // a full queue drops the line before any URL work: the input must keep up
+            if q.tx.capacity() == 0 {
+                q.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let Some(u) = safe_url(&q.base, &r.target) else {
+                // cannot happen for a path starting with '/': counted as dropped to keep the sums
+                q.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             match q.tx.try_send((u, head)) {
                 Ok(()) => q.enqueued.fetch_add(1, Ordering::Relaxed),
                 Err(_) => q.dropped.fetch_add(1, Ordering::Relaxed),
