@@ -41,5 +41,8 @@ big=$(run "$log"); little=$(run "$small")
     echo
     echo "| lines | seconds | lines/s | peak RSS MB | sent | dropped | accounting |"
     echo "|---|---|---|---|---|---|---|"
-    for r in "$little" "$big"; do set -- $r; echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"; done
+    for r in "$little" "$big"; do
+        read -r l s lps rss sent dropped acc <<< "$r"
+        echo "| $l | $s | $lps | $rss | $sent | $dropped | $acc |"
+    done
 } | tee reports/bench/mirror.md

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
+export PATH="$HOME/.cargo/bin:/usr/sbin:/sbin:$PATH"
 
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
@@ -14,12 +15,33 @@ command -v kill >/dev/null || need_apt+=(procps)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 # the CDN in the mirror's integration test
 command -v varnishd >/dev/null || need_apt+=(varnish)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# a real S3-compatible server for the S3 tests (built once per machine, ~7 min on 2 cores)
+if ! command -v garage >/dev/null; then
+    log "installing garage (S3-compatible store) from crates.io"
+    cargo install garage --locked --no-default-features --features lmdb,bundled-libs
+fi
+python3 -c 'import cfnlint' 2>/dev/null || { log "installing cfn-lint"; python3 -m pip install --quiet cfn-lint; }
+# the console script may be missing from PATH (pyenv shims): call its entry point directly
+cfn_lint() { python3 -c 'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())' "$@"; }
+
+log "cfn-lint cloudformation/"
+cfn_lint --regions us-east-1 eu-west-1 ap-southeast-1 -- cloudformation/*.yaml
+
+log "shellcheck scripts/"
+shellcheck scripts/*.sh .ci/run
+
+log "launch-regions.sh --dry-run"
+scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 --scenario scenarios/example.toml \
+    --regions "us-east-1 eu-west-1" --dry-run > /tmp/edgeload-launch-dry-run.txt 2>&1
+grep -q "cloudformation deploy --region eu-west-1" /tmp/edgeload-launch-dry-run.txt
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

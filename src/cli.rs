@@ -29,6 +29,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Follow live traffic and fire the same requests at the new CDN to warm it; cutover gate
     Mirror(MirrorArgs),
+    /// Upload a results directory to S3 (MANIFEST.json last; resumable)
+    Upload(UploadArgs),
+    /// Download a run's results (every complete region) from S3
+    Download(DownloadArgs),
     /// Turn access logs (nginx/Apache, CloudFront, ALB, S3, Cloudflare, Fastly, W3C) into a URL list or trace
     Extract(ExtractArgs),
 }
@@ -121,11 +125,50 @@ pub struct MirrorArgs {
     pub json: bool,
 }
 
+/// Where S3 is: the standard AWS chain by default.
+#[derive(Debug, Args, Clone, Default)]
+pub struct S3Args {
+    /// S3-compatible endpoint (also AWS_ENDPOINT_URL); switches to path-style addressing
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// The bucket's AWS region (default: AWS_REGION / profile / instance metadata)
+    #[arg(long)]
+    pub s3_region: Option<String>,
+    /// Attempts per S3 request (retries back off; throttling and 5xx are retried)
+    #[arg(long, default_value_t = 5)]
+    pub s3_attempts: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UploadArgs {
+    /// The results directory
+    pub dir: PathBuf,
+    /// s3://BUCKET/PREFIX/runs/RUN_ID/REGION/
+    pub dest: String,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DownloadArgs {
+    /// s3://BUCKET/PREFIX/runs/RUN_ID/ (every region) or one region's folder
+    pub src: String,
+    #[arg(short, long, default_value = "download")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
-    /// Results directories, or folders holding them (a run with one folder per region)
+    /// Results directories, folders holding them (one per region), or s3://BUCKET/PREFIX/runs/RUN_ID/
     #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<String>,
+    /// Where s3:// inputs are downloaded (default: OUT/downloaded)
+    #[arg(long)]
+    pub download_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Where report.md, report.html, plots/, hgrm/ and the merged summary.json go
     #[arg(short, long, default_value = "report")]
     pub out: PathBuf,
@@ -134,7 +177,7 @@ pub struct ReportArgs {
     pub by: String,
     /// Results to compare against (A = baseline, B = the inputs)
     #[arg(long)]
-    pub baseline: Vec<PathBuf>,
+    pub baseline: Vec<String>,
     /// Hit-ratio line on the hit-ratio plot when no threshold names one
     #[arg(long, default_value_t = 0.8)]
     pub cutover: f64,
@@ -306,6 +349,14 @@ pub struct RunArgs {
     /// Print summary.json to stdout
     #[arg(long)]
     pub json: bool,
+    /// After the run (also an interrupted one), upload the results to s3://BUCKET/PREFIX/runs/RUN_ID/REGION/
+    #[arg(long)]
+    pub upload: Option<String>,
+    /// Wait until this UTC time before starting (all regions start together), e.g. 2026-11-26T12:00:00Z
+    #[arg(long)]
+    pub start_at: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -15,6 +15,7 @@ pub mod mirror;
 pub mod precise;
 pub mod report;
 pub mod results;
+pub mod s3;
 pub mod scenario;
 pub mod threshold;
 pub mod urls;

@@ -13,6 +13,8 @@ fn main() {
         Command::Extract(a) => cmd::extract::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Mirror(a) => cmd::mirror::run(a),
+        Command::Upload(a) => cmd::s3::upload(a),
+        Command::Download(a) => cmd::s3::download(a),
     };
     let code = match res {
         Ok(c) => c,

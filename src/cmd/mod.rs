@@ -7,6 +7,7 @@ pub mod extract;
 pub mod mirror;
 pub mod report;
 pub mod run;
+pub mod s3;
 
 /// An error in what the user gave us (flags, scenario, input files): exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -1,13 +1,44 @@
 //! `edgeload report`: loads results directories (and a baseline), builds the merged report,
 //! prints the table and where the files went.
 
+use std::path::PathBuf;
+
 use super::{EXIT_OK, UsageError, usage};
 use crate::cli::ReportArgs;
 use crate::report::{self, ReportOptions};
 
+/// Local paths as they are; s3:// inputs are downloaded (and verified) first: a second source
+/// feeding the same local loader, not a second code path.
+fn resolve(
+    inputs: &[String],
+    a: &ReportArgs,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (i, inp) in inputs.iter().enumerate() {
+        if inp.starts_with("s3://") {
+            let base = a
+                .download_dir
+                .clone()
+                .unwrap_or_else(|| a.out.join("downloaded"));
+            let dest = base.join(format!("input-{}", i + 1));
+            let (_, w) = super::s3::download_to(inp, &dest, &a.s3)?;
+            warnings.extend(w);
+            out.push(dest);
+        } else {
+            out.push(PathBuf::from(inp));
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
     let by = a.by.parse().map_err(UsageError)?;
-    let (runs, warnings) = report::load_all(&a.inputs).map_err(|e| UsageError(e.to_string()))?;
+    let mut s3_warnings = Vec::new();
+    let inputs = resolve(&a.inputs, &a, &mut s3_warnings)?;
+    let (runs, mut warnings) = report::load_all(&inputs).map_err(|e| UsageError(e.to_string()))?;
+    s3_warnings.append(&mut warnings);
+    let warnings = s3_warnings;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -17,7 +48,10 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
     let baseline = if a.baseline.is_empty() {
         None
     } else {
-        let (b, bw) = report::load_all(&a.baseline).map_err(|e| UsageError(e.to_string()))?;
+        let mut bw = Vec::new();
+        let base_inputs = resolve(&a.baseline, &a, &mut bw)?;
+        let (b, mut bw2) = report::load_all(&base_inputs).map_err(|e| UsageError(e.to_string()))?;
+        bw.append(&mut bw2);
         for w in &bw {
             eprintln!("warning: baseline: {w}");
         }

@@ -441,11 +441,44 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// Sleeps until `--start-at` (Ctrl-C still works); returns how late the start was, in seconds.
+fn wait_start(at: &str, control: &Control) -> anyhow::Result<Option<f64>> {
+    let t = crate::logs::timefmt::iso(at).ok_or_else(|| {
+        UsageError(format!(
+            "--start-at {at:?}: expected RFC 3339, e.g. 2026-11-26T12:00:00Z"
+        ))
+    })?;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros() as i64
+    };
+    while now() < t && !control.is_stopped() {
+        let left = Duration::from_micros((t - now()).max(0) as u64);
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    Ok(Some((now() - t) as f64 / 1e6))
+}
+
 pub fn run(a: RunArgs) -> anyhow::Result<i32> {
-    let plan = plan(&a)?;
+    let mut plan = plan(&a)?;
+    if let Some(u) = &a.upload {
+        crate::s3::S3Url::parse(u).map_err(|e| UsageError(e.to_string()))?;
+    }
     let control = Control::default();
     let c = control.clone();
     super::on_signal(move || c.stop());
+    if let Some(at) = &a.start_at {
+        let late = wait_start(at, &control)?;
+        if let serde_json::Value::Object(m) = &mut plan.scenario {
+            m.insert("start_at".into(), serde_json::json!(at));
+            m.insert("late_start_s".into(), serde_json::json!(late));
+        }
+        if control.is_stopped() {
+            return Ok(EXIT_INTERRUPTED);
+        }
+    }
     let f = execute(plan, &control)?;
     if a.json {
         println!(
@@ -456,6 +489,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if !a.quiet {
         eprint!("{}", crate::report::text::render(&f.summary));
         eprintln!("results: {}", f.dir.display());
+    }
+    if let Some(u) = &a.upload {
+        let r = super::s3::upload_dir(&f.dir, u, &a.s3)?;
+        if !a.quiet {
+            eprintln!(
+                "uploaded {} files ({} already there) to {u}",
+                r.uploaded.len(),
+                r.skipped.len()
+            );
+        }
     }
     Ok(if f.summary.interrupted {
         EXIT_INTERRUPTED

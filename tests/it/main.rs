@@ -9,3 +9,4 @@ mod measure;
 mod mirror;
 mod process;
 mod report;
+mod s3;

@@ -381,8 +381,7 @@ fn warms_a_real_varnish_until_the_gate_passes() {
     )
     .unwrap();
     let ratios: Vec<f64> = rows.iter().filter_map(|r| r.hit_ratio).collect();
-    assert!(
-        ratios.first().unwrap() < &0.8 && ratios.last().unwrap() > ratios.first().unwrap(),
-        "{ratios:?}"
-    );
+    // (the last row is the drain after the gate: a few late misses; the peak tells the story)
+    let best = ratios.iter().copied().fold(0.0, f64::max);
+    assert!(ratios[0] < 0.8 && best >= 0.8, "{ratios:?}");
 }

@@ -1,0 +1,412 @@
+//! Upload and download results directories to S3 (or an S3-compatible store). Knows files,
+//! sizes and sha256 checksums, nothing of histograms. MANIFEST.json goes up last, so a region
+//! whose manifest is present is complete; a re-run skips objects already there with the same
+//! size and sha256 (resumable); the local directory is never touched.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use sha2::{Digest, Sha256};
+
+const MANIFEST: &str = "MANIFEST.json";
+/// Files above this go up in parts.
+pub const MULTIPART_THRESHOLD: u64 = 16 << 20;
+const PART: usize = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("{0:?} is not an s3:// URL (s3://BUCKET/PREFIX/)")]
+    BadUrl(String),
+    #[error("{path}: {msg}")]
+    Local { path: String, msg: String },
+    #[error("s3://{bucket}/{key}: {msg}")]
+    Remote {
+        bucket: String,
+        key: String,
+        msg: String,
+    },
+    #[error("{dir} has no MANIFEST.json: the run is not complete, nothing uploaded")]
+    Incomplete { dir: String },
+    #[error("s3://{bucket}/{key}: downloaded {got}, the manifest says {want}")]
+    Mismatch {
+        bucket: String,
+        key: String,
+        got: String,
+        want: String,
+    },
+}
+
+/// `s3://bucket/prefix/` split; the prefix has no leading slash and ends with one (or is empty).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Url {
+    pub fn parse(s: &str) -> Result<S3Url, S3Error> {
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| S3Error::BadUrl(s.to_string()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || prefix.contains("//") {
+            return Err(S3Error::BadUrl(s.to_string()));
+        }
+        let mut prefix = prefix.to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(S3Url {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+    pub fn join(&self, sub: &str) -> S3Url {
+        S3Url {
+            bucket: self.bucket.clone(),
+            prefix: format!("{}{}/", self.prefix, sub.trim_matches('/')),
+        }
+    }
+}
+
+impl std::fmt::Display for S3Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// S3-compatible endpoint (also AWS_ENDPOINT_URL): path-style, checksums only when required
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub max_attempts: u32,
+    /// explicit (access key, secret): tests; otherwise the standard chain
+    pub static_credentials: Option<(String, String)>,
+}
+
+/// The standard AWS credential chain (environment, profile, SSO, IMDSv2 instance role).
+pub async fn client(o: &S3Options) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &o.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    let endpoint = o
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    if let Some((id, secret)) = &o.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id,
+            secret,
+            None,
+            None,
+            "edgeload-static",
+        ));
+    }
+    let conf = loader.load().await;
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(o.max_attempts.max(1))
+        .with_initial_backoff(Duration::from_millis(200));
+    let mut b = aws_sdk_s3::config::Builder::from(&conf).retry_config(retry);
+    if endpoint.is_some() {
+        b = b
+            .force_path_style(true)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    }
+    Client::from_conf(b.build())
+}
+
+fn remote(bucket: &str, key: &str, e: impl std::error::Error) -> S3Error {
+    S3Error::Remote {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        msg: format!("{}", DisplayErrorContext(e)),
+    }
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct UploadReport {
+    pub uploaded: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// Uploads a complete results directory; MANIFEST.json last.
+pub async fn upload_dir(c: &Client, dir: &Path, dest: &S3Url) -> Result<UploadReport, S3Error> {
+    let local = |p: &Path, msg: String| S3Error::Local {
+        path: p.display().to_string(),
+        msg,
+    };
+    if !dir.join(MANIFEST).exists() {
+        return Err(S3Error::Incomplete {
+            dir: dir.display().to_string(),
+        });
+    }
+    let m = crate::results::manifest::Manifest::read(dir).map_err(|e| local(dir, e))?;
+    let mut names: Vec<String> = m.files.iter().map(|f| f.name.clone()).collect();
+    names.push(MANIFEST.to_string());
+    let mut report = UploadReport::default();
+    for name in names {
+        let path = dir.join(&name);
+        let data = std::fs::read(&path).map_err(|e| local(&path, e.to_string()))?;
+        let sum = sha256(&data);
+        let key = dest.key(&name);
+        // already there with the same size and checksum: skip (a resumed upload)
+        if let Ok(h) = c.head_object().bucket(&dest.bucket).key(&key).send().await
+            && h.content_length() == Some(data.len() as i64)
+            && h.metadata()
+                .and_then(|m| m.get("sha256"))
+                .is_some_and(|s| *s == sum)
+        {
+            report.skipped.push(name);
+            continue;
+        }
+        if data.len() as u64 > MULTIPART_THRESHOLD {
+            multipart(c, &dest.bucket, &key, &data, &sum).await?;
+        } else {
+            c.put_object()
+                .bucket(&dest.bucket)
+                .key(&key)
+                .metadata("sha256", &sum)
+                .body(ByteStream::from(data))
+                .send()
+                .await
+                .map_err(|e| remote(&dest.bucket, &key, e))?;
+        }
+        report.uploaded.push(name);
+    }
+    Ok(report)
+}
+
+async fn multipart(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    sum: &str,
+) -> Result<(), S3Error> {
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .metadata("sha256", sum)
+        .send()
+        .await
+        .map_err(|e| remote(bucket, key, e))?;
+    let id = up.upload_id().unwrap_or_default().to_string();
+    let mut parts = Vec::new();
+    let result: Result<(), S3Error> = async {
+        for (i, chunk) in data.chunks(PART).enumerate() {
+            let n = i as i32 + 1;
+            let r = c
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| remote(bucket, key, e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(r.e_tag().map(str::to_string))
+                    .build(),
+            );
+        }
+        c.complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| remote(bucket, key, e))?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = c
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&id)
+            .send()
+            .await;
+    }
+    result
+}
+
+async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, S3Error> {
+    let o = c
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| remote(bucket, key, e))?;
+    let b = o.body.collect().await.map_err(|e| remote(bucket, key, e))?;
+    Ok(b.into_bytes().to_vec())
+}
+
+/// The region folders directly under a run prefix (`.../runs/RUN_ID/REGION/`).
+pub async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>, S3Error> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let r = c
+            .list_objects_v2()
+            .bucket(&run.bucket)
+            .prefix(&run.prefix)
+            .delimiter("/")
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| remote(&run.bucket, &run.prefix, e))?;
+        for p in r.common_prefixes() {
+            if let Some(p) = p.prefix() {
+                out.push(
+                    p.trim_start_matches(&run.prefix)
+                        .trim_end_matches('/')
+                        .to_string(),
+                );
+            }
+        }
+        match r.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Downloads one results directory, verifying each file against MANIFEST.json. `Ok(None)`: the
+/// manifest is missing (an incomplete region).
+pub async fn download_dir(
+    c: &Client,
+    src: &S3Url,
+    dest: &Path,
+) -> Result<Option<PathBuf>, S3Error> {
+    let mkey = src.key(MANIFEST);
+    let mbytes = match c.get_object().bucket(&src.bucket).key(&mkey).send().await {
+        Ok(o) => o
+            .body
+            .collect()
+            .await
+            .map_err(|e| remote(&src.bucket, &mkey, e))?
+            .into_bytes()
+            .to_vec(),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(remote(&src.bucket, &mkey, e)),
+    };
+    let m: crate::results::manifest::Manifest =
+        serde_json::from_slice(&mbytes).map_err(|e| S3Error::Remote {
+            bucket: src.bucket.clone(),
+            key: mkey.clone(),
+            msg: format!("not a valid manifest: {e}"),
+        })?;
+    std::fs::create_dir_all(dest).map_err(|e| S3Error::Local {
+        path: dest.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    for f in &m.files {
+        let key = src.key(&f.name);
+        let data = get(c, &src.bucket, &key).await?;
+        let sum = sha256(&data);
+        if data.len() as u64 != f.size || sum != f.sha256 {
+            return Err(S3Error::Mismatch {
+                bucket: src.bucket.clone(),
+                key,
+                got: format!("{} bytes sha256 {sum}", data.len()),
+                want: format!("{} bytes sha256 {}", f.size, f.sha256),
+            });
+        }
+        let p = dest.join(&f.name);
+        std::fs::write(&p, &data).map_err(|e| S3Error::Local {
+            path: p.display().to_string(),
+            msg: e.to_string(),
+        })?;
+    }
+    let p = dest.join(MANIFEST);
+    std::fs::write(&p, &mbytes).map_err(|e| S3Error::Local {
+        path: p.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    Ok(Some(dest.to_path_buf()))
+}
+
+/// Downloads every complete region of a run (or the single directory `src` names); regions
+/// without a manifest are reported as warnings.
+pub async fn download_run(
+    c: &Client,
+    src: &S3Url,
+    dest: &Path,
+) -> Result<(Vec<PathBuf>, Vec<String>), S3Error> {
+    let mut dirs = Vec::new();
+    let mut warnings = Vec::new();
+    let regions = list_regions(c, src).await?;
+    if regions.is_empty() {
+        match download_dir(c, src, dest).await? {
+            Some(d) => dirs.push(d),
+            None => warnings.push(format!(
+                "{src}: no results (no region folders, no {MANIFEST})"
+            )),
+        }
+        return Ok((dirs, warnings));
+    }
+    for r in regions {
+        let sub = src.join(&r);
+        match download_dir(c, &sub, &dest.join(&r)).await? {
+            Some(d) => dirs.push(d),
+            None => warnings.push(format!(
+                "{sub}: no {MANIFEST} (region missing or upload incomplete): skipped"
+            )),
+        }
+    }
+    Ok((dirs, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = S3Url::parse("s3://bucket/a/runs/r1").unwrap();
+        assert_eq!(
+            (u.bucket.as_str(), u.prefix.as_str()),
+            ("bucket", "a/runs/r1/")
+        );
+        assert_eq!(u.key("summary.json"), "a/runs/r1/summary.json");
+        assert_eq!(
+            u.join("us-east-1").to_string(),
+            "s3://bucket/a/runs/r1/us-east-1/"
+        );
+        assert_eq!(S3Url::parse("s3://b").unwrap().prefix, "");
+        assert!(S3Url::parse("http://b/x").is_err());
+        assert!(S3Url::parse("s3:///x").is_err());
+    }
+}

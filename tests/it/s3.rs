@@ -1,0 +1,385 @@
+//! S3 against a real S3-compatible server on loopback (Garage, started here per test binary and
+//! killed with it): upload, resume, checksum mismatch, incomplete regions, bad credentials, a
+//! server that is down, and a simulated three-region run merged by `report s3://...`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use edgeload::edge::{EdgeConfig, Faults};
+use edgeload::s3::{self, S3Options, S3Url};
+
+use crate::common::*;
+
+const KEY_ID: &str = "GK0123456789abcdef01234567";
+fn secret() -> String {
+    "0".repeat(64)
+}
+
+struct Garage {
+    _child: std::process::Child,
+    _dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn garage() -> &'static Garage {
+    static G: OnceLock<Garage> = OnceLock::new();
+    G.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (rpc, api, admin) = (free_port(), free_port(), free_port());
+        let secret_rpc: String = (0..64).map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char).collect();
+        let conf = format!(
+            "metadata_dir = \"{m}\"\ndata_dir = \"{da}\"\ndb_engine = \"lmdb\"\nreplication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret_rpc}\"\n[s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{api}\"\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+            m = d.join("meta").display(),
+            da = d.join("data").display()
+        );
+        let cfg = d.join("garage.toml");
+        std::fs::write(&cfg, conf).unwrap();
+        let g = |args: &[&str]| {
+            let o = Command::new("garage").arg("-c").arg(&cfg).args(args).output().expect("garage (scripts/test.sh installs it)");
+            assert!(o.status.success(), "garage {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).to_string()
+        };
+        // The server dies with this test process: PR_SET_PDEATHSIG fires when the *thread* that
+        // spawned it ends, so a thread that lives as long as the process spawns it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cfg2 = cfg.clone();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new("garage");
+            cmd.arg("-c").arg(&cfg2).arg("server").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let _ = tx.send(cmd.spawn().expect("garage (scripts/test.sh installs it)"));
+            loop {
+                std::thread::park();
+            }
+        });
+        let child = rx.recv().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !Command::new("garage").arg("-c").arg(&cfg).arg("status").output().map(|o| o.status.success()).unwrap_or(false) {
+            assert!(std::time::Instant::now() < deadline, "garage did not come up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let id = g(&["node", "id", "-q"]);
+        g(&["layout", "assign", "-z", "dc1", "-c", "1G", &id.trim()[..64]]);
+        g(&["layout", "apply", "--version", "1"]);
+        g(&["key", "import", "--yes", "-n", "test", KEY_ID, &secret()]);
+        g(&["bucket", "create", "results"]);
+        g(&["bucket", "allow", "--read", "--write", "--owner", "results", "--key", "test"]);
+        Garage {
+            _child: child,
+            _dir: dir,
+            endpoint: format!("http://127.0.0.1:{api}"),
+        }
+    })
+}
+
+fn opts(endpoint: &str) -> S3Options {
+    S3Options {
+        endpoint: Some(endpoint.into()),
+        region: Some("garage".into()),
+        max_attempts: 3,
+        static_credentials: Some((KEY_ID.into(), secret())),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A small complete results directory from a real run against the edge.
+fn results_dir(dir: &Path, region: &str) -> PathBuf {
+    let edge = start(fast_edge());
+    let mut cfg = engine(&edge.base_url(), paths(10), closed(2));
+    cfg.requests = Some(40);
+    let d = dir.join(region);
+    let plan = edgeload::cmd::execute::Plan {
+        engine: cfg,
+        out: d.clone(),
+        run_id: "s3test".into(),
+        region: region.into(),
+        thresholds: Vec::new(),
+        scenario: serde_json::json!({}),
+        progress: false,
+    };
+    edgeload::cmd::execute::execute(plan, &edgeload::engine::Control::default()).unwrap();
+    d
+}
+
+#[test]
+fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
+    let g = garage();
+    let tmp = tempfile::tempdir().unwrap();
+    let full = results_dir(tmp.path(), "us-east-1");
+    // an interrupted upload: the copy lacks timeline.csv, so the upload stops there
+    let partial = tmp.path().join("partial");
+    std::fs::create_dir(&partial).unwrap();
+    for f in ["summary.json", "latency.hlog", "MANIFEST.json"] {
+        std::fs::copy(full.join(f), partial.join(f)).unwrap();
+    }
+    let run = S3Url::parse("s3://results/it/runs/r1/").unwrap();
+    let dest = run.join("us-east-1");
+    let rt = rt();
+    rt.block_on(async {
+        let c = s3::client(&opts(&g.endpoint)).await;
+        let e = s3::upload_dir(&c, &partial, &dest)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeline.csv"), "{e}");
+        // resumed with the complete directory: what is there is skipped
+        let r = s3::upload_dir(&c, &full, &dest).await.unwrap();
+        assert_eq!(r.skipped, ["summary.json", "latency.hlog"]);
+        assert_eq!(r.uploaded, ["timeline.csv", "MANIFEST.json"]);
+        let r = s3::upload_dir(&c, &full, &dest).await.unwrap();
+        assert_eq!(r.uploaded.len(), 0, "a second upload changes nothing");
+        // a region whose upload never finished: files but no MANIFEST
+        let half = run.join("eu-west-1");
+        let _ = s3::upload_dir(&c, &partial, &half).await;
+        // download: the complete region, verified; the other skipped with a warning
+        let out = tmp.path().join("down");
+        let (dirs, warnings) = s3::download_run(&c, &run, &out).await.unwrap();
+        assert_eq!(dirs, [out.join("us-east-1")]);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("eu-west-1") && warnings[0].contains("MANIFEST"),
+            "{warnings:?}"
+        );
+        for f in [
+            "summary.json",
+            "latency.hlog",
+            "timeline.csv",
+            "MANIFEST.json",
+        ] {
+            assert_eq!(
+                std::fs::read(out.join("us-east-1").join(f)).unwrap(),
+                std::fs::read(full.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+        // a changed object is caught by its checksum
+        c.put_object()
+            .bucket("results")
+            .key(dest.key("timeline.csv"))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"tampered"))
+            .send()
+            .await
+            .unwrap();
+        let e = s3::download_run(&c, &run, &tmp.path().join("down2"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeline.csv") && e.contains("sha256"), "{e}");
+    });
+}
+
+#[test]
+fn wrong_credentials_and_a_dead_server_give_clear_errors_and_keep_the_local_copy() {
+    let g = garage();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = results_dir(tmp.path(), "ap-southeast-1");
+    let before: Vec<u8> = std::fs::read(dir.join("MANIFEST.json")).unwrap();
+    let wrong_secret = "1".repeat(64);
+    let run = |endpoint: &str, secret: &str| {
+        Command::new(bin())
+            .args(["upload"])
+            .arg(&dir)
+            .args([
+                "s3://results/it/runs/r2/ap-southeast-1/",
+                "--endpoint-url",
+                endpoint,
+                "--s3-region",
+                "garage",
+                "--s3-attempts",
+                "3",
+            ])
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    };
+    let o = run(&g.endpoint, &wrong_secret);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("upload failed") && e.contains("retry with"),
+        "{e}"
+    );
+    assert!(
+        e.to_lowercase().contains("signature")
+            || e.contains("Forbidden")
+            || e.contains("AccessDenied"),
+        "{e}"
+    );
+    assert!(!e.contains(&wrong_secret), "the secret was printed");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let t = std::time::Instant::now();
+    let o = run(&dead, &secret());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("intact") && e.contains("summary.json"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        std::fs::read(dir.join("MANIFEST.json")).unwrap(),
+        before,
+        "local copy changed"
+    );
+    // and the good credentials work
+    let o = run(&g.endpoint, &secret());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn three_regions_start_together_upload_and_merge_from_s3() {
+    let g = garage();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("urls.txt"),
+        (0..20)
+            .map(|i| format!("/img/{i}.jpg\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let start_at = {
+        let t = std::time::SystemTime::now() + Duration::from_secs(3);
+        edgeload::cmd::execute::rfc3339(t)
+    };
+    let regions = [
+        ("us-east-1", 10u64),
+        ("eu-west-1", 40),
+        ("ap-southeast-1", 80),
+    ];
+    let edges: Vec<_> = regions
+        .iter()
+        .map(|(_, ms)| {
+            start(EdgeConfig {
+                faults: Faults {
+                    extra_delay: Duration::from_millis(*ms),
+                    ..Faults::default()
+                },
+                ..fast_edge()
+            })
+        })
+        .collect();
+    let children: Vec<_> = regions
+        .iter()
+        .zip(&edges)
+        .map(|((r, _), e)| {
+            Command::new(bin())
+                .args([
+                    "run",
+                    "urls.txt",
+                    "-t",
+                    &format!("cdn={}", e.base_url()),
+                    "-c",
+                    "4",
+                    "-n",
+                    "60",
+                ])
+                .args([
+                    "--run-id",
+                    "multi",
+                    "--region",
+                    r,
+                    "--start-at",
+                    &start_at,
+                    "-o",
+                    &format!("local/{r}"),
+                    "-q",
+                ])
+                .args([
+                    "--upload",
+                    &format!("s3://results/it/runs/multi/{r}/"),
+                    "--endpoint-url",
+                    &g.endpoint,
+                    "--s3-region",
+                    "garage",
+                ])
+                .env("AWS_ACCESS_KEY_ID", KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", secret())
+                .current_dir(d)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+    }
+    // every region started within a moment of the common time
+    for (r, _) in &regions {
+        let s =
+            edgeload::results::summary::Summary::read(&d.join(format!("local/{r}/summary.json")))
+                .unwrap();
+        let late = s.scenario["late_start_s"].as_f64().unwrap();
+        assert!((0.0..0.5).contains(&late), "{r} started {late} s late");
+    }
+    let o = Command::new(bin())
+        .args([
+            "report",
+            "s3://results/it/runs/multi/",
+            "-o",
+            "rep",
+            "--by",
+            "region",
+            "--no-plots",
+            "--json",
+        ])
+        .args(["--endpoint-url", &g.endpoint, "--s3-region", "garage"])
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", secret())
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let merged: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(merged["region"], "ap-southeast-1+eu-west-1+us-east-1");
+    assert_eq!(
+        merged["targets"][0]["requests"], 180,
+        "the merged total is the sum"
+    );
+    // per region, the latency is the injected one
+    let (runs, _) = edgeload::report::load_all(&[d.join("rep/downloaded/input-1")]).unwrap();
+    let groups = edgeload::report::model::groups(&runs, "region".parse().unwrap());
+    for (r, ms) in regions {
+        let g = groups
+            .iter()
+            .find(|g| g.key.region.as_deref() == Some(r))
+            .unwrap();
+        let p50 = g.stats(0).p50;
+        assert!(
+            p50 >= ms as f64 && p50 < ms as f64 * 1.1 + 2.0,
+            "{r}: p50 {p50} for {ms} ms"
+        );
+    }
+}
