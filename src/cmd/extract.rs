@@ -32,32 +32,44 @@ fn regex_arg(flag: &str, s: &Option<String>) -> anyhow::Result<Option<regex::Reg
         .transpose()
 }
 
-pub fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
-    let format = match a.format.as_str() {
+/// The log-reading flags `extract` and `mirror` share: format, JSON fields, statuses, sample.
+pub fn log_input(
+    format: &str,
+    json_fields: &Option<String>,
+    status_flag: &str,
+    status: &str,
+    sample: Option<f64>,
+) -> anyhow::Result<(Option<Format>, JsonFields, Vec<u16>)> {
+    let format = match format {
         "auto" => None,
         f => Some(
             f.parse::<Format>()
                 .map_err(|e| UsageError(format!("--format: {e}")))?,
         ),
     };
-    let json = match &a.json_fields {
+    let json = match json_fields {
         Some(spec) => JsonFields::parse(spec).map_err(UsageError)?,
         None => JsonFields::default(),
     };
-    let statuses = a
-        .status
+    let statuses = status
         .split(',')
         .map(|s| {
             s.trim()
                 .parse::<u16>()
-                .map_err(|_| UsageError(format!("--status: {s:?} is not a status code")))
+                .map_err(|_| UsageError(format!("{status_flag}: {s:?} is not a status code")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(s) = a.sample
+    if let Some(s) = sample
         && !(s > 0.0 && s <= 1.0)
     {
         return usage(format!("--sample {s}: a share in (0, 1]"));
     }
+    Ok((format, json, statuses))
+}
+
+pub fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
+    let (format, json, statuses) =
+        log_input(&a.format, &a.json_fields, "--status", &a.status, a.sample)?;
     Ok(Options {
         format,
         json: Arc::new(json),

@@ -12,7 +12,6 @@ use crate::cache_status::Classifier;
 use crate::cli::MirrorArgs;
 use crate::engine::client::ClientConfig;
 use crate::extract::Filters;
-use crate::logs::json::JsonFields;
 use crate::mirror::window::Gate;
 use crate::mirror::{self, Ending, Input, MirrorConfig};
 
@@ -45,31 +44,13 @@ pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
         .enumerate()
         .map(|(i, t)| parse_target(t, i))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let format = match a.format.as_str() {
-        "auto" => None,
-        f => Some(
-            f.parse()
-                .map_err(|e| UsageError(format!("--format: {e}")))?,
-        ),
-    };
-    let json = match &a.json_fields {
-        Some(s) => JsonFields::parse(s).map_err(UsageError)?,
-        None => JsonFields::default(),
-    };
-    let statuses = a
-        .status_codes
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse::<u16>()
-                .map_err(|_| UsageError(format!("--status-codes: {s:?} is not a status code")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(s) = a.sample
-        && !(s > 0.0 && s <= 1.0)
-    {
-        return usage(format!("--sample {s}: a share in (0, 1]"));
-    }
+    let (format, json, statuses) = super::extract::log_input(
+        &a.format,
+        &a.json_fields,
+        "--status-codes",
+        &a.status_codes,
+        a.sample,
+    )?;
     if let Some(r) = a.rate
         && !(r >= 1.0 && r.is_finite())
     {
