@@ -317,6 +317,15 @@ async fn run_async(
     // inputs on their own threads
     let mut inputs = Vec::new();
     for input in cfg.inputs.clone() {
+        // bind the syslog socket here: a port in use is an error now, and the socket listens
+        // before the status endpoint answers
+        let sock = match &input {
+            Input::Syslog(addr) => Some(
+                std::net::UdpSocket::bind(addr)
+                    .map_err(|e| anyhow::anyhow!("--syslog {addr}: {e}"))?,
+            ),
+            _ => None,
+        };
         let mut intake = Intake {
             cfg: cfg.clone(),
             counters: counters.clone(),
@@ -335,9 +344,10 @@ async fn run_async(
                         intake.line(l)
                     })
                 }
-                Input::Syslog(addr) => {
-                    follow::syslog_udp(std::net::UdpSocket::bind(addr)?, stop, |l| intake.line(l))
-                }
+                Input::Syslog(_) => match sock {
+                    Some(sock) => follow::syslog_udp(sock, stop, |l| intake.line(l)),
+                    None => Ok(()),
+                },
                 Input::Stdin => follow::stdin_lines(stop, |l| intake.line(l)),
             }
         }));

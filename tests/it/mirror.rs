@@ -385,3 +385,94 @@ fn warms_a_real_varnish_until_the_gate_passes() {
     let best = ratios.iter().copied().fold(0.0, f64::max);
     assert!(ratios[0] < 0.8 && best >= 0.8, "{ratios:?}");
 }
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+#[test]
+fn syslog_input_status_endpoints_and_sigterm() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = format!("127.0.0.1:{}", free_port());
+    let child = std::process::Command::new(bin())
+        .args([
+            "mirror",
+            "--syslog",
+            &format!("udp://127.0.0.1:{udp_port}"),
+            "-t",
+            &format!("new={}", edge.base_url()),
+        ])
+        .args(["--status", &status, "-o", "out", "-q"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the status endpoint", || {
+        std::net::TcpStream::connect(&status).is_ok()
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..20 {
+        let l = line(&format!("/s/{i}.png"));
+        sock.send_to(
+            format!("<190>Nov 26 12:00:00 web1 nginx: {}", l.trim_end()).as_bytes(),
+            ("127.0.0.1", udp_port),
+        )
+        .unwrap();
+    }
+    wait_for("20 requests at the edge", || edge.stats().requests == 20);
+    // the status snapshot refreshes every second
+    wait_for("/status to count them", || {
+        let v: serde_json::Value =
+            serde_json::from_str(&http_get(&status, "/status")).unwrap_or_default();
+        v["targets"][0]["requests"] == 20
+    });
+    let metrics = http_get(&status, "/metrics");
+    assert!(
+        metrics.contains("edgeload_mirror_requests_total{target=\"new\"} 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgeload_mirror_lines_total 20"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgeload_mirror_pop_hit_ratio{target=\"new\",pop=\"FRA\"}"),
+        "{metrics}"
+    );
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = dir.path().join("out");
+    edgeload::results::manifest::Manifest::read(&out)
+        .unwrap()
+        .verify(&out)
+        .unwrap();
+    let s = edgeload::results::summary::Summary::read(&out.join("summary.json")).unwrap();
+    assert!(s.interrupted);
+    assert_eq!(s.mirror.unwrap()["lines"], 20);
+    assert_eq!(s.targets[0].requests, 20);
+}

@@ -192,6 +192,37 @@ fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
 }
 
 #[test]
+fn large_files_go_up_in_parts_and_come_back_identical() {
+    let g = garage();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("big");
+    std::fs::create_dir(&dir).unwrap();
+    // 17 MB: over the multipart threshold, three 8 MB parts
+    let big: Vec<u8> = (0..17 * 1024 * 1024u32)
+        .map(|i| (edgeload::urls::mix(i as u64) & 0xff) as u8)
+        .collect();
+    assert!(big.len() as u64 > s3::MULTIPART_THRESHOLD);
+    std::fs::write(dir.join("samples.jtl"), &big).unwrap();
+    edgeload::results::manifest::Manifest::write(&dir, "big", "us-east-1", &["samples.jtl"])
+        .unwrap();
+    let dest = S3Url::parse("s3://results/it/runs/big/us-east-1/").unwrap();
+    rt().block_on(async {
+        let c = s3::client(&opts(&g.endpoint)).await;
+        let r = s3::upload_dir(&c, &dir, &dest).await.unwrap();
+        assert_eq!(r.uploaded, ["samples.jtl", "MANIFEST.json"]);
+        // resumable for multipart objects too: the checksum travels as metadata
+        let r = s3::upload_dir(&c, &dir, &dest).await.unwrap();
+        assert_eq!(r.skipped, ["samples.jtl", "MANIFEST.json"]);
+        let out = tmp.path().join("down");
+        assert_eq!(
+            s3::download_dir(&c, &dest, &out).await.unwrap(),
+            Some(out.clone())
+        );
+        assert_eq!(std::fs::read(out.join("samples.jtl")).unwrap(), big);
+    });
+}
+
+#[test]
 fn wrong_credentials_and_a_dead_server_give_clear_errors_and_keep_the_local_copy() {
     let g = garage();
     let tmp = tempfile::tempdir().unwrap();
