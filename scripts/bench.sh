@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Side-by-side load-generator benchmark against one nginx (1 worker, loopback): edgeload vs wrk
+# (and hey, ab, oha when present), alternating tools, medians of REPS runs, ratios to wrk.
+#   1. saturation, keep-alive, 64 connections, a 4 KB and a 40 KB object: req/s, client CPU per
+#      request (user+sys of the generator), peak RSS;
+#   2. fixed rate (edgeload's open model): achieved rate and send lag at 10k req/s;
+#   4. a new connection per request.
+# Writes reports/bench/bench.md. usage: scripts/bench.sh [SECONDS] [REPS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10} reps=${2:-3}
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v hey >/dev/null || need+=(hey)
+command -v ab >/dev/null || need+=(apache2-utils)
+if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+bin=$PWD/target/release/edgeload
+work=$(mktemp -d)
+port=$((30000 + RANDOM % 20000))
+head -c 4096 /dev/urandom > "$work/4k.bin"
+head -c 40960 /dev/urandom > "$work/40k.bin"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$port; root $work; }
+}
+CONF
+nginx -c "$work/nginx.conf"
+trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
+sleep 0.3
+
+# prints "requests cpu_seconds peak_rss_kb" for one generator run
+measure() {
+    local tool=$1 obj=$2 out="$work/out.txt"
+    local url="http://127.0.0.1:$port/$obj"
+    case "$tool" in
+        wrk) /usr/bin/time -f "%U %S %M" -o "$work/t" wrk -t2 -c64 -d"${secs}s" "$url" > "$out" 2>&1
+             n=$(awk '/requests in/ {print $1}' "$out") ;;
+        hey) /usr/bin/time -f "%U %S %M" -o "$work/t" hey -c 64 -z "${secs}s" "$url" > "$out" 2>&1
+             n=$(awk '/\[200\].*responses/ {print $2; exit}' "$out") ;;
+        edgeload) printf '/%s\n' "$obj" > "$work/urls.txt"
+             /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
+                -c 64 -d "${secs}s" -o "$work/res" -q --json > "$out"
+             n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rate"]["completed"])' "$out") ;;
+    esac
+    read -r u s rss < "$work/t"
+    echo "$n $(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') $rss"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+tools=(wrk edgeload)
+command -v hey >/dev/null && tools+=(hey)
+{
+echo "# load generator benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, nginx 1 worker on loopback)"
+echo
+echo "Saturation, keep-alive, 64 connections, ${secs} s, median of $reps alternating runs."
+echo "CPU = user+sys of the generator process. Ratios are to wrk in the same run."
+echo
+echo "| object | tool | req/s | ratio | CPU us/request | ratio | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|"
+for obj in 4k.bin 40k.bin; do
+    declare -A rps cpu rss
+    for t in "${tools[@]}"; do : > "$work/$t.rps"; : > "$work/$t.cpu"; : > "$work/$t.rss"; done
+    for _ in $(seq "$reps"); do
+        for t in "${tools[@]}"; do
+            read -r n c r <<< "$(measure "$t" "$obj")"
+            awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f\n", n / s}' >> "$work/$t.rps"
+            awk -v n="$n" -v c="$c" 'BEGIN {printf "%.2f\n", c / n * 1e6}' >> "$work/$t.cpu"
+            echo "$r" >> "$work/$t.rss"
+        done
+    done
+    for t in "${tools[@]}"; do
+        rps[$t]=$(median < "$work/$t.rps"); cpu[$t]=$(median < "$work/$t.cpu"); rss[$t]=$(sort -n "$work/$t.rss" | tail -1)
+    done
+    for t in "${tools[@]}"; do
+        echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[wrk]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[wrk]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
+    done
+done
+echo
+echo "Open model (edgeload --rate), 4 KB object, ${secs} s:"
+echo
+echo "| target req/s | achieved req/s | send lag p50 ms | send lag p99 ms | CPU us/request |"
+echo "|---|---|---|---|---|"
+for rate in 10000 50000; do
+    printf '/4k.bin\n' > "$work/urls.txt"
+    /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
+        -r "$rate" -d "${secs}s" -o "$work/res" -q --json > "$work/open.json"
+    read -r u s _ < "$work/t"
+    python3 - "$work/open.json" "$rate" "$u" "$s" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1])); r = s["rate"]; lag = r["send_lag"] or {}
+cpu = (float(sys.argv[3]) + float(sys.argv[4])) / max(r["completed"], 1) * 1e6
+print(f"| {sys.argv[2]} | {r['achieved_rps']:.0f} | {lag.get('p50', 0):.3f} | {lag.get('p99', 0):.3f} | {cpu:.2f} |")
+PY
+done
+echo
+echo "New connection per request (edgeload --no-keepalive vs ab without -k), 4 KB, 10,000 requests, 16 concurrent:"
+echo
+printf '/4k.bin\n' > "$work/urls.txt"
+/usr/bin/time -f "%U %S" -o "$work/t" ab -q -n 10000 -c 16 "http://127.0.0.1:$port/4k.bin" > /dev/null 2>&1
+read -r u s < "$work/t"; ab_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u + s) / 10000 * 1e6}')
+/usr/bin/time -f "%U %S" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" -c 16 -n 10000 --no-keepalive -o "$work/res" -q
+read -r u s < "$work/t"; el_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u + s) / 10000 * 1e6}')
+echo "| tool | CPU us/request |"
+echo "|---|---|"
+echo "| ab | $ab_cpu |"
+echo "| edgeload | $el_cpu |"
+} | tee reports/bench/bench.md
