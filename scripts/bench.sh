@@ -58,7 +58,6 @@ measure() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 tools=(wrk edgeload)
-command -v hey >/dev/null && tools+=(hey)
 {
 echo "# load generator benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, nginx 1 worker on loopback)"
 echo
