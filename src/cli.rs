@@ -45,6 +45,9 @@ pub struct MirrorArgs {
     /// With --follow: read what the file already holds first
     #[arg(long)]
     pub from_start: bool,
+    /// With --follow: also read its rotated files once (access.log.1, access.log.2.gz, ...)
+    #[arg(long)]
+    pub rotated: bool,
     /// Receive syslog lines (nginx access_log syslog:server=...), e.g. udp://127.0.0.1:5140
     #[arg(long)]
     pub syslog: Option<String>,

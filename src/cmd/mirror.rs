@@ -16,14 +16,16 @@ use crate::mirror::window::Gate;
 use crate::mirror::{self, Ending, Input, MirrorConfig};
 
 pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
-    let mut inputs: Vec<Input> = a
-        .follow
-        .iter()
-        .map(|p| Input::Follow {
+    let mut inputs: Vec<Input> = Vec::new();
+    for p in &a.follow {
+        if a.rotated {
+            inputs.push(Input::Rotated(p.clone()));
+        }
+        inputs.push(Input::Follow {
             path: p.clone(),
             from_start: a.from_start,
-        })
-        .collect();
+        });
+    }
     if let Some(s) = &a.syslog {
         inputs.push(Input::Syslog(
             mirror::follow::parse_syslog_addr(s).map_err(UsageError)?,

@@ -114,6 +114,55 @@ fn emit(carry: &mut Vec<u8>, data: &[u8], on_line: &mut impl FnMut(&str)) {
     carry.extend_from_slice(&data[start..]);
 }
 
+/// The rotated siblings of a log, oldest first: `access.log.3.gz`, `access.log.2.gz`,
+/// `access.log.1` (logrotate's numbering; .gz and .zst are read transparently).
+pub fn rotated_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut found: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_str()?.to_string();
+                    let rest = n.strip_prefix(name)?.strip_prefix('.')?;
+                    let num = rest
+                        .strip_suffix(".gz")
+                        .or_else(|| rest.strip_suffix(".zst"))
+                        .unwrap_or(rest);
+                    Some((num.parse::<u64>().ok()?, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Reads every rotated sibling of `path` once, oldest first (`mirror --rotated`).
+pub fn read_rotated(
+    path: &Path,
+    stop: Arc<AtomicBool>,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<()> {
+    for f in rotated_files(path) {
+        let r = crate::logs::input::open(&crate::logs::input::Source::File(f))
+            .map_err(std::io::Error::other)?;
+        for line in std::io::BufReader::new(r).lines() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            on_line(&line?);
+        }
+    }
+    Ok(())
+}
+
 /// Removes a syslog header: RFC 5424 (`<190>1 TS HOST APP PROCID MSGID SD MSG`) or RFC 3164
 /// (`<190>Nov 26 12:00:00 host tag: MSG`). Lines without `<PRI>` pass through.
 pub fn strip_syslog(line: &str) -> &str {

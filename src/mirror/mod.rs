@@ -32,7 +32,12 @@ use window::{Gate, Tracker};
 
 #[derive(Clone, Debug)]
 pub enum Input {
-    Follow { path: PathBuf, from_start: bool },
+    Follow {
+        path: PathBuf,
+        from_start: bool,
+    },
+    /// the rotated files next to a followed log, read once (plain, .gz, .zst)
+    Rotated(PathBuf),
     Syslog(SocketAddr),
     Stdin,
 }
@@ -348,6 +353,7 @@ async fn run_async(
                     Some(sock) => follow::syslog_udp(sock, stop, |l| intake.line(l)),
                     None => Ok(()),
                 },
+                Input::Rotated(path) => follow::read_rotated(&path, stop, |l| intake.line(l)),
                 Input::Stdin => follow::stdin_lines(stop, |l| intake.line(l)),
             }
         }));

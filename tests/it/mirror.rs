@@ -476,3 +476,41 @@ fn syslog_input_status_endpoints_and_sigterm() {
     assert_eq!(s.mirror.unwrap()["lines"], 20);
     assert_eq!(s.targets[0].requests, 20);
 }
+
+#[test]
+fn rotated_gz_files_are_read_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, line("/live.jpg")).unwrap();
+    std::fs::write(dir.path().join("access.log.1"), line("/one.jpg")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("access.log.2.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(line("/two.jpg").as_bytes()).unwrap();
+    gz.finish().unwrap();
+    std::fs::write(dir.path().join("access.log.bak"), line("/not-rotation.jpg")).unwrap();
+    assert_eq!(
+        mirror::follow::rotated_files(&log),
+        [
+            dir.path().join("access.log.2.gz"),
+            dir.path().join("access.log.1")
+        ]
+    );
+    for (rotated, want) in [(false, 1u64), (true, 3)] {
+        let edge = start(fast_edge());
+        let mut cfg = config(&edge.base_url(), &log);
+        if rotated {
+            cfg.inputs.insert(0, Input::Rotated(log.clone()));
+        }
+        let (stop, counters, h) = spawn(cfg);
+        wait_for("the lines", || {
+            counters.lines.load(Ordering::Relaxed) == want && edge.stats().requests == want
+        });
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        let paths = edge.stats_with_paths().paths.unwrap();
+        assert_eq!(paths.contains_key("/two.jpg"), rotated);
+        assert!(!paths.contains_key("/not-rotation.jpg"));
+    }
+}
