@@ -86,10 +86,7 @@ pub fn unescape(s: &str) -> Cow<'_, str> {
 }
 
 pub fn parse(line: &str) -> Line<'_> {
-    match parse_inner(line) {
-        Ok(r) => Line::Record(r),
-        Err(m) => Line::Malformed(m),
-    }
+    parse_inner(line).into()
 }
 
 fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {

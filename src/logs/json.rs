@@ -83,10 +83,7 @@ fn as_u64(v: &Value) -> Option<u64> {
 }
 
 pub fn parse<'a>(f: &JsonFields, line: &'a str) -> Line<'a> {
-    match parse_inner(f, line) {
-        Ok(r) => Line::Record(r),
-        Err(m) => Line::Malformed(m),
-    }
+    parse_inner(f, line).into()
 }
 
 fn parse_inner<'a>(f: &JsonFields, line: &'a str) -> Result<LogRecord<'a>, Malformed> {

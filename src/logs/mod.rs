@@ -68,6 +68,15 @@ pub enum Line<'a> {
     Malformed(Malformed),
 }
 
+impl<'a> From<Result<LogRecord<'a>, Malformed>> for Line<'a> {
+    fn from(r: Result<LogRecord<'a>, Malformed>) -> Line<'a> {
+        match r {
+            Ok(r) => Line::Record(r),
+            Err(m) => Line::Malformed(m),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// nginx/Apache combined, common, vhost; an optional syslog prefix (Fastly)

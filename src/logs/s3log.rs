@@ -9,10 +9,7 @@ use super::{
 };
 
 pub fn parse(line: &str) -> Line<'_> {
-    match parse_inner(line) {
-        Ok(r) => Line::Record(r),
-        Err(m) => Line::Malformed(m),
-    }
+    parse_inner(line).into()
 }
 
 fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {

@@ -49,10 +49,7 @@ impl Layout {
 }
 
 pub fn parse<'a>(l: &Layout, line: &'a str) -> Line<'a> {
-    match parse_inner(l, line) {
-        Ok(r) => Line::Record(r),
-        Err(m) => Line::Malformed(m),
-    }
+    parse_inner(l, line).into()
 }
 
 fn parse_inner<'a>(l: &Layout, line: &'a str) -> Result<LogRecord<'a>, Malformed> {

@@ -140,7 +140,7 @@ fn thresholds(runs: &[RunData]) -> String {
     out
 }
 
-/// The plot specs: pure data, drawn by `plots::render_*`.
+/// The plot specs: pure data, drawn by `plots::render`.
 pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec>) {
     let mut lines = Vec::new();
     let lat = model::latency_over_time(runs);
@@ -358,11 +358,11 @@ pub fn build(
         std::fs::create_dir_all(&pdir).map_err(io)?;
         let (lines, bars) = plot_specs(runs, o.cutover);
         for s in &lines {
-            svgs.push((s.title.clone(), plots::render_lines(&pdir, s)?));
+            svgs.push((s.title.clone(), plots::render(&pdir, s)?));
             plot_files.push(s.file.clone());
         }
         for s in &bars {
-            svgs.push((s.title.clone(), plots::render_bars(&pdir, s)?));
+            svgs.push((s.title.clone(), plots::render(&pdir, s)?));
             plot_files.push(s.file.clone());
         }
         let _ = writeln!(md, "## Plots\n");

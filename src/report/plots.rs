@@ -260,33 +260,38 @@ const SIZE: (u32, u32) = (1000, 520);
 
 pub const NO_FONT: &str = "plots need a TrueType font to measure text: install fonts-dejavu-core (Debian) or set EDGELOAD_FONT=/path/to/font.ttf, or use --no-plots";
 
-/// Writes `<file>.svg` and, when a font is available, `<file>.png`; returns the SVG text.
-pub fn render_lines(dir: &Path, spec: &LineSpec) -> Result<String, String> {
-    if !load_font() {
-        return Err(NO_FONT.into());
-    }
-    let svg = dir.join(format!("{}.svg", spec.file));
-    draw_lines(SVGBackend::new(&svg, SIZE).into_drawing_area(), spec)?;
-    {
-        draw_lines(
-            BitMapBackend::new(&dir.join(format!("{}.png", spec.file)), SIZE).into_drawing_area(),
-            spec,
-        )?;
-    }
-    std::fs::read_to_string(&svg).map_err(|e| e.to_string())
+/// A plot description that can draw itself on any plotters backend.
+pub trait Plot {
+    fn file(&self) -> &str;
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
 }
 
-pub fn render_bars(dir: &Path, spec: &BarSpec) -> Result<String, String> {
+impl Plot for LineSpec {
+    fn file(&self) -> &str {
+        &self.file
+    }
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_lines(root, self)
+    }
+}
+
+impl Plot for BarSpec {
+    fn file(&self) -> &str {
+        &self.file
+    }
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_bars(root, self)
+    }
+}
+
+/// Writes `<file>.svg` and `<file>.png` (both need a font to measure text); returns the SVG text.
+pub fn render(dir: &Path, spec: &impl Plot) -> Result<String, String> {
     if !load_font() {
         return Err(NO_FONT.into());
     }
-    let svg = dir.join(format!("{}.svg", spec.file));
-    draw_bars(SVGBackend::new(&svg, SIZE).into_drawing_area(), spec)?;
-    {
-        draw_bars(
-            BitMapBackend::new(&dir.join(format!("{}.png", spec.file)), SIZE).into_drawing_area(),
-            spec,
-        )?;
-    }
+    let svg = dir.join(format!("{}.svg", spec.file()));
+    spec.draw(SVGBackend::new(&svg, SIZE).into_drawing_area())?;
+    let png = dir.join(format!("{}.png", spec.file()));
+    spec.draw(BitMapBackend::new(&png, SIZE).into_drawing_area())?;
     std::fs::read_to_string(&svg).map_err(|e| e.to_string())
 }
