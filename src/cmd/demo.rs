@@ -8,10 +8,8 @@ use anyhow::Context;
 
 use super::EXIT_OK;
 use super::execute::{Plan, execute, new_run_id};
-use crate::cache_status::Classifier;
 use crate::cli::DemoArgs;
 use crate::edge::{self, EdgeConfig};
-use crate::engine::client::ClientConfig;
 use crate::engine::schedule::Schedule;
 use crate::engine::{Control, EngineConfig, Model, Target};
 use crate::results::timeline;
@@ -42,26 +40,19 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         let out = a.out.join(phase);
         let plan = Plan {
             engine: EngineConfig {
-                targets: vec![Target {
-                    name: "edge".into(),
-                    base: edge.base_url(),
-                }],
-                urls: urls.clone(),
                 order: Order::Weighted,
                 seed: if phase == "cold" { 1 } else { 2 },
-                model: Model::Open {
-                    schedule: Schedule::constant(a.rate, Duration::from_secs(secs)),
-                    max_in_flight: 256,
-                },
-                duration: None,
-                requests: None,
-                sweep: false,
-                threads: 2,
-                interval: Duration::from_secs(1),
-                client: ClientConfig::default(),
-                classifier: Classifier::default(),
-                samples: false,
-                grace: Duration::from_secs(2),
+                ..EngineConfig::new(
+                    vec![Target {
+                        name: "edge".into(),
+                        base: edge.base_url(),
+                    }],
+                    urls.clone(),
+                    Model::Open {
+                        schedule: Schedule::constant(a.rate, Duration::from_secs(secs)),
+                        max_in_flight: 256,
+                    },
+                )
             },
             out: out.clone(),
             run_id: format!("{run_id}-{phase}"),

@@ -170,6 +170,28 @@ pub fn check_base(base: &str) -> Result<(), String> {
 }
 
 impl EngineConfig {
+    /// A config with the defaults `run` uses when no flag says otherwise: sequential order,
+    /// seed 1, no count or sweep limit, 2 threads, 1 s intervals, default client and
+    /// classifier, no samples, 2 s grace.
+    pub fn new(targets: Vec<Target>, urls: Arc<UrlList>, model: Model) -> EngineConfig {
+        EngineConfig {
+            targets,
+            urls,
+            order: Order::Sequential,
+            seed: 1,
+            model,
+            duration: None,
+            requests: None,
+            sweep: false,
+            threads: 2,
+            interval: Duration::from_secs(1),
+            client: ClientConfig::default(),
+            classifier: Classifier::default(),
+            samples: false,
+            grace: Duration::from_secs(2),
+        }
+    }
+
     /// Requests planned per target, if the plan has a count.
     pub fn planned_per_target(&self) -> Option<u64> {
         let mut p: Option<u64> = None;

@@ -4,12 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgeload::cache_status::Classifier;
 use edgeload::cmd::execute::{Finished, Plan, execute};
 use edgeload::edge::{EdgeConfig, EdgeHandle, Latency};
-use edgeload::engine::client::ClientConfig;
 use edgeload::engine::{Control, EngineConfig, Model, Target};
-use edgeload::urls::{Order, UrlList};
+use edgeload::urls::UrlList;
 
 pub fn fast_edge() -> EdgeConfig {
     EdgeConfig {
@@ -28,25 +26,11 @@ pub fn paths(n: usize) -> Arc<UrlList> {
 }
 
 pub fn engine(base: &str, urls: Arc<UrlList>, model: Model) -> EngineConfig {
-    EngineConfig {
-        targets: vec![Target {
-            name: "edge".into(),
-            base: base.to_string(),
-        }],
-        urls,
-        order: Order::Sequential,
-        seed: 1,
-        model,
-        duration: None,
-        requests: None,
-        sweep: false,
-        threads: 2,
-        interval: Duration::from_secs(1),
-        client: ClientConfig::default(),
-        classifier: Classifier::default(),
-        samples: false,
-        grace: Duration::from_secs(2),
-    }
+    let target = Target {
+        name: "edge".into(),
+        base: base.to_string(),
+    };
+    EngineConfig::new(vec![target], urls, model)
 }
 
 pub fn closed(n: usize) -> Model {
