@@ -210,15 +210,13 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
     }
     if a.output == "-" {
         let out = std::io::stdout();
-        ex.list
-            .write_csv(out.lock())
+        ex.write_csv(out.lock(), o.threads)
             .context("writing URL list to stdout")?;
     } else {
         let f = std::fs::File::create(&a.output)
             .with_context(|| format!("cannot create {}", a.output))?;
         let mut w = std::io::BufWriter::new(f);
-        ex.list
-            .write_csv(&mut w)
+        ex.write_csv(&mut w, o.threads)
             .with_context(|| format!("writing {}", a.output))?;
         w.flush().with_context(|| format!("writing {}", a.output))?;
     }
@@ -239,7 +237,7 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
         eprint!("{}", render(&ex.stats, secs));
         eprintln!(
             "wrote {} URLs to {}{}",
-            ex.list.len(),
+            ex.rows.len(),
             a.output,
             a.trace
                 .as_ref()

@@ -115,7 +115,7 @@ mod tests {
             status,
             bytes: None,
             time: Some(1_000_000),
-            cache: None,
+            cache: crate::logs::CacheStatus::Value(None),
         }
     }
 

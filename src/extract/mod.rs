@@ -4,19 +4,20 @@
 //! for), never with lines.
 
 pub mod filter;
+mod table;
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use crate::logs::input::{Blocks, Source};
 use crate::logs::json::JsonFields;
-use crate::logs::{Format, Line, Parser, detect};
+use crate::logs::{Format, Line, Malformed, Parser, detect};
 use crate::urls::{UrlEntry, UrlList};
 pub use filter::Filters;
-
-type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use table::{SHARDS, Shard, Slot, Table};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -30,6 +31,7 @@ pub struct Options {
     pub threads: usize,
     /// how many `file:line` examples to keep per malformed reason
     pub examples: usize,
+    /// plain files are split into pieces of about this size; streams are read in blocks of it
     pub block_size: usize,
 }
 
@@ -52,7 +54,7 @@ impl Default for Options {
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Malformations {
     pub count: u64,
-    /// `file:line: text` of the first few
+    /// `file:line: text` of the first few, in file and line order
     pub examples: Vec<String>,
 }
 
@@ -75,48 +77,69 @@ impl Stats {
     pub fn malformed_total(&self) -> u64 {
         self.malformed.values().map(|m| m.count).sum()
     }
-    fn merge(&mut self, o: Stats, examples: usize) {
-        self.files += o.files;
-        self.bytes += o.bytes;
-        self.lines += o.lines;
-        self.records += o.records;
-        self.matched += o.matched;
-        for (k, v) in o.filtered {
-            *self.filtered.entry(k).or_default() += v;
+}
+
+/// The spelling kept is the earliest one logged (ties, and untimed logs: the smallest), so the
+/// result does not depend on which thread read which piece first.
+fn absorb(into: &mut Slot, into_original: &mut Box<str>, o: Slot, o_original: Box<str>) {
+    into.count += o.count;
+    into.bytes_sum += o.bytes_sum;
+    into.bytes_n += o.bytes_n;
+    if o.first < into.first || (o.first == into.first && o_original < *into_original) {
+        into.first = o.first;
+        *into_original = o_original;
+    }
+    into.last = into.last.max(o.last);
+}
+
+/// A kept record waiting, with its slot prefetched, for its batch to be counted.
+struct Pending<'d> {
+    key: u128,
+    target: Cow<'d, str>,
+    bytes: Option<u64>,
+    time: Option<i64>,
+}
+
+impl Pending<'_> {
+    fn into_owned(self) -> Pending<'static> {
+        Pending {
+            key: self.key,
+            target: Cow::Owned(self.target.into_owned()),
+            bytes: self.bytes,
+            time: self.time,
         }
-        for (k, v) in o.malformed {
-            let m = self.malformed.entry(k).or_default();
-            m.count += v.count;
-            for e in v.examples {
-                if m.examples.len() < examples {
-                    m.examples.push(e);
-                }
-            }
-        }
-        self.formats.extend(o.formats);
     }
 }
 
-struct Agg {
-    key: u128,
-    original: Box<str>,
-    count: u64,
-    bytes_sum: u64,
-    bytes_n: u64,
-    first: i64,
-    last: i64,
+/// Lines parsed ahead of their table update: enough to hide a memory latency.
+const BATCH: usize = 16;
+
+/// A malformed line kept as an example; its line number is relative to its piece until the
+/// pieces' line counts are known.
+struct Example {
+    reason: &'static str,
+    file: u32,
+    piece: u32,
+    line: u64,
+    text: String,
 }
 
-/// One thread's results. URLs are keyed by the 128-bit XXH3 of their decoded form: the table
-/// holds no pointers to chase, and a collision among even a billion URLs has odds of ~1e-20.
+/// One thread's results. Counters are small vectors of static reasons so the hot path does not
+/// allocate.
 #[derive(Default)]
 struct Local {
-    index: Map<u128, u32>,
-    aggs: Vec<Agg>,
-    trace: Vec<(i64, u32)>,
-    stats: Stats,
-    /// filter reason -> count (kept out of `stats` so the hot path does not allocate)
+    table: Table,
+    trace: Vec<(i64, u128)>,
+    lines: u64,
+    records: u64,
+    matched: u64,
+    bytes: u64,
     filtered: Vec<(&'static str, u64)>,
+    malformed: Vec<(&'static str, u64)>,
+    examples: Vec<Example>,
+    /// (file, piece) -> lines in it
+    piece_lines: Vec<((u32, u32), u64)>,
+    formats: Vec<(u32, &'static str)>,
     key: Vec<u8>,
 }
 
@@ -143,9 +166,34 @@ fn decode_into(s: &str, out: &mut Vec<u8>) {
     }
 }
 
+fn bump(v: &mut Vec<(&'static str, u64)>, reason: &'static str) {
+    match v.iter_mut().find(|(k, _)| *k == reason) {
+        Some((_, n)) => *n += 1,
+        None => v.push((reason, 1)),
+    }
+}
+
+/// Where a piece of input is in its file.
+#[derive(Clone, Copy)]
+struct At {
+    file: u32,
+    piece: u32,
+    /// byte offset of the piece in the (decompressed) file
+    offset: u64,
+}
+
+const UNRECOGNISED: &str = "unrecognised format";
+
+fn parse<'x>(p: Option<&mut Parser>, text: &'x str) -> Line<'x> {
+    match p {
+        Some(p) => p.parse(text),
+        None => Line::Malformed(Malformed::TooFewFields),
+    }
+}
+
 impl Local {
-    fn add(&mut self, target: &str, bytes: Option<u64>, time: Option<i64>, trace: bool) {
-        let h = if memchr::memchr(b'%', target.as_bytes()).is_some() {
+    fn key(&mut self, target: &str) -> u128 {
+        if memchr::memchr(b'%', target.as_bytes()).is_some() {
             let mut key = std::mem::take(&mut self.key);
             decode_into(target, &mut key);
             let h = xxhash_rust::xxh3::xxh3_128(&key);
@@ -153,117 +201,287 @@ impl Local {
             h
         } else {
             xxhash_rust::xxh3::xxh3_128(target.as_bytes())
-        };
-        let t = time.unwrap_or(i64::MIN);
-        let idx = match self.index.get(&h) {
-            Some(&i) => i,
-            None => {
-                let i = self.aggs.len() as u32;
-                self.index.insert(h, i);
-                self.aggs.push(Agg {
-                    key: h,
-                    original: target.into(),
-                    count: 0,
-                    bytes_sum: 0,
-                    bytes_n: 0,
-                    first: i64::MAX,
-                    last: i64::MIN,
-                });
-                i
-            }
-        };
-        let a = &mut self.aggs[idx as usize];
-        a.count += 1;
-        if let Some(b) = bytes {
-            a.bytes_sum += b;
-            a.bytes_n += 1;
-        }
-        if time.is_some() {
-            // the spelling kept is the earliest one logged (ties: the smallest), whatever
-            // order the threads read the blocks in
-            if t < a.first || (t == a.first && *target < *a.original) {
-                a.original = target.into();
-            }
-            a.first = a.first.min(t);
-            a.last = a.last.max(t);
-        }
-        if trace && let Some(t) = time {
-            self.trace.push((t, idx));
         }
     }
 
-    fn malformed(&mut self, reason: &str, file: &str, line_no: u64, text: &str, examples: usize) {
-        let m = self.stats.malformed.entry(reason.to_string()).or_default();
-        m.count += 1;
-        if m.examples.len() < examples {
-            let mut t: String = text.chars().take(160).collect();
-            if t.len() < text.len() {
-                t.push_str("...");
+    fn count(&mut self, batch: &mut Vec<Pending>, trace: bool) {
+        for p in batch.drain(..) {
+            let target: &str = &p.target;
+            let (s, original) = self.table.slot(p.key, target);
+            s.count += 1;
+            if let Some(b) = p.bytes {
+                s.bytes_sum += b;
+                s.bytes_n += 1;
             }
-            m.examples.push(format!("{file}:{line_no}: {t}"));
+            let t = p.time.unwrap_or(i64::MAX);
+            if t < s.first || (t == s.first && *target < **original) {
+                s.first = t;
+                *original = target.into();
+            }
+            if let Some(t) = p.time {
+                s.last = s.last.max(t);
+                if trace {
+                    self.trace.push((t, p.key));
+                }
+            }
         }
     }
 
-    /// Parses a block of whole lines.
+    /// One parsed line: counted as malformed or filtered, or returned to be counted.
+    #[allow(clippy::too_many_arguments)]
+    fn line<'x>(
+        &mut self,
+        parsed: Line<'x>,
+        unrecognised: bool,
+        text: &str,
+        o: &Options,
+        at: At,
+        from: usize,
+        line: u64,
+        shown: &mut Vec<(&'static str, u64)>,
+    ) -> Option<Pending<'x>> {
+        match parsed {
+            Line::Skip => None,
+            Line::Malformed(m) => {
+                self.records += 1;
+                let reason = if unrecognised {
+                    UNRECOGNISED
+                } else {
+                    m.as_str()
+                };
+                bump(&mut self.malformed, reason);
+                let n = match shown.iter().position(|(k, _)| *k == reason) {
+                    Some(i) => i,
+                    None => {
+                        shown.push((reason, 0));
+                        shown.len() - 1
+                    }
+                };
+                if (shown[n].1 as usize) < o.examples {
+                    shown[n].1 += 1;
+                    let mut t: String = text.chars().take(160).collect();
+                    if t.len() < text.len() {
+                        t.push_str("...");
+                    }
+                    self.examples.push(Example {
+                        reason,
+                        file: at.file,
+                        piece: at.piece,
+                        line,
+                        text: t,
+                    });
+                }
+                None
+            }
+            Line::Record(r) => {
+                self.records += 1;
+                // sampling is keyed by file and byte offset: stable whatever the split
+                let n = (u64::from(at.file) << 40) ^ (at.offset + from as u64);
+                if let Some(reason) = o.filters.check(&r, n) {
+                    bump(&mut self.filtered, reason);
+                    return None;
+                }
+                self.matched += 1;
+                let target = match r.target {
+                    t if !o.drop_query => t,
+                    Cow::Borrowed(t) => Cow::Borrowed(filter::path_only(t)),
+                    Cow::Owned(t) => Cow::Owned(filter::path_only(&t).to_string()),
+                };
+                let key = self.key(&target);
+                self.table.prefetch(key);
+                Some(Pending {
+                    key,
+                    target,
+                    bytes: r.bytes,
+                    time: r.time,
+                })
+            }
+        }
+    }
+
+    /// Parses a piece of whole lines; `parser` None: a file in no format we know, every line
+    /// is malformed.
     fn block(
         &mut self,
-        parser: &mut Parser,
+        mut parser: Option<&mut Parser>,
         o: &Options,
-        file: &str,
-        file_no: u64,
-        first_line: u64,
+        at: At,
         data: &[u8],
+        progress: &Progress,
     ) {
-        let mut line_no = first_line;
+        // one UTF-8 check for the whole piece; lines of a piece that fails are checked one by one
+        let whole = std::str::from_utf8(data).ok();
+        let mut line = 0u64;
         let mut start = 0usize;
+        // examples kept per reason in this piece: the first `examples` of each
+        let mut shown: Vec<(&'static str, u64)> = Vec::new();
+        let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
+        let unrecognised = parser.is_none();
         let ends =
             memchr::memchr_iter(b'\n', data).chain((!data.ends_with(b"\n")).then_some(data.len()));
         for end in ends {
-            let raw = &data[start..end];
+            let (from, raw) = (start, &data[start..end]);
             start = end + 1;
-            line_no += 1;
+            line += 1;
             if raw.is_empty() {
                 continue;
             }
-            self.stats.lines += 1;
-            let text = match std::str::from_utf8(raw) {
-                Ok(t) => std::borrow::Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(raw),
-            };
-            match parser.parse(&text) {
-                Line::Skip => {}
-                Line::Malformed(m) => {
-                    self.stats.records += 1;
-                    self.malformed(m.as_str(), file, line_no, &text, o.examples);
+            self.lines += 1;
+            let pending = match whole {
+                Some(w) => {
+                    let text = &w[from..end];
+                    let parsed = parse(parser.as_deref_mut(), text);
+                    self.line(parsed, unrecognised, text, o, at, from, line, &mut shown)
                 }
-                Line::Record(r) => {
-                    self.stats.records += 1;
-                    if let Some(reason) = o.filters.check(&r, (file_no << 40) ^ line_no) {
-                        match self.filtered.iter_mut().find(|(k, _)| *k == reason) {
-                            Some((_, n)) => *n += 1,
-                            None => self.filtered.push((reason, 1)),
-                        }
-                        continue;
-                    }
-                    self.stats.matched += 1;
-                    let target = if o.drop_query {
-                        filter::path_only(&r.target)
-                    } else {
-                        &r.target
-                    };
-                    self.add(target, r.bytes, r.time, o.trace);
+                None => {
+                    let text = String::from_utf8_lossy(raw);
+                    let parsed = parse(parser.as_deref_mut(), &text);
+                    self.line(parsed, unrecognised, &text, o, at, from, line, &mut shown)
+                        .map(Pending::into_owned)
+                }
+            };
+            if let Some(p) = pending {
+                batch.push(p);
+                if batch.len() == BATCH {
+                    self.count(&mut batch, o.trace);
                 }
             }
         }
+        self.count(&mut batch, o.trace);
+        self.piece_lines.push(((at.file, at.piece), line));
+        progress.lines.fetch_add(line, Ordering::Relaxed);
+        progress
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// One distinct URL of the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// as first logged
+    pub path: Box<str>,
+    pub count: u64,
+    /// mean of the logged sizes
+    pub bytes: Option<u64>,
+    /// unix microseconds; MAX / MIN when the log had no times
+    pub first: i64,
+    pub last: i64,
+    key: u128,
+}
+
+impl Row {
+    fn new(s: Slot, path: Box<str>) -> Row {
+        Row {
+            path,
+            count: s.count,
+            bytes: (s.bytes_n > 0).then(|| (s.bytes_sum as f64 / s.bytes_n as f64).round() as u64),
+            first: s.first,
+            last: s.last,
+            key: s.key,
+        }
+    }
+
+    /// most requested first; ties by first appearance, then by key: deterministic whatever the
+    /// thread interleaving, and on inline data (no string compares)
+    fn order(&self) -> (std::cmp::Reverse<u64>, i64, u128) {
+        (std::cmp::Reverse(self.count), self.first, self.key)
+    }
+
+    fn time(t: i64) -> Option<i64> {
+        (t != i64::MAX && t != i64::MIN).then_some(t)
+    }
+
+    /// This row as a URL list entry.
+    pub fn entry(&self) -> UrlEntry {
+        let ts = |t| Row::time(t).map(crate::logs::timefmt::to_rfc3339);
+        UrlEntry {
+            path: self.path.to_string(),
+            count: self.count,
+            bytes: self.bytes,
+            first_seen: ts(self.first),
+            last_seen: ts(self.last),
+        }
+    }
+
+    /// The row as `UrlList::write_csv` writes it (a test holds the two to the same bytes).
+    fn push_csv(&self, out: &mut Vec<u8>) {
+        let p = self.path.as_bytes();
+        if memchr::memchr3(b',', b'"', b'\n', p).is_some() || memchr::memchr(b'\r', p).is_some() {
+            out.push(b'"');
+            for &c in p {
+                if c == b'"' {
+                    out.push(b'"');
+                }
+                out.push(c);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(p);
+        }
+        let mut n = itoa::Buffer::new();
+        out.push(b',');
+        out.extend_from_slice(n.format(self.count).as_bytes());
+        out.push(b',');
+        if let Some(b) = self.bytes {
+            out.extend_from_slice(n.format(b).as_bytes());
+        }
+        for t in [self.first, self.last] {
+            out.push(b',');
+            if let Some(t) = Row::time(t) {
+                crate::logs::timefmt::push_rfc3339(t, out);
+            }
+        }
+        out.push(b'\n');
     }
 }
 
 /// The result of an extraction.
 pub struct Extracted {
-    pub list: UrlList,
+    /// most requested first
+    pub rows: Vec<Row>,
     /// (unix microseconds, path), time-ordered; empty unless asked for
     pub trace: Vec<(i64, String)>,
     pub stats: Stats,
+}
+
+impl Extracted {
+    pub fn list(&self) -> UrlList {
+        UrlList {
+            entries: self.rows.iter().map(Row::entry).collect(),
+        }
+    }
+
+    /// Writes the URL list CSV (the format `run` reads, see `UrlList`), formatting rows on
+    /// `threads` threads.
+    pub fn write_csv<W: std::io::Write>(&self, mut w: W, threads: usize) -> std::io::Result<()> {
+        w.write_all(crate::urls::CSV_HEADER.as_bytes())?;
+        w.write_all(b"\n")?;
+        let per = self.rows.len().div_ceil(threads.max(1)).max(1);
+        let bufs: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .rows
+                .chunks(per)
+                .map(|rows| {
+                    s.spawn(move || {
+                        let mut out = Vec::with_capacity(rows.len() * 96);
+                        for r in rows {
+                            r.push_csv(&mut out);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for b in bufs {
+            w.write_all(&b)?;
+        }
+        w.flush()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,12 +495,35 @@ pub enum ExtractError {
     },
 }
 
+/// A block read from a stream (gzip, zstd, stdin), sent to the workers.
 struct Job {
-    parser: Parser,
-    file: Arc<str>,
-    file_no: u64,
-    first_line: u64,
+    parser: Option<Parser>,
+    at: At,
     data: Vec<u8>,
+}
+
+/// A piece of a mapped plain file.
+struct Piece<'a> {
+    parser: Option<Parser>,
+    at: At,
+    map: &'a memmap2::Mmap,
+    range: std::ops::Range<usize>,
+}
+
+impl Piece<'_> {
+    fn parse(&self, local: &mut Local, o: &Options, progress: &Progress) {
+        let (map, r) = (self.map, self.range.clone());
+        // one call faults the piece in (not one fault per few pages) ...
+        let _ = map.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
+        let mut parser = self.parser.clone();
+        local.block(parser.as_mut(), o, self.at, &map[r.clone()], progress);
+        // ... and its pages leave this process's RSS once read (the page cache keeps them)
+        // SAFETY: the map is read-only and the file is not written through it: dropped pages
+        // read back the same bytes if another thread still touches their edge
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, r.start, r.len())
+        };
+    }
 }
 
 /// Live counters for a progress display.
@@ -292,53 +533,139 @@ pub struct Progress {
     pub lines: AtomicU64,
 }
 
+fn is_compressed(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+}
+
+fn detect_format(o: &Options, data: &[u8]) -> Option<Format> {
+    o.format.or_else(|| {
+        let sample = String::from_utf8_lossy(&data[..data.len().min(64 * 1024)]);
+        detect(&sample)
+    })
+}
+
+/// Splits a mapped file into pieces of about `size` bytes that end at a newline.
+fn split<'a>(
+    map: &'a memmap2::Mmap,
+    size: usize,
+    file: u32,
+    parser: Option<Parser>,
+) -> Vec<Piece<'a>> {
+    let data: &[u8] = map;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let end = match data.get(start + size..) {
+            Some(rest) => memchr::memchr(b'\n', rest).map_or(data.len(), |i| start + size + i + 1),
+            None => data.len(),
+        };
+        out.push(Piece {
+            parser: parser.clone(),
+            at: At {
+                file,
+                piece: out.len() as u32,
+                offset: start as u64,
+            },
+            map,
+            range: start..end,
+        });
+        start = end;
+    }
+    out
+}
+
+/// Extracts from every source. Plain files are memory-mapped and split into pieces that the
+/// worker threads take from a shared counter: no copy, no reader thread. Compressed files and
+/// stdin are decompressed by reader threads into blocks sent to the same workers. W3C logs are
+/// stateful (`#Fields`), so each is parsed in order as one piece.
 pub fn extract(
     sources: &[Source],
     o: &Options,
     progress: &Progress,
 ) -> Result<Extracted, ExtractError> {
     let threads = o.threads.max(1);
-    let readers = threads.min(sources.len()).max(1);
-    let next_file = AtomicUsize::new(0);
+    let names: Vec<String> = sources.iter().map(Source::name).collect();
+    let mut mapped: Vec<(u32, memmap2::Mmap)> = Vec::new();
+    let mut streamed: Vec<u32> = Vec::new();
+    let mut stats = Stats {
+        files: sources.len() as u64,
+        ..Stats::default()
+    };
+    for (i, src) in sources.iter().enumerate() {
+        let Source::File(p) = src else {
+            streamed.push(i as u32);
+            continue;
+        };
+        let io = |source| crate::logs::input::InputError::Io {
+            path: names[i].clone(),
+            source,
+        };
+        let f = std::fs::File::open(p).map_err(io)?;
+        if f.metadata().map_err(io)?.len() == 0 {
+            continue;
+        }
+        // SAFETY: the map is only read. A file truncated while it is read would fault (as with
+        // any mmap reader, ripgrep's included); logs are appended to, which is harmless here.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
+        if is_compressed(&map) {
+            streamed.push(i as u32);
+        } else {
+            mapped.push((i as u32, map));
+        }
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    for (file, map) in &mapped {
+        stats.bytes += map.len() as u64;
+        let format = detect_format(o, map);
+        stats.formats.insert(
+            names[*file as usize].clone(),
+            format.map_or(UNRECOGNISED, Format::as_str).to_string(),
+        );
+        let parser = format.map(|f| Parser::new(f, &o.json));
+        let size = if matches!(parser, Some(Parser::W3c(_))) {
+            usize::MAX / 2
+        } else {
+            o.block_size.max(1)
+        };
+        pieces.extend(split(map, size, *file, parser));
+    }
+    let next_piece = AtomicUsize::new(0);
+    let next_stream = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
     let rx = Mutex::new(rx);
     let results: Mutex<Vec<Local>> = Mutex::new(Vec::new());
     let error: Mutex<Option<ExtractError>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            let rx = &rx;
-            let results = &results;
+            let (rx, results, pieces, next_piece) = (&rx, &results, &pieces, &next_piece);
             s.spawn(move || {
                 let mut local = Local::default();
+                while let Some(p) = pieces.get(next_piece.fetch_add(1, Ordering::Relaxed)) {
+                    p.parse(&mut local, o, progress);
+                }
                 loop {
                     let job = match rx.lock() {
                         Ok(r) => r.recv(),
                         Err(_) => break,
                     };
                     let Ok(mut job) = job else { break };
-                    local.block(
-                        &mut job.parser,
-                        o,
-                        &job.file,
-                        job.file_no,
-                        job.first_line,
-                        &job.data,
-                    );
+                    local.block(job.parser.as_mut(), o, job.at, &job.data, progress);
                 }
                 if let Ok(mut r) = results.lock() {
                     r.push(local);
                 }
             });
         }
-        for _ in 0..readers {
+        for _ in 0..threads.min(streamed.len()) {
             let tx = tx.clone();
-            let (next_file, results, error) = (&next_file, &results, &error);
+            let (next_stream, results, error, streamed, names) =
+                (&next_stream, &results, &error, &streamed, &names);
             s.spawn(move || {
                 let mut local = Local::default();
-                loop {
-                    let i = next_file.fetch_add(1, Ordering::Relaxed);
-                    let Some(src) = sources.get(i) else { break };
-                    if let Err(e) = read_source(src, i as u64, o, &tx, &mut local, progress)
+                while let Some(&file) = streamed.get(next_stream.fetch_add(1, Ordering::Relaxed)) {
+                    let name = &names[file as usize];
+                    if let Err(e) =
+                        read_stream(&sources[file as usize], name, file, o, &tx, &mut local)
                         && let Ok(mut slot) = error.lock()
                     {
                         slot.get_or_insert(e);
@@ -355,182 +682,195 @@ pub fn extract(
         return Err(e);
     }
     let locals = results.into_inner().unwrap_or_default();
-    Ok(merge(locals, o))
+    Ok(merge(locals, stats, &names, o))
 }
 
-fn read_source(
+/// Reads a compressed file or stdin in blocks of whole lines and sends them to the workers
+/// (W3C is parsed here, in order).
+fn read_stream(
     src: &Source,
-    file_no: u64,
+    name: &str,
+    file: u32,
     o: &Options,
     tx: &mpsc::SyncSender<Job>,
     local: &mut Local,
-    progress: &Progress,
 ) -> Result<(), ExtractError> {
-    let name: Arc<str> = src.name().into();
     let r = crate::logs::input::open(src)?;
     let mut blocks = Blocks::new(r, o.block_size);
     let read_err = |source| ExtractError::Read {
         file: name.to_string(),
         source,
     };
-    let mut first_line = 0u64;
-    let mut parser: Option<Parser> = None;
-    local.stats.files += 1;
+    let mut parser: Option<Option<Parser>> = None;
+    let (mut piece, mut offset) = (0u32, 0u64);
+    // counted by the workers as they finish; the reader's own progress is only for W3C
+    let idle = Progress::default();
     while let Some(data) = blocks.next_block().map_err(read_err)? {
-        let lines =
-            memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(!data.ends_with(b"\n"));
-        progress
-            .bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        progress.lines.fetch_add(lines, Ordering::Relaxed);
-        local.stats.bytes += data.len() as u64;
-        let p = match &mut parser {
-            Some(p) => p,
-            None => {
-                let sample = String::from_utf8_lossy(&data[..data.len().min(64 * 1024)]);
-                let format = o.format.or_else(|| detect(&sample));
-                match format {
-                    Some(f) => {
-                        local
-                            .stats
-                            .formats
-                            .insert(name.to_string(), f.as_str().to_string());
-                        parser.insert(Parser::new(f, &o.json))
-                    }
-                    None => {
-                        // not a log we know: every line counts as malformed, with examples
-                        local
-                            .stats
-                            .formats
-                            .insert(name.to_string(), "unrecognised".into());
-                        let mut n = first_line;
-                        for raw in data.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-                            n += 1;
-                            local.stats.lines += 1;
-                            local.stats.records += 1;
-                            local.malformed(
-                                "unrecognised format",
-                                &name,
-                                n,
-                                &String::from_utf8_lossy(raw),
-                                o.examples,
-                            );
-                        }
-                        first_line += lines;
-                        continue;
-                    }
-                }
-            }
+        local.bytes += data.len() as u64;
+        let p = parser.get_or_insert_with(|| {
+            let format = detect_format(o, &data);
+            local
+                .formats
+                .push((file, format.map_or(UNRECOGNISED, Format::as_str)));
+            format.map(|f| Parser::new(f, &o.json))
+        });
+        let at = At {
+            file,
+            piece,
+            offset,
         };
-        if matches!(p, Parser::W3c(_)) {
-            // stateful (#Fields): parse here, in order
-            local.block(p, o, &name, file_no, first_line, &data);
-        } else {
-            let job = Job {
-                parser: p.clone(),
-                file: name.clone(),
-                file_no,
-                first_line,
-                data,
-            };
-            if tx.send(job).is_err() {
-                break;
-            }
+        piece += 1;
+        offset += data.len() as u64;
+        if let Some(p @ Parser::W3c(_)) = p {
+            local.block(Some(p), o, at, &data, &idle);
+            continue;
         }
-        first_line += lines;
+        let job = Job {
+            parser: p.clone(),
+            at,
+            data,
+        };
+        if tx.send(job).is_err() {
+            break;
+        }
     }
     Ok(())
 }
 
-fn merge(locals: Vec<Local>, o: &Options) -> Extracted {
-    let mut stats = Stats::default();
-    let mut index: Map<u128, usize> = Map::default();
-    let mut aggs: Vec<Agg> = Vec::new();
-    let mut trace: Vec<(i64, usize)> = Vec::new();
-    for mut l in locals {
-        for (reason, n) in l.filtered.drain(..) {
-            *l.stats.filtered.entry(reason.to_string()).or_default() += n;
-        }
-        stats.merge(std::mem::take(&mut l.stats), o.examples);
-        // local index -> global index
-        let mut remap = vec![0usize; l.aggs.len()];
-        let mut keys: Vec<(u128, u32)> = l.index.drain().collect();
-        keys.sort_by_key(|(_, i)| *i);
-        for ((key, li), a) in keys.into_iter().zip(l.aggs) {
-            let gi = match index.get(&key) {
-                Some(&g) => {
-                    let g_a = &mut aggs[g];
-                    g_a.count += a.count;
-                    g_a.bytes_sum += a.bytes_sum;
-                    g_a.bytes_n += a.bytes_n;
-                    if a.first < g_a.first || (a.first == g_a.first && a.original < g_a.original) {
-                        g_a.first = a.first;
-                        g_a.original = a.original;
-                    }
-                    g_a.last = g_a.last.max(a.last);
-                    g
-                }
-                None => {
-                    index.insert(key, aggs.len());
-                    aggs.push(a);
-                    aggs.len() - 1
-                }
-            };
-            remap[li as usize] = gi;
-        }
-        trace.extend(l.trace.into_iter().map(|(t, i)| (t, remap[i as usize])));
-    }
-    stats.distinct_urls = aggs.len() as u64;
-    // most requested first; ties by first appearance, then by key: deterministic whatever the
-    // thread interleaving, and sorted on inline data (no string compares, no pointer chasing)
-    let mut sorted: Vec<(std::cmp::Reverse<u64>, i64, u128, u32)> = aggs
+fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) -> Extracted {
+    // where each piece starts, in lines, once every piece has been counted
+    let mut pieces: Vec<((u32, u32), u64)> = locals
         .iter()
-        .enumerate()
-        .map(|(i, a)| (std::cmp::Reverse(a.count), a.first, a.key, i as u32))
+        .flat_map(|l| l.piece_lines.iter().copied())
         .collect();
-    sorted.sort_unstable();
-    let mut order: Vec<usize> = sorted.into_iter().map(|(_, _, _, i)| i as usize).collect();
-    if let Some(n) = o.top {
-        order.truncate(n);
+    pieces.sort_unstable();
+    let mut first_line: HashMap<(u32, u32), u64> = HashMap::with_capacity(pieces.len());
+    let mut run = (u32::MAX, 0u64);
+    for ((file, piece), lines) in pieces {
+        if run.0 != file {
+            run = (file, 0);
+        }
+        first_line.insert((file, piece), run.1);
+        run.1 += lines;
     }
-    let ts = |t: i64| (t != i64::MAX && t != i64::MIN).then(|| crate::logs::timefmt::to_rfc3339(t));
-    let list = UrlList {
-        entries: order
-            .iter()
-            .map(|&i| {
-                let a = &aggs[i];
-                UrlEntry {
-                    path: a.original.to_string(),
-                    count: a.count,
-                    bytes: (a.bytes_n > 0)
-                        .then(|| (a.bytes_sum as f64 / a.bytes_n as f64).round() as u64),
-                    first_seen: ts(a.first),
-                    last_seen: ts(a.last),
-                }
-            })
-            .collect(),
-    };
+    let mut examples: Vec<(u32, u64, &'static str, String)> = Vec::new();
+    let mut tables: Vec<Table> = Vec::with_capacity(locals.len());
+    let mut trace: Vec<(i64, u128)> = Vec::new();
+    for l in locals {
+        stats.lines += l.lines;
+        stats.records += l.records;
+        stats.matched += l.matched;
+        stats.bytes += l.bytes;
+        for (k, n) in l.filtered {
+            *stats.filtered.entry(k.to_string()).or_default() += n;
+        }
+        for (k, n) in l.malformed {
+            stats.malformed.entry(k.to_string()).or_default().count += n;
+        }
+        for (f, fmt) in l.formats {
+            stats
+                .formats
+                .insert(names[f as usize].clone(), fmt.to_string());
+        }
+        for e in l.examples {
+            let line = first_line.get(&(e.file, e.piece)).copied().unwrap_or(0) + e.line;
+            examples.push((e.file, line, e.reason, e.text));
+        }
+        tables.push(l.table);
+        trace.extend(l.trace);
+    }
+    examples.sort_unstable();
+    for (file, line, reason, text) in examples {
+        let m = stats.malformed.entry(reason.to_string()).or_default();
+        if m.examples.len() < o.examples {
+            m.examples
+                .push(format!("{}:{line}: {text}", names[file as usize]));
+        }
+    }
+    let rows = merge_tables(tables, o.threads.max(1));
+    stats.distinct_urls = rows.len() as u64;
+    let mut rows = rows;
+    if let Some(n) = o.top {
+        rows.truncate(n);
+    }
     let mut out_trace = Vec::new();
     if o.trace {
-        let keep: Option<Vec<bool>> = o.top.map(|_| {
-            let mut k = vec![false; aggs.len()];
-            for &i in &order {
-                k[i] = true;
-            }
-            k
-        });
-        trace.retain(|(_, i)| keep.as_ref().is_none_or(|k| k[*i]));
-        trace.sort_by_key(|(t, _)| *t);
+        let index: HashMap<u128, usize> =
+            rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
+        trace.retain(|(_, k)| index.contains_key(&(*k).max(1)));
+        trace.sort_unstable();
         out_trace = trace
             .into_iter()
-            .map(|(t, i)| (t, aggs[i].original.to_string()))
+            .map(|(t, k)| (t, rows[index[&k.max(1)]].path.to_string()))
             .collect();
     }
     Extracted {
-        list,
+        rows,
         trace: out_trace,
         stats,
     }
+}
+
+/// Merges the threads' tables shard by shard on `threads` threads, each shard's rows sorted;
+/// then one stable sort, which merges the sorted runs.
+fn merge_tables(tables: Vec<Table>, threads: usize) -> Vec<Row> {
+    let mut parts: Vec<Vec<Shard>> = (0..SHARDS).map(|_| Vec::new()).collect();
+    for t in tables {
+        for (i, shard) in t.shards.into_iter().enumerate() {
+            parts[i].push(shard);
+        }
+    }
+    let queue = Mutex::new(parts);
+    let runs: Mutex<Vec<Vec<Row>>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let Some(parts) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                        break;
+                    };
+                    let run = merge_shard(parts);
+                    if let Ok(mut r) = runs.lock() {
+                        r.push(run);
+                    }
+                }
+            });
+        }
+    });
+    let runs = runs.into_inner().unwrap_or_default();
+    let mut rows = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+    for r in runs {
+        rows.extend(r);
+    }
+    rows.sort_by_key(Row::order);
+    rows
+}
+
+fn merge_shard(mut parts: Vec<Shard>) -> Vec<Row> {
+    // the largest part absorbs the others
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut parts = parts.into_iter();
+    let mut base = parts.next().unwrap_or_default();
+    for p in parts {
+        for (slot, original) in p.into_entries() {
+            let (into, into_original) = base.slot(slot.key, &original);
+            if into.count == 0 {
+                // new here: take the slot as it is
+                *into = Slot {
+                    original: into.original,
+                    ..slot
+                };
+            } else {
+                absorb(into, into_original, slot, original);
+            }
+        }
+    }
+    let mut rows: Vec<Row> = base
+        .into_entries()
+        .map(|(s, path)| Row::new(s, path))
+        .collect();
+    rows.sort_unstable_by_key(Row::order);
+    rows
 }
 
 /// Writes a trace as CSV: `timestamp,path` (RFC 3339 UTC with microseconds).

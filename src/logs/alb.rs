@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use super::{
-    Line, LogRecord, Malformed, parse_bytes, parse_status, request_line, split_absolute, timefmt,
+    CacheStatus, Line, LogRecord, Malformed, parse_bytes, parse_status, request_line,
+    split_absolute, timefmt,
 };
 
 /// Splits on spaces, keeping `"quoted fields"` (with `\"` escapes) whole, quotes removed.
@@ -70,7 +71,7 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         status,
         bytes: parse_bytes(f[11])?,
         time: Some(time),
-        cache: None,
+        cache: CacheStatus::Value(None),
     })
 }
 

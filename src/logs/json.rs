@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::{Line, LogRecord, Malformed, split_absolute, timefmt};
+use super::{CacheStatus, Line, LogRecord, Malformed, split_absolute, timefmt};
 
 /// Which JSON keys hold what. Each role may list alternatives, tried in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,9 +131,11 @@ fn parse_inner<'a>(f: &JsonFields, line: &'a str) -> Result<LogRecord<'a>, Malfo
         status,
         bytes: pick(o, &f.bytes).and_then(as_u64),
         time,
-        cache: pick(o, &f.cache)
-            .and_then(Value::as_str)
-            .map(|s| Cow::Owned(s.to_string())),
+        cache: CacheStatus::Value(
+            pick(o, &f.cache)
+                .and_then(Value::as_str)
+                .map(|s| Cow::Owned(s.to_string())),
+        ),
     })
 }
 
@@ -170,7 +172,7 @@ mod tests {
                     r.target.as_ref(),
                     r.status,
                     r.host.as_deref(),
-                    r.cache.as_deref()
+                    r.cache.get()
                 ),
                 ("/img/a.png?v=2", 200, Some("www.example.com"), Some("hit"))
             );

@@ -28,7 +28,30 @@ pub struct LogRecord<'a> {
     /// unix microseconds, UTC
     pub time: Option<i64>,
     /// the cache status the log recorded (CloudFront result type, Cloudflare CacheCacheStatus...)
-    pub cache: Option<Cow<'a, str>>,
+    pub cache: CacheStatus<'a>,
+}
+
+/// A record's cache status. nginx's `cs=` field is looked for in the line's tail only when
+/// asked: extraction never needs it, and the search costs more than the rest of the parse.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CacheStatus<'a> {
+    Value(Option<Cow<'a, str>>),
+    /// the text after a combined line's byte count
+    ClfTail(&'a str),
+}
+
+impl CacheStatus<'_> {
+    pub fn get(&self) -> Option<&str> {
+        match self {
+            CacheStatus::Value(v) => v.as_deref(),
+            CacheStatus::ClfTail(tail) => memchr::memmem::find(tail.as_bytes(), b"cs=")
+                .map(|i| {
+                    let v = &tail[i + 3..];
+                    v[..v.find(' ').unwrap_or(v.len())].trim_matches('"')
+                })
+                .filter(|v| !v.is_empty() && *v != "-"),
+        }
+    }
 }
 
 /// Why a line was not a record.

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use super::alb::fields;
 use super::{
-    Line, LogRecord, Malformed, parse_bytes, parse_status, request_line, split_absolute, timefmt,
+    CacheStatus, Line, LogRecord, Malformed, parse_bytes, parse_status, request_line,
+    split_absolute, timefmt,
 };
 
 pub fn parse(line: &str) -> Line<'_> {
@@ -33,7 +34,7 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         status,
         bytes: parse_bytes(f[11])?,
         time: Some(time),
-        cache: None,
+        cache: CacheStatus::Value(None),
     })
 }
 

@@ -51,13 +51,28 @@ pub fn clf(s: &str) -> Option<i64> {
     if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
         return None;
     }
-    let d = num(&b[0..2])?;
-    let mo = month(&b[3..6])?;
-    let y = num(&b[7..11])?;
-    let h = num(&b[12..14])?;
-    let mi = num(&b[15..17])?;
-    let sec = num(&b[18..20])?;
-    if !valid(y, mo, d, h, mi, sec) {
+    // consecutive lines mostly share their day: the date part is parsed once per thread per day
+    thread_local! {
+        static DAY: std::cell::Cell<([u8; 11], i64)> = const { std::cell::Cell::new(([0; 11], 0)) };
+    }
+    let (h, mi, sec) = (num(&b[12..14])?, num(&b[15..17])?, num(&b[18..20])?);
+    let (last, last_days) = DAY.get();
+    let days = if last == b[..11] {
+        last_days
+    } else {
+        let d = num(&b[0..2])?;
+        let mo = month(&b[3..6])?;
+        let y = num(&b[7..11])?;
+        if !valid(y, mo, d, 0, 0, 0) {
+            return None;
+        }
+        let days = days_from_civil(y, mo, d);
+        let mut key = [0; 11];
+        key.copy_from_slice(&b[..11]);
+        DAY.set((key, days));
+        days
+    };
+    if !valid(1970, 1, 1, h, mi, sec) {
         return None;
     }
     let mut offset = 0;
@@ -69,8 +84,7 @@ pub fn clf(s: &str) -> Option<i64> {
         };
         offset = sign * (num(&b[22..24])? * 3600 + num(&b[24..26])? * 60);
     }
-    let t = (days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset) * 1_000_000;
-    Some(t)
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset) * 1_000_000)
 }
 
 /// RFC 3339 / ISO 8601: `2018-07-02T22:23:00.186641Z`, `2024-03-12T10:00:01+01:00`,
@@ -184,18 +198,28 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Unix microseconds -> RFC 3339 UTC with second precision (`2016-10-25T12:49:34Z`).
 pub fn to_rfc3339(us: i64) -> String {
+    let mut out = Vec::with_capacity(20);
+    push_rfc3339(us, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `to_rfc3339` appended to a byte buffer (hot in extract: two per distinct URL).
+pub fn push_rfc3339(us: i64, out: &mut Vec<u8>) {
     let secs = us.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
+        out.extend_from_slice(
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+            .as_bytes(),
         );
+        return;
     }
-    // hot in extract (two per distinct URL): digits by hand, one allocation
     let mut b = *b"0000-00-00T00:00:00Z";
     let put = |b: &mut [u8; 20], at: usize, v: i64, n: usize| {
         let mut v = v;
@@ -210,7 +234,7 @@ pub fn to_rfc3339(us: i64) -> String {
     put(&mut b, 11, rem / 3600, 2);
     put(&mut b, 14, rem % 3600 / 60, 2);
     put(&mut b, 17, rem % 60, 2);
-    String::from_utf8_lossy(&b).into_owned()
+    out.extend_from_slice(&b);
 }
 
 #[cfg(test)]

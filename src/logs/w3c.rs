@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{Line, LogRecord, Malformed, parse_bytes, split_absolute, timefmt};
+use super::{CacheStatus, Line, LogRecord, Malformed, parse_bytes, split_absolute, timefmt};
 
 /// Column positions of the fields we use.
 #[derive(Debug, Default, PartialEq)]
@@ -115,7 +115,7 @@ fn parse_inner<'a>(l: &Layout, line: &'a str) -> Result<LogRecord<'a>, Malformed
         status,
         bytes: parse_bytes(get(l.bytes).unwrap_or("-"))?,
         time,
-        cache: dash(get(l.cache)).map(Cow::Borrowed),
+        cache: CacheStatus::Value(dash(get(l.cache)).map(Cow::Borrowed)),
     })
 }
 
@@ -144,7 +144,7 @@ mod tests {
             ("GET", "/index.html", 200, Some(392))
         );
         assert_eq!(r.host.as_deref(), Some("d111111abcdef8.cloudfront.net"));
-        assert_eq!(r.cache.as_deref(), Some("Hit"));
+        assert_eq!(r.cache.get(), Some("Hit"));
         assert_eq!(r.time, super::timefmt::iso("2019-12-04T21:02:31Z"));
         // query joined, status 000, truncated last record
         let l = CF_LINE

@@ -206,3 +206,146 @@ fn strict_mode_fails_on_malformed_lines() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope.log"));
 }
+
+/// Plain files are split into pieces parsed on any thread, with line numbers known only at the
+/// end: the result (rows, counts, malformed examples with their file:line, trace, CSV bytes) must
+/// not depend on the thread count or the piece size.
+#[test]
+fn same_result_whatever_the_threads_and_the_piece_size() {
+    use edgeload::extract::{Options, Progress, extract};
+    use edgeload::logs::input::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Vec::new();
+    let mut want_bad = Vec::new();
+    for i in 0..3000u32 {
+        let line_no = i + 1;
+        let ts = format!("12/Mar/2024:10:{:02}:{:02}", i / 60 % 60, i % 60);
+        match i % 97 {
+            13 => {
+                log.extend_from_slice(b"junk line\n");
+                want_bad.push(line_no);
+            }
+            // not UTF-8: the piece holding it is checked line by line
+            41 => log.extend_from_slice(
+                format!(
+                    "1.2.3.4 - - [{ts} +0000] \"GET /caf\u{e9}.jpg HTTP/1.1\" 200 5 \"-\" \"-\"\n"
+                )
+                .replace('\u{e9}', "\u{fffd}")
+                .as_bytes(),
+            ),
+            42 => {
+                let mut l = combined(&ts, "GET", "/latin1-X.jpg", 200).into_bytes();
+                let x = l.iter().position(|&c| c == b'X').unwrap();
+                l[x] = 0xe9;
+                log.extend_from_slice(&l);
+            }
+            _ => {
+                // a skewed mix with two spellings of the same URL
+                let path = match i % 7 {
+                    0 => "/a%2Ab.jpg".to_string(),
+                    1 => "/a*b.jpg".to_string(),
+                    _ => format!("/img/{}.webp?w={}", i % 50, i % 3),
+                };
+                log.extend_from_slice(combined(&ts, "GET", &path, 200).as_bytes());
+            }
+        }
+    }
+    let plain = dir.path().join("a.log");
+    std::fs::write(&plain, &log).unwrap();
+    let gz = dir.path().join("b.log.gz");
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    e.write_all(&log).unwrap();
+    e.finish().unwrap();
+    let sources = [Source::File(plain.clone()), Source::File(gz)];
+    let run = |threads, block_size| {
+        let o = Options {
+            threads,
+            block_size,
+            trace: true,
+            ..Options::default()
+        };
+        let ex = extract(&sources, &o, &Progress::default()).unwrap();
+        let mut csv = Vec::new();
+        ex.write_csv(&mut csv, threads).unwrap();
+        (ex, csv)
+    };
+    let (one, one_csv) = run(1, 1 << 30);
+    let (many, many_csv) = run(3, 700);
+    assert_eq!(one.rows, many.rows);
+    assert_eq!(one.stats, many.stats);
+    assert_eq!(one.trace, many.trace);
+    assert_eq!(one_csv, many_csv);
+    // the fast writer writes what UrlList writes, and UrlList reads it back
+    let mut via_list = Vec::new();
+    one.list().write_csv(&mut via_list).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&one_csv),
+        String::from_utf8_lossy(&via_list)
+    );
+    let back = UrlList::read(one_csv.as_slice(), "x").unwrap();
+    assert_eq!(back, one.list());
+    // 2 sources x (the bad lines), examples in file and line order with exact numbers
+    let m = &many.stats.malformed;
+    let total: u64 = m.values().map(|m| m.count).sum();
+    assert_eq!(total, 2 * want_bad.len() as u64, "{m:?}");
+    let ex = &m["too few fields"].examples;
+    let name = plain.display().to_string();
+    for (e, n) in ex.iter().zip(&want_bad) {
+        assert!(e.starts_with(&format!("{name}:{n}: junk line")), "{e}");
+    }
+    // both spellings of /a*b.jpg meet; the earliest logged is kept
+    let ab = many
+        .rows
+        .iter()
+        .find(|r| r.path.contains(".jpg") && r.path.starts_with("/a"))
+        .unwrap();
+    assert_eq!(
+        (&*ab.path, ab.count),
+        (
+            "/a%2Ab.jpg",
+            2 * (0..3000u64)
+                .filter(|i| ![13, 41, 42].contains(&(i % 97)) && i % 7 < 2)
+                .count() as u64
+        )
+    );
+    assert_eq!(many.stats.lines, 6000);
+}
+
+/// Paths that CSV must quote are written exactly as the csv crate writes them.
+#[test]
+fn fast_url_list_writer_quotes_like_the_csv_crate() {
+    use edgeload::extract::{Options, Progress, extract};
+    use edgeload::logs::input::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    for p in [
+        "/a,b.jpg",
+        "/q\\\"uote.jpg",
+        "/plain.jpg",
+        "/sp%20ace.jpg",
+        "/#hash.jpg",
+        "/cr\\x0d.jpg",
+    ] {
+        log += &combined("12/Mar/2024:10:00:00", "GET", p, 200);
+    }
+    let f = dir.path().join("a.log");
+    std::fs::write(&f, log).unwrap();
+    let ex = extract(
+        &[Source::File(f)],
+        &Options::default(),
+        &Progress::default(),
+    )
+    .unwrap();
+    assert_eq!(ex.rows.len(), 6);
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    ex.write_csv(&mut fast, 2).unwrap();
+    ex.list().write_csv(&mut slow).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&fast),
+        String::from_utf8_lossy(&slow)
+    );
+    assert!(String::from_utf8_lossy(&fast).contains("\"/q\"\"uote.jpg\""));
+}
