@@ -76,31 +76,53 @@ unsafe impl Send for Slots {}
 const HUGE: usize = 2 << 20;
 
 impl Slots {
-    fn layout(len: usize) -> std::alloc::Layout {
-        let size = len * std::mem::size_of::<Slot>();
-        let align = if size >= HUGE {
-            HUGE
-        } else {
-            std::mem::align_of::<Slot>()
-        };
-        std::alloc::Layout::from_size_align(size, align).expect("slot table layout")
+    fn bytes(len: usize) -> usize {
+        len * std::mem::size_of::<Slot>()
     }
 
     fn new(len: usize) -> Slots {
-        let layout = Slots::layout(len);
-        // SAFETY: the layout has a non-zero size (len >= 1)
-        let p = unsafe { std::alloc::alloc(layout) };
-        let Some(ptr) = std::ptr::NonNull::new(p.cast::<Slot>()) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        if layout.size() >= HUGE {
-            // SAFETY: the range is this allocation; the advice only changes how it is backed,
-            // and comes before the first touch so that the zeroing below faults huge pages
-            unsafe { libc::madvise(p.cast(), layout.size(), libc::MADV_HUGEPAGE) };
-        }
-        // SAFETY: zeroing the whole allocation makes every slot a valid, empty Slot
-        unsafe { std::ptr::write_bytes(p, 0, layout.size()) };
+        let p = map_zeroed(Slots::bytes(len));
+        let ptr = std::ptr::NonNull::new(p.cast::<Slot>()).expect("mapping checked");
         Slots { ptr, len }
+    }
+}
+
+/// `size` zeroed bytes straight from the kernel (no memset: fresh anonymous pages are zero;
+/// the allocator would zero them again for an alignment of 64). From 2 MiB on, 2 MiB-aligned and
+/// advised for huge pages before the first touch.
+fn map_zeroed(size: usize) -> *mut u8 {
+    let huge = size >= HUGE;
+    let extra = if huge { HUGE } else { 0 };
+    // SAFETY: an anonymous private mapping; an unaligned head and tail are unmapped at once and
+    // nothing else refers to them
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            size + extra,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::from_size_align(size, 64).expect("layout"),
+            );
+        }
+        if !huge {
+            return p.cast();
+        }
+        let addr = p as usize;
+        let aligned = (addr + HUGE - 1) & !(HUGE - 1);
+        if aligned > addr {
+            libc::munmap(p, aligned - addr);
+        }
+        let tail = addr + size + HUGE - (aligned + size);
+        if tail > 0 {
+            libc::munmap((aligned + size) as *mut libc::c_void, tail);
+        }
+        libc::madvise(aligned as *mut libc::c_void, size, libc::MADV_HUGEPAGE);
+        aligned as *mut u8
     }
 }
 
@@ -121,8 +143,8 @@ impl std::ops::DerefMut for Slots {
 
 impl Drop for Slots {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), Slots::layout(self.len)) }
+        // SAFETY: mapped by map_zeroed with this size
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), Slots::bytes(self.len)) };
     }
 }
 

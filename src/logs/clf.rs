@@ -23,15 +23,18 @@ fn strip_syslog(line: &str) -> &str {
     }
 }
 
-/// Finds the closing quote of a quoted field starting after the opening quote, honouring `\`.
-fn closing_quote(s: &str) -> Option<usize> {
+/// Finds the closing quote of a quoted field starting after the opening quote, honouring `\`;
+/// also tells whether the field holds a backslash (it then needs unescaping).
+fn closing_quote(s: &str) -> Option<(usize, bool)> {
     let b = s.as_bytes();
     let mut i = 0;
+    let mut escaped = false;
     while let Some(j) = memchr::memchr2(b'"', b'\\', &b[i..]) {
         let k = i + j;
         if b[k] == b'"' {
-            return Some(k);
+            return Some((k, escaped));
         }
+        escaped = true;
         i = k + 2;
         if i >= b.len() {
             return None;
@@ -121,7 +124,7 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
     let rest = rest[close + 1..]
         .strip_prefix(" \"")
         .ok_or(Malformed::TooFewFields)?;
-    let q = closing_quote(rest).ok_or(Malformed::UnterminatedQuote)?;
+    let (q, escaped) = closing_quote(rest).ok_or(Malformed::UnterminatedQuote)?;
     let request = &rest[..q];
     let rest = rest[q + 1..].trim_start();
     let sp = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
@@ -130,7 +133,7 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
     let sp = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
     let bytes = parse_bytes(&rest[..sp])?;
     let tail = rest.get(sp + 1..).unwrap_or("");
-    let (method, target, host) = if memchr::memchr(b'\\', request.as_bytes()).is_none() {
+    let (method, target, host) = if !escaped {
         let (m, t) = request_line(request).ok_or(Malformed::BadRequestLine)?;
         let (abs_host, path) = split_absolute(t);
         (

@@ -166,7 +166,7 @@ impl Parser {
     /// Parses one line (without its newline).
     pub fn parse<'a>(&mut self, line: &'a str) -> Line<'a> {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
+        if line.bytes().all(|c| c.is_ascii_whitespace()) {
             return Line::Skip;
         }
         match self {
@@ -251,15 +251,24 @@ pub fn split_absolute(target: &str) -> (Option<&str>, &str) {
     (None, target)
 }
 
+/// Without leading and trailing ASCII spaces; a byte loop (the generic `trim_matches` costs
+/// more than the rest of the request-line parse).
+fn trim_spaces(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b' ').map_or(start, |i| i + 1);
+    &s[start..end.max(start)]
+}
+
 /// Parses `METHOD TARGET [PROTOCOL]`.
 pub fn request_line(r: &str) -> Option<(&str, &str)> {
     let b = r.as_bytes();
     let m_end = memchr::memchr(b' ', b)?;
     let method = &r[..m_end];
-    let rest = r[m_end + 1..].trim_start_matches(' ');
+    let rest = trim_spaces(&r[m_end + 1..]);
     let t_end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
     let target = &rest[..t_end];
-    let tail = rest[t_end..].trim_matches(' ');
+    let tail = trim_spaces(&rest[t_end..]);
     let proto = (!tail.is_empty()).then_some(tail);
     if target.is_empty()
         || proto.is_some_and(|p| p.contains(' '))
@@ -284,18 +293,42 @@ pub fn request_line(r: &str) -> Option<(&str, &str)> {
     Some((method, target))
 }
 
-pub fn parse_status(s: &str) -> Result<u16, Malformed> {
-    if s.len() != 3 {
-        return Err(Malformed::BadStatus);
+/// Decimal digits only (no sign, no spaces), without overflow; hand-written as it runs twice a
+/// line.
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
     }
-    s.parse().map_err(|_| Malformed::BadStatus)
+    let mut v = 0u64;
+    for c in s.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    Some(v)
+}
+
+pub fn parse_status(s: &str) -> Result<u16, Malformed> {
+    match digits(s) {
+        Some(v) if s.len() == 3 => Ok(v as u16),
+        _ => Err(Malformed::BadStatus),
+    }
 }
 
 pub fn parse_bytes(s: &str) -> Result<Option<u64>, Malformed> {
     if s == "-" || s.is_empty() {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| Malformed::BadBytes)
+    // 20 digits may still fit a u64: let the slow path decide
+    digits(s)
+        .or_else(|| {
+            s.parse()
+                .ok()
+                .filter(|_| s.bytes().all(|c| c.is_ascii_digit()))
+        })
+        .map(Some)
+        .ok_or(Malformed::BadBytes)
 }
 
 #[cfg(test)]

@@ -203,7 +203,38 @@ pub fn to_rfc3339(us: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `to_rfc3339` appended to a byte buffer (hot in extract: two per distinct URL).
+/// `push_rfc3339` that remembers the last day's date: rows of a URL list share few days.
+#[derive(Default)]
+pub struct Stamper {
+    day: Option<(i64, [u8; 11])>,
+}
+
+impl Stamper {
+    pub fn push(&mut self, us: i64, out: &mut Vec<u8>) {
+        let secs = us.div_euclid(1_000_000);
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let date = match self.day {
+            Some((d, date)) if d == days => date,
+            _ => {
+                let mut b = Vec::with_capacity(20);
+                push_rfc3339(days * 86_400_000_000, &mut b);
+                let (true, Ok(date)) = (b.len() == 20, <[u8; 11]>::try_from(&b[..11])) else {
+                    // outside years 0-9999: no shortcut
+                    push_rfc3339(us, out);
+                    return;
+                };
+                self.day = Some((days, date));
+                date
+            }
+        };
+        let pair = |v: i64| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+        let (h, mi, sec) = (pair(rem / 3600), pair(rem % 3600 / 60), pair(rem % 60));
+        out.extend_from_slice(&date);
+        out.extend_from_slice(&[h[0], h[1], b':', mi[0], mi[1], b':', sec[0], sec[1], b'Z']);
+    }
+}
+
+/// `to_rfc3339` appended to a byte buffer.
 pub fn push_rfc3339(us: i64, out: &mut Vec<u8>) {
     let secs = us.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -220,26 +251,39 @@ pub fn push_rfc3339(us: i64, out: &mut Vec<u8>) {
         );
         return;
     }
-    let mut b = *b"0000-00-00T00:00:00Z";
-    let put = |b: &mut [u8; 20], at: usize, v: i64, n: usize| {
-        let mut v = v;
-        for k in (0..n).rev() {
-            b[at + k] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+    // two digits at a time
+    let pair = |v: i64| {
+        let v = v as u8;
+        [b'0' + v / 10, b'0' + v % 10]
     };
-    put(&mut b, 0, y, 4);
-    put(&mut b, 5, m, 2);
-    put(&mut b, 8, d, 2);
-    put(&mut b, 11, rem / 3600, 2);
-    put(&mut b, 14, rem % 3600 / 60, 2);
-    put(&mut b, 17, rem % 60, 2);
-    out.extend_from_slice(&b);
+    let (c, yy, mo, dd) = (pair(y / 100), pair(y % 100), pair(m), pair(d));
+    let (h, mi, sec) = (pair(rem / 3600), pair(rem % 3600 / 60), pair(rem % 60));
+    out.extend_from_slice(&[
+        c[0], c[1], yy[0], yy[1], b'-', mo[0], mo[1], b'-', dd[0], dd[1], b'T', h[0], h[1], b':',
+        mi[0], mi[1], b':', sec[0], sec[1], b'Z',
+    ]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamper_writes_what_to_rfc3339_writes() {
+        let mut st = Stamper::default();
+        for us in [
+            0,
+            1_477_399_774_123_456,
+            1_477_399_775_000_000,
+            1_477_440_000_000_000,
+            -1,
+            253_402_300_800_000_000,
+        ] {
+            let mut b = Vec::new();
+            st.push(us, &mut b);
+            assert_eq!(String::from_utf8(b).unwrap(), to_rfc3339(us), "{us}");
+        }
+    }
 
     #[test]
     fn formats_agree() {
