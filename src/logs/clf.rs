@@ -89,10 +89,18 @@ pub fn unescape(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
+#[inline]
 pub fn parse(line: &str) -> Line<'_> {
     parse_inner(line).into()
 }
 
+/// The first `c` in a short field: a byte loop, cheaper than memchr's setup for the few
+/// bytes of a status, a byte count or a client address.
+fn find_short(s: &str, c: u8) -> Option<usize> {
+    s.bytes().position(|b| b == c)
+}
+
+#[inline]
 fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
     let line = strip_syslog(line);
     let b = line.as_bytes();
@@ -106,7 +114,7 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
     let host = match head.bytes().filter(|&c| c == b' ').count() {
         2 => None,
         3 => {
-            let h = &head[..memchr::memchr(b' ', head.as_bytes()).unwrap_or(0)];
+            let h = &head[..find_short(head, b' ').unwrap_or(0)];
             match h.rsplit_once(':') {
                 Some((name, port))
                     if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) =>
@@ -126,11 +134,11 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         .ok_or(Malformed::TooFewFields)?;
     let (q, escaped) = closing_quote(rest).ok_or(Malformed::UnterminatedQuote)?;
     let request = &rest[..q];
-    let rest = rest[q + 1..].trim_start();
-    let sp = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+    let rest = rest[q + 1..].trim_start_matches(' ');
+    let sp = find_short(rest, b' ').unwrap_or(rest.len());
     let status = parse_status(&rest[..sp])?;
     let rest = rest.get(sp + 1..).unwrap_or("");
-    let sp = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+    let sp = find_short(rest, b' ').unwrap_or(rest.len());
     let bytes = parse_bytes(&rest[..sp])?;
     let tail = rest.get(sp + 1..).unwrap_or("");
     let (method, target, host) = if !escaped {

@@ -92,6 +92,7 @@ pub enum Line<'a> {
 }
 
 impl<'a> From<Result<LogRecord<'a>, Malformed>> for Line<'a> {
+    #[inline]
     fn from(r: Result<LogRecord<'a>, Malformed>) -> Line<'a> {
         match r {
             Ok(r) => Line::Record(r),
@@ -164,6 +165,7 @@ impl Parser {
     }
 
     /// Parses one line (without its newline).
+    #[inline]
     pub fn parse<'a>(&mut self, line: &'a str) -> Line<'a> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.bytes().all(|c| c.is_ascii_whitespace()) {
@@ -263,7 +265,7 @@ fn trim_spaces(s: &str) -> &str {
 /// Parses `METHOD TARGET [PROTOCOL]`.
 pub fn request_line(r: &str) -> Option<(&str, &str)> {
     let b = r.as_bytes();
-    let m_end = memchr::memchr(b' ', b)?;
+    let m_end = b.iter().position(|&c| c == b' ')?;
     let method = &r[..m_end];
     let rest = trim_spaces(&r[m_end + 1..]);
     let t_end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
@@ -271,7 +273,7 @@ pub fn request_line(r: &str) -> Option<(&str, &str)> {
     let tail = trim_spaces(&rest[t_end..]);
     let proto = (!tail.is_empty()).then_some(tail);
     if target.is_empty()
-        || proto.is_some_and(|p| p.contains(' '))
+        || proto.is_some_and(|p| p.bytes().any(|c| c == b' '))
         || method.is_empty()
         || method.len() > 16
         || !method.bytes().all(|c| c.is_ascii_uppercase())
