@@ -829,8 +829,8 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
     }
 }
 
-/// Merges the threads' tables shard by shard on `threads` threads, each shard's rows sorted;
-/// then one stable sort, which merges the sorted runs.
+/// Merges the threads' tables shard by shard on `threads` threads, then sorts the rows: two
+/// halves in parallel, merged.
 fn merge_tables(tables: Vec<Table>, threads: usize) -> Vec<Row> {
     let mut parts: Vec<Vec<Shard>> = (0..SHARDS).map(|_| Vec::new()).collect();
     for t in tables {
@@ -860,8 +860,34 @@ fn merge_tables(tables: Vec<Table>, threads: usize) -> Vec<Row> {
     for r in runs {
         rows.extend(r);
     }
-    rows.sort_by_key(Row::order);
-    rows
+    sort_rows(rows, threads)
+}
+
+fn sort_rows(mut rows: Vec<Row>, threads: usize) -> Vec<Row> {
+    if threads < 2 || rows.len() < 10_000 {
+        rows.sort_unstable_by_key(Row::order);
+        return rows;
+    }
+    let mut b = rows.split_off(rows.len() / 2);
+    std::thread::scope(|s| {
+        s.spawn(|| rows.sort_unstable_by_key(Row::order));
+        b.sort_unstable_by_key(Row::order);
+    });
+    let mut out = Vec::with_capacity(rows.len() + b.len());
+    let (mut a, mut b) = (rows.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.order() <= y.order() => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(r) => out.push(r),
+            None => break,
+        }
+    }
+    out
 }
 
 fn merge_shard(mut parts: Vec<Shard>) -> Vec<Row> {
@@ -871,24 +897,23 @@ fn merge_shard(mut parts: Vec<Shard>) -> Vec<Row> {
     let mut base = parts.next().unwrap_or_default();
     for p in parts {
         for (slot, original) in p.into_entries() {
-            let (into, into_original) = base.slot(slot.key, &original);
-            if into.count == 0 {
-                // new here: take the slot as it is
-                *into = Slot {
-                    original: into.original,
-                    ..slot
-                };
-            } else {
-                absorb(into, into_original, slot, original);
+            let mut new = Some(original);
+            let (into, into_original) = base.slot_with(slot.key, || new.take().unwrap_or_default());
+            match new {
+                // new here: the slot as it is
+                None => {
+                    *into = Slot {
+                        original: into.original,
+                        ..slot
+                    }
+                }
+                Some(original) => absorb(into, into_original, slot, original),
             }
         }
     }
-    let mut rows: Vec<Row> = base
-        .into_entries()
+    base.into_entries()
         .map(|(s, path)| Row::new(s, path))
-        .collect();
-    rows.sort_unstable_by_key(Row::order);
-    rows
+        .collect()
 }
 
 /// Writes a trace as CSV: `timestamp,path` (RFC 3339 UTC with microseconds).

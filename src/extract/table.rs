@@ -193,6 +193,15 @@ impl Shard {
 
     /// The slot of `key` and its spelling, claimed (with `original` as its spelling) when new.
     pub fn slot(&mut self, key: u128, original: &str) -> (&mut Slot, &mut Box<str>) {
+        self.slot_with(key, || original.into())
+    }
+
+    /// `slot`, taking the spelling by value (when merging tables: no copy).
+    pub fn slot_with(
+        &mut self,
+        key: u128,
+        original: impl FnOnce() -> Box<str>,
+    ) -> (&mut Slot, &mut Box<str>) {
         let key = fix(key);
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
@@ -207,7 +216,7 @@ impl Shard {
             }
             if k == 0 {
                 self.len += 1;
-                self.originals.push(original.into());
+                self.originals.push(original());
                 let s = &mut self.slots[i];
                 *s = Slot {
                     key,
@@ -235,15 +244,12 @@ impl Shard {
 
     /// The occupied slots with their spellings, in no particular order.
     pub fn into_entries(self) -> impl Iterator<Item = (Slot, Box<str>)> {
-        let mut originals: Vec<Option<Box<str>>> = self.originals.into_iter().map(Some).collect();
+        let mut originals = self.originals;
         let slots = self.slots;
         (0..slots.len())
             .map(move |i| slots[i])
             .filter(|s| s.key != 0)
-            .map(move |s| {
-                let o = originals[s.original as usize].take().unwrap_or_default();
-                (s, o)
-            })
+            .map(move |s| (s, std::mem::take(&mut originals[s.original as usize])))
     }
 }
 
