@@ -319,6 +319,10 @@ pub struct RunArgs {
     /// A new connection per request
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Send plain-http requests through reqwest instead of the built-in HTTP/1.1 client
+    /// (https always goes through reqwest)
+    #[arg(long)]
+    pub reqwest: bool,
     /// Send HEAD instead of GET
     #[arg(long)]
     pub head: bool,

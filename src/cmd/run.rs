@@ -307,6 +307,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         headers: headers.clone(),
         keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(true),
         method_head,
+        lean_http1: !a.reqwest,
     };
     let classifier = Classifier {
         rules: sc

@@ -169,6 +169,8 @@ pub struct ClientConfig {
     pub headers: Vec<(String, String)>,
     pub keepalive: bool,
     pub method_head: bool,
+    /// plain-http targets through the lean HTTP/1.1 client rather than reqwest
+    pub lean_http1: bool,
 }
 
 impl Default for ClientConfig {
@@ -179,6 +181,7 @@ impl Default for ClientConfig {
             headers: Vec::new(),
             keepalive: true,
             method_head: false,
+            lean_http1: true,
         }
     }
 }
@@ -207,7 +210,48 @@ pub fn default_headers(extra: &[(String, String)]) -> Result<HeaderMap, String> 
     Ok(h)
 }
 
-/// One HTTP client per worker thread (its own connection pool).
+/// The engine's client, one per worker thread: the lean HTTP/1.1 path (`h1.rs`) for `http://`
+/// origins, reqwest for `https://` and when `ClientConfig::lean_http1` is off.
+pub struct ThreadClient {
+    h1: Option<super::h1::H1>,
+    inner: Client,
+}
+
+impl ThreadClient {
+    /// `bases`: the origins the thread will send to.
+    pub fn new(
+        cfg: &ClientConfig,
+        classifier: Classifier,
+        pool: usize,
+        bases: &[&reqwest::Url],
+    ) -> Result<ThreadClient, String> {
+        let inner = Client::new(cfg, classifier, pool)?;
+        let h1 = cfg.lean_http1.then(|| {
+            let headers = default_headers(&cfg.headers).unwrap_or_default();
+            let mut h = super::h1::H1::new(
+                &headers,
+                cfg.keepalive,
+                cfg.timeout,
+                cfg.connect_timeout,
+                pool,
+            );
+            for b in bases {
+                h.add_origin(b);
+            }
+            h
+        });
+        Ok(ThreadClient { h1, inner })
+    }
+
+    pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
+        match &self.h1 {
+            Some(h) if h.serves(url) => h.fetch(url, self.inner.head, &self.inner.classifier).await,
+            _ => self.inner.fetch(url).await,
+        }
+    }
+}
+
+/// One reqwest client (its own connection pool); `Sync`, so a multi-threaded runtime can share it.
 pub struct Client {
     http: reqwest::Client,
     classifier: Classifier,

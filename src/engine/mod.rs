@@ -4,6 +4,7 @@
 //! finished intervals in order and hands them to a `Sink` (the results writer).
 
 pub mod client;
+pub mod h1;
 pub mod recorder;
 pub mod schedule;
 
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::cache_status::Classifier;
 use crate::urls::{Order, Picker, UrlList};
-use client::{Client, ClientConfig};
+use client::{Client, ClientConfig, ThreadClient};
 use recorder::{IntervalData, Msg, Recorder};
 use schedule::Schedule;
 
@@ -396,7 +397,8 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         tx,
         labels,
     ));
-    let client = match Client::new(&cfg.client, cfg.classifier.clone(), pool) {
+    let bases: Vec<&reqwest::Url> = sh.urls.iter().filter_map(|u| u.first()).collect();
+    let client = match ThreadClient::new(&cfg.client, cfg.classifier.clone(), pool, &bases) {
         Ok(c) => c,
         Err(_) => return, // checked before the threads started
     };
@@ -428,7 +430,7 @@ async fn until_true(mut rx: watch::Receiver<bool>) {
 
 async fn worker(
     sh: &Shared,
-    client: &Client,
+    client: &ThreadClient,
     timer: &crate::precise::PreciseTimer,
     rec: &RefCell<Recorder>,
     ctl: &Control,

@@ -1,0 +1,508 @@
+//! A lean HTTP/1.1 client for `http://` targets, the hot path of every run: one request line and
+//! a header block built once per origin, a per-thread pool of keep-alive connections, responses
+//! parsed with httparse in a reused buffer, bodies counted and dropped (Content-Length, chunked,
+//! or until close). No allocation per request once the pool is warm. `https://` (TLS) and
+//! anything this does not cover go through reqwest (`client.rs`).
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::client::{ErrorKind, Outcome, PopName};
+use crate::cache_status::{CacheClass, Classifier, Headers};
+
+const READ_CHUNK: usize = 16 << 10;
+const MAX_HEADERS: usize = 96;
+/// A response head larger than this is a protocol error.
+const MAX_HEAD: usize = 256 << 10;
+
+/// One origin (scheme http, host, port): its pool and its header block.
+struct Origin {
+    host: String,
+    port: u16,
+    /// `Host: ...\r\n` + the configured headers + the final `\r\n`
+    headers: Vec<u8>,
+    idle: RefCell<Vec<Conn>>,
+    addr: RefCell<Option<SocketAddr>>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    req: Vec<u8>,
+}
+
+pub struct H1 {
+    origins: Vec<Origin>,
+    /// the configured headers as lines, to prefix each origin's Host
+    base_headers: Vec<u8>,
+    has_host: bool,
+    keepalive: bool,
+    timeout: Duration,
+    connect_timeout: Duration,
+    pool: usize,
+}
+
+/// Headers of a parsed response, for the classifier.
+struct Parsed<'a>(&'a [httparse::Header<'a>]);
+
+impl Headers for Parsed<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    }
+}
+
+fn io_kind(e: &io::Error) -> ErrorKind {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
+            ErrorKind::Connect
+        }
+        K::TimedOut => ErrorKind::Timeout,
+        K::InvalidData => ErrorKind::Protocol,
+        _ => ErrorKind::Reset,
+    }
+}
+
+/// A response head, kept outside the request future so that a timeout or a failure in the
+/// body still reports the TTFB, status and class that arrived.
+#[derive(Clone, Copy)]
+struct Head {
+    at: Instant,
+    status: u16,
+    class: CacheClass,
+    pop: Option<PopName>,
+}
+
+/// What reading a response produced before the connection's fate is decided.
+struct Response {
+    headers_at: Instant,
+    status: u16,
+    bytes: u64,
+    class: CacheClass,
+    pop: Option<PopName>,
+    reusable: bool,
+}
+
+enum Failure {
+    /// nothing came back on a reused connection: the server may have closed it while idle
+    Stale,
+    Io(io::Error),
+    Protocol,
+}
+
+impl H1 {
+    /// `headers`: the validated header map every request carries.
+    pub fn new(
+        headers: &reqwest::header::HeaderMap,
+        keepalive: bool,
+        timeout: Duration,
+        connect_timeout: Duration,
+        pool: usize,
+    ) -> H1 {
+        let mut base = Vec::new();
+        for (k, v) in headers {
+            base.extend_from_slice(k.as_str().as_bytes());
+            base.extend_from_slice(b": ");
+            base.extend_from_slice(v.as_bytes());
+            base.extend_from_slice(b"\r\n");
+        }
+        if !keepalive {
+            base.extend_from_slice(b"Connection: close\r\n");
+        }
+        base.extend_from_slice(b"\r\n");
+        H1 {
+            origins: Vec::new(),
+            has_host: headers.contains_key(reqwest::header::HOST),
+            base_headers: base,
+            keepalive,
+            timeout,
+            connect_timeout,
+            pool,
+        }
+    }
+
+    /// Registers an origin; URLs of other origins are not served by this client.
+    pub fn add_origin(&mut self, url: &reqwest::Url) {
+        if url.scheme() != "http" || self.origin(url).is_some() {
+            return;
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return;
+        };
+        let mut headers = Vec::new();
+        if !self.has_host {
+            headers.extend_from_slice(b"Host: ");
+            headers.extend_from_slice(host.as_bytes());
+            if url.port().is_some() {
+                headers.extend_from_slice(format!(":{port}").as_bytes());
+            }
+            headers.extend_from_slice(b"\r\n");
+        }
+        headers.extend_from_slice(&self.base_headers);
+        self.origins.push(Origin {
+            host: host.to_string(),
+            port,
+            headers,
+            idle: RefCell::new(Vec::new()),
+            addr: RefCell::new(None),
+        });
+    }
+
+    fn origin(&self, url: &reqwest::Url) -> Option<usize> {
+        if url.scheme() != "http" {
+            return None;
+        }
+        let (host, port) = (url.host_str()?, url.port_or_known_default()?);
+        self.origins
+            .iter()
+            .position(|o| o.port == port && o.host == host)
+    }
+
+    pub fn serves(&self, url: &reqwest::Url) -> bool {
+        self.origin(url).is_some()
+    }
+
+    async fn connect(&self, o: &Origin) -> Result<Conn, ErrorKind> {
+        let cached = *o.addr.borrow();
+        let addr = match cached {
+            Some(a) => a,
+            None => {
+                let mut it = tokio::net::lookup_host((o.host.as_str(), o.port))
+                    .await
+                    .map_err(|_| ErrorKind::Dns)?;
+                let a = it.next().ok_or(ErrorKind::Dns)?;
+                *o.addr.borrow_mut() = Some(a);
+                a
+            }
+        };
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Err(match io_kind(&e) {
+                        ErrorKind::Timeout => ErrorKind::Timeout,
+                        _ => ErrorKind::Connect,
+                    });
+                }
+                Err(_) => return Err(ErrorKind::Timeout),
+            };
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            req: Vec::with_capacity(256),
+        })
+    }
+
+    /// Sends one request and reads the whole response; `url` must be served (`serves`).
+    pub async fn fetch(&self, url: &reqwest::Url, head: bool, classifier: &Classifier) -> Outcome {
+        let sent = Instant::now();
+        let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
+        let fail = |error| {
+            let h = head_seen.get();
+            Outcome {
+                sent,
+                headers_at: h.map(|h| h.at),
+                done: Instant::now(),
+                status: h.map_or(0, |h| h.status),
+                bytes: 0,
+                class: h.map_or(CacheClass::Unknown, |h| h.class),
+                pop: h.and_then(|h| h.pop),
+                error: Some(error),
+            }
+        };
+        let Some(o) = self.origin(url).map(|i| &self.origins[i]) else {
+            return fail(ErrorKind::Other);
+        };
+        let work = async {
+            // a reused connection the server closed while idle gets one retry, on a new one
+            for attempt in 0..2 {
+                let pooled = if attempt == 0 {
+                    o.idle.borrow_mut().pop()
+                } else {
+                    None
+                };
+                let reused = pooled.is_some();
+                let mut conn = match pooled {
+                    Some(c) => c,
+                    None => self.connect(o).await?,
+                };
+                conn.req.clear();
+                conn.req
+                    .extend_from_slice(if head { b"HEAD " } else { b"GET " });
+                conn.req.extend_from_slice(url.path().as_bytes());
+                if let Some(q) = url.query() {
+                    conn.req.push(b'?');
+                    conn.req.extend_from_slice(q.as_bytes());
+                }
+                conn.req.extend_from_slice(b" HTTP/1.1\r\n");
+                conn.req.extend_from_slice(&o.headers);
+                match exchange(&mut conn, head, reused, classifier, &head_seen).await {
+                    Ok(r) => {
+                        if r.reusable && self.keepalive {
+                            let mut idle = o.idle.borrow_mut();
+                            if idle.len() < self.pool.max(1) {
+                                idle.push(conn);
+                            }
+                        }
+                        return Ok(r);
+                    }
+                    Err(Failure::Stale) => continue,
+                    Err(Failure::Io(e)) => return Err(io_kind(&e)),
+                    Err(Failure::Protocol) => return Err(ErrorKind::Protocol),
+                }
+            }
+            Err(ErrorKind::Reset)
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(r)) => Outcome {
+                sent,
+                headers_at: Some(r.headers_at),
+                done: Instant::now(),
+                status: r.status,
+                bytes: r.bytes,
+                class: r.class,
+                pop: r.pop,
+                error: ErrorKind::for_status(r.status),
+            },
+            Ok(Err(kind)) => fail(kind),
+            Err(_) => fail(ErrorKind::Timeout),
+        }
+    }
+}
+
+/// Reads more into `buf` (after what it holds); 0 at EOF.
+async fn fill(conn: &mut Conn) -> io::Result<usize> {
+    let len = conn.buf.len();
+    if conn.buf.capacity() - len < READ_CHUNK / 2 {
+        conn.buf.reserve(READ_CHUNK);
+    }
+    conn.stream
+        .read_buf(&mut conn.buf)
+        .await
+        .inspect(|&n| debug_assert!(conn.buf.len() == len + n))
+}
+
+async fn exchange(
+    conn: &mut Conn,
+    head: bool,
+    reused: bool,
+    classifier: &Classifier,
+    head_seen: &std::cell::Cell<Option<Head>>,
+) -> Result<Response, Failure> {
+    let stale = |e: io::Error| {
+        if reused {
+            Failure::Stale
+        } else {
+            Failure::Io(e)
+        }
+    };
+    conn.stream.write_all(&conn.req).await.map_err(stale)?;
+    conn.buf.clear();
+    let mut headers_at = None;
+    // the head
+    let mut need = true;
+    let (status, head_len, length, chunked, close, class, pop) = loop {
+        if need {
+            // nothing at all came back: on a reused connection, worth one retry
+            let nothing = headers_at.is_none();
+            let n = fill(conn)
+                .await
+                .map_err(|e| if nothing { stale(e) } else { Failure::Io(e) })?;
+            if n == 0 {
+                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                return Err(if nothing {
+                    stale(eof)
+                } else {
+                    Failure::Io(eof)
+                });
+            }
+            headers_at.get_or_insert_with(Instant::now);
+        }
+        need = true;
+        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut hs);
+        match resp.parse(&conn.buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = resp.code.unwrap_or(0);
+                if (100..200).contains(&status) && status != 101 {
+                    // an interim response: drop it; the final one may be buffered already
+                    conn.buf.drain(..len);
+                    need = conn.buf.is_empty();
+                    continue;
+                }
+                let h = Parsed(resp.headers);
+                let mut length = None;
+                let mut chunked = false;
+                let mut close = resp.version == Some(0);
+                for x in resp.headers.iter() {
+                    if x.name.eq_ignore_ascii_case("content-length") {
+                        let v = std::str::from_utf8(x.value).ok().map(str::trim);
+                        match v.and_then(|v| v.parse::<u64>().ok()) {
+                            Some(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                            _ => return Err(Failure::Protocol),
+                        }
+                    } else if x.name.eq_ignore_ascii_case("transfer-encoding") {
+                        chunked = x
+                            .value
+                            .rsplit(|&c| c == b',')
+                            .next()
+                            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                    } else if x.name.eq_ignore_ascii_case("connection") {
+                        let v = x.value.trim_ascii();
+                        if v.eq_ignore_ascii_case(b"close") {
+                            close = true;
+                        } else if v.eq_ignore_ascii_case(b"keep-alive") {
+                            close = false;
+                        }
+                    }
+                }
+                let (class, pop) = classifier.classify(&h);
+                break (
+                    status,
+                    len,
+                    length,
+                    chunked,
+                    close,
+                    class,
+                    pop.map(PopName::new),
+                );
+            }
+            Ok(httparse::Status::Partial) if conn.buf.len() < MAX_HEAD => continue,
+            _ => return Err(Failure::Protocol),
+        }
+    };
+    let headers_at = headers_at.unwrap_or_else(Instant::now);
+    head_seen.set(Some(Head {
+        at: headers_at,
+        status,
+        class,
+        pop,
+    }));
+    // body bytes that came with the head
+    let have = (conn.buf.len() - head_len) as u64;
+    let no_body = head || status == 204 || status == 304;
+    let (bytes, clean) = if no_body {
+        (0, have == 0)
+    } else if chunked {
+        conn.buf.drain(..head_len);
+        (read_chunked(conn).await?, conn.buf.is_empty())
+    } else if let Some(n) = length {
+        let (mut left, mut have) = (n, have);
+        loop {
+            if have >= left {
+                break (n, have == left);
+            }
+            left -= have;
+            conn.buf.clear();
+            have = fill(conn).await.map_err(Failure::Io)? as u64;
+            if have == 0 {
+                return Err(Failure::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    } else {
+        // no length: the body ends with the connection
+        let mut n = have;
+        loop {
+            conn.buf.clear();
+            let k = fill(conn).await.map_err(Failure::Io)?;
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        (n, false)
+    };
+    Ok(Response {
+        headers_at,
+        status,
+        bytes,
+        class,
+        pop,
+        // bytes after the response (nothing was pipelined) mean the stream is out of step
+        reusable: !close && clean,
+    })
+}
+
+/// Reads a chunked body, returning its decoded length.
+async fn read_chunked(conn: &mut Conn) -> Result<u64, Failure> {
+    let mut total = 0u64;
+    let eof = || Failure::Io(io::ErrorKind::UnexpectedEof.into());
+    loop {
+        // the size line
+        let line_end = loop {
+            if let Some(i) = memchr::memmem::find(&conn.buf, b"\r\n") {
+                break i;
+            }
+            if conn.buf.len() > 4096 {
+                return Err(Failure::Protocol);
+            }
+            if fill(conn).await.map_err(Failure::Io)? == 0 {
+                return Err(eof());
+            }
+        };
+        let line = &conn.buf[..line_end];
+        let hex = line
+            .split(|&c| c == b';')
+            .next()
+            .unwrap_or(b"")
+            .trim_ascii();
+        let size = std::str::from_utf8(hex)
+            .ok()
+            .filter(|h| !h.is_empty() && h.len() <= 15)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .ok_or(Failure::Protocol)?;
+        conn.buf.drain(..line_end + 2);
+        if size == 0 {
+            // trailers, then the empty line
+            loop {
+                if let Some(i) = memchr::memmem::find(&conn.buf, b"\r\n") {
+                    let empty = i == 0;
+                    conn.buf.drain(..i + 2);
+                    if empty {
+                        return Ok(total);
+                    }
+                    continue;
+                }
+                if conn.buf.len() > MAX_HEAD {
+                    return Err(Failure::Protocol);
+                }
+                if fill(conn).await.map_err(Failure::Io)? == 0 {
+                    return Err(eof());
+                }
+            }
+        }
+        total += size;
+        // the data, then its CRLF
+        let mut left = size;
+        loop {
+            let have = conn.buf.len() as u64;
+            if have >= left {
+                conn.buf.drain(..left as usize);
+                break;
+            }
+            left -= have;
+            conn.buf.clear();
+            if fill(conn).await.map_err(Failure::Io)? == 0 {
+                return Err(eof());
+            }
+        }
+        while conn.buf.len() < 2 {
+            if fill(conn).await.map_err(Failure::Io)? == 0 {
+                return Err(eof());
+            }
+        }
+        if conn.buf[..2] != *b"\r\n" {
+            return Err(Failure::Protocol);
+        }
+        conn.buf.drain(..2);
+    }
+}
