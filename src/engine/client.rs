@@ -214,7 +214,11 @@ pub fn default_headers(extra: &[(String, String)]) -> Result<HeaderMap, String> 
 /// origins, reqwest for `https://` and when `ClientConfig::lean_http1` is off.
 pub struct ThreadClient {
     h1: Option<super::h1::H1>,
-    inner: Client,
+    /// built on first use: most runs never need it, and it costs a few MB (TLS roots, pool)
+    inner: std::cell::OnceCell<Option<Client>>,
+    cfg: ClientConfig,
+    classifier: Classifier,
+    pool: usize,
 }
 
 impl ThreadClient {
@@ -225,9 +229,8 @@ impl ThreadClient {
         pool: usize,
         bases: &[&reqwest::Url],
     ) -> Result<ThreadClient, String> {
-        let inner = Client::new(cfg, classifier, pool)?;
+        let headers = default_headers(&cfg.headers)?;
         let h1 = cfg.lean_http1.then(|| {
-            let headers = default_headers(&cfg.headers).unwrap_or_default();
             let mut h = super::h1::H1::new(
                 &headers,
                 cfg.keepalive,
@@ -240,13 +243,44 @@ impl ThreadClient {
             }
             h
         });
-        Ok(ThreadClient { h1, inner })
+        let c = ThreadClient {
+            h1,
+            inner: std::cell::OnceCell::new(),
+            cfg: cfg.clone(),
+            classifier,
+            pool,
+        };
+        if bases.iter().any(|b| !c.lean(b)) {
+            c.inner
+                .set(Some(Client::new(cfg, c.classifier.clone(), pool)?))
+                .ok();
+        }
+        Ok(c)
+    }
+
+    fn lean(&self, url: &reqwest::Url) -> bool {
+        self.h1.as_ref().is_some_and(|h| h.serves(url))
     }
 
     pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
-        match &self.h1 {
-            Some(h) if h.serves(url) => h.fetch(url, self.inner.head, &self.inner.classifier).await,
-            _ => self.inner.fetch(url).await,
+        if let Some(h) = self.h1.as_ref().filter(|h| h.serves(url)) {
+            return h.fetch(url, self.cfg.method_head, &self.classifier).await;
+        }
+        let inner = self
+            .inner
+            .get_or_init(|| Client::new(&self.cfg, self.classifier.clone(), self.pool).ok());
+        match inner {
+            Some(c) => c.fetch(url).await,
+            None => Outcome {
+                sent: Instant::now(),
+                headers_at: None,
+                done: Instant::now(),
+                status: 0,
+                bytes: 0,
+                class: CacheClass::Unknown,
+                pop: None,
+                error: Some(ErrorKind::Other),
+            },
         }
     }
 }

@@ -402,7 +402,12 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         Ok(c) => c,
         Err(_) => return, // checked before the threads started
     };
-    let Ok(timer) = crate::precise::PreciseTimer::new(&format!("edgeload-t{tid}")) else {
+    // paced sends sleep on a timerfd in this runtime: no timer thread, no cross-thread wake
+    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+    let Ok(timer) = rt.block_on(async { crate::precise::LocalTimer::new() }) else {
         return;
     };
     rt.block_on(async {
@@ -415,6 +420,12 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
                 iv.tick().await;
                 rec.borrow_mut().advance(Instant::now());
             }
+        };
+        let ticker = async {
+            let drive = timer.drive();
+            futures_util::pin_mut!(drive);
+            futures_util::pin_mut!(ticker);
+            select(drive, ticker).await;
         };
         futures_util::pin_mut!(workers);
         futures_util::pin_mut!(ticker);
@@ -431,7 +442,7 @@ async fn until_true(mut rx: watch::Receiver<bool>) {
 async fn worker(
     sh: &Shared,
     client: &ThreadClient,
-    timer: &crate::precise::PreciseTimer,
+    timer: &crate::precise::LocalTimer,
     rec: &RefCell<Recorder>,
     ctl: &Control,
     wid: usize,
