@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Side-by-side load-generator benchmark against one nginx (1 worker, loopback): edgeload vs wrk
-# (and hey, ab, oha when present), alternating tools, medians of REPS runs, ratios to wrk.
+# (and oha when installed; ab for new connections), alternating tools, medians of REPS runs, ratios to wrk.
 #   1. saturation, keep-alive, 64 connections, a 4 KB and a 40 KB object: req/s, client CPU per
 #      request (user+sys of the generator), peak RSS;
-#   2. fixed rate (edgeload's open model): achieved rate and send lag at 10k req/s;
+#   2. fixed rate (edgeload's open model): achieved rate and send lag at 10k and 50k req/s;
+#   3. long-run memory: LONG requests (default 10M) at saturation, RSS sampled every second;
 #   4. a new connection per request.
-# Writes reports/bench/bench.md. usage: scripts/bench.sh [SECONDS] [REPS]
+# Writes reports/bench/bench.md and bench.json. usage: scripts/bench.sh [SECONDS] [REPS] [LONG]
+# (LONG=0 skips the long run). oha is used when installed (cargo install oha --locked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10} reps=${2:-3}
+secs=${1:-10} reps=${2:-3} long=${3:-10000000}
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
-command -v hey >/dev/null || need+=(hey)
 command -v ab >/dev/null || need+=(apache2-utils)
 if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -45,8 +46,8 @@ measure() {
     case "$tool" in
         wrk) /usr/bin/time -f "%U %S %M" -o "$work/t" wrk -t2 -c64 -d"${secs}s" "$url" > "$out" 2>&1
              n=$(awk '/requests in/ {print $1}' "$out") ;;
-        hey) /usr/bin/time -f "%U %S %M" -o "$work/t" hey -c 64 -z "${secs}s" "$url" > "$out" 2>&1
-             n=$(awk '/\[200\].*responses/ {print $2; exit}' "$out") ;;
+        oha) /usr/bin/time -f "%U %S %M" -o "$work/t" oha -c 64 -z "${secs}s" --no-tui --output-format json "$url" > "$out" 2>/dev/null
+             n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["statusCodeDistribution"].values()))' "$out") ;;
         edgeload) printf '/%s\n' "$obj" > "$work/urls.txt"
              /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
                 -c 64 -d "${secs}s" -o "$work/res" -q --json > "$out"
@@ -58,6 +59,7 @@ measure() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 tools=(wrk edgeload)
+command -v oha >/dev/null && tools+=(oha)
 {
 echo "# load generator benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, nginx 1 worker on loopback)"
 echo
@@ -85,14 +87,14 @@ for obj in 4k.bin 40k.bin; do
     done
 done
 echo
-echo "Open model (edgeload --rate), 4 KB object, ${secs} s:"
+echo "Open model (edgeload --rate, --max-in-flight 64), 4 KB object, ${secs} s:"
 echo
 echo "| target req/s | achieved req/s | send lag p50 ms | send lag p99 ms | CPU us/request |"
 echo "|---|---|---|---|---|"
 for rate in 10000 50000; do
     printf '/4k.bin\n' > "$work/urls.txt"
     /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
-        -r "$rate" -d "${secs}s" -o "$work/res" -q --json > "$work/open.json"
+        -r "$rate" -d "${secs}s" --max-in-flight 64 -o "$work/res" -q --json > "$work/open.json"
     read -r u s _ < "$work/t"
     python3 - "$work/open.json" "$rate" "$u" "$s" <<'PY'
 import json, sys
@@ -101,6 +103,29 @@ cpu = (float(sys.argv[3]) + float(sys.argv[4])) / max(r["completed"], 1) * 1e6
 print(f"| {sys.argv[2]} | {r['achieved_rps']:.0f} | {lag.get('p50', 0):.3f} | {lag.get('p99', 0):.3f} | {cpu:.2f} |")
 PY
 done
+if [ "$long" -gt 0 ]; then
+    echo
+    echo "Long run: $long requests, 64 connections, 4 KB, RSS sampled every second (MB):"
+    echo
+    printf '/4k.bin\n' > "$work/urls.txt"
+    "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" -c 64 -n "$long" -o "$work/res" -q &
+    pid=$!
+    : > "$work/rss.txt"
+    while kill -0 "$pid" 2>/dev/null; do
+        awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null >> "$work/rss.txt" || true
+        sleep 1
+    done
+    wait "$pid"
+    python3 - "$work/rss.txt" <<'PY'
+import sys
+r = [int(x) / 1024 for x in open(sys.argv[1]) if x.strip()]
+n = len(r)
+pick = lambda f: r[min(n - 1, int(n * f))]
+print("| samples | at 10 % | at 50 % | at 100 % | max after 10 % |")
+print("|---|---|---|---|---|")
+print(f"| {n} | {pick(0.1):.1f} | {pick(0.5):.1f} | {r[-1]:.1f} | {max(r[n // 10:]):.1f} |")
+PY
+fi
 echo
 echo "New connection per request (edgeload --no-keepalive vs ab without -k), 4 KB, 10,000 requests, 16 concurrent:"
 echo
@@ -114,3 +139,25 @@ echo "|---|---|"
 echo "| ab | $ab_cpu |"
 echo "| edgeload | $el_cpu |"
 } | tee reports/bench/bench.md
+# the same tables as JSON, for tools
+python3 - reports/bench/bench.md > reports/bench/bench.json <<'PY'
+import json, sys
+tables, cur, title = [], None, ""
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("|") and cur is None:
+        cur = {"title": title, "columns": [c.strip() for c in line.strip("|").split("|")], "rows": []}
+    elif line.startswith("|---"):
+        continue
+    elif line.startswith("|"):
+        cur["rows"].append([c.strip() for c in line.strip("|").split("|")])
+    else:
+        if cur:
+            tables.append(cur)
+            cur = None
+        if line.strip():
+            title = line.strip()
+if cur:
+    tables.append(cur)
+print(json.dumps({"tables": tables}, indent=1))
+PY

@@ -24,23 +24,26 @@ struct Queue {
     closed: bool,
 }
 
-struct ArcEntry(Arc<Entry>);
-impl PartialEq for ArcEntry {
+/// A heap payload that takes no part in the ordering (deadline and sequence number decide).
+struct Unordered<T>(T);
+impl<T> PartialEq for Unordered<T> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
-impl Eq for ArcEntry {}
-impl PartialOrd for ArcEntry {
+impl<T> Eq for Unordered<T> {}
+impl<T> PartialOrd for Unordered<T> {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for ArcEntry {
+impl<T> Ord for Unordered<T> {
     fn cmp(&self, _: &Self) -> std::cmp::Ordering {
         std::cmp::Ordering::Equal
     }
 }
+
+type ArcEntry = Unordered<Arc<Entry>>;
 
 struct Shared {
     q: Mutex<Queue>,
@@ -176,7 +179,7 @@ impl Future for Sleep<'_> {
                     q.seq += 1;
                     let seq = q.seq;
                     q.heap
-                        .push((Reverse(deadline), Reverse(seq), ArcEntry(e.clone())));
+                        .push((Reverse(deadline), Reverse(seq), Unordered(e.clone())));
                     earliest
                 };
                 if earliest {
@@ -204,23 +207,7 @@ struct LocalEntry {
     waker: std::cell::RefCell<Option<Waker>>,
 }
 
-struct RcEntry(std::rc::Rc<LocalEntry>);
-impl PartialEq for RcEntry {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for RcEntry {}
-impl PartialOrd for RcEntry {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for RcEntry {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
-}
+type RcEntry = Unordered<std::rc::Rc<LocalEntry>>;
 
 #[derive(Default)]
 struct LocalState {
@@ -386,7 +373,7 @@ impl Future for LocalSleep<'_> {
             st.seq += 1;
             let seq = st.seq;
             st.heap
-                .push((Reverse(deadline), Reverse(seq), RcEntry(e.clone())));
+                .push((Reverse(deadline), Reverse(seq), Unordered(e.clone())));
             if st.armed.is_none_or(|a| deadline < a) {
                 st.kicked = true;
                 if let Some(w) = st.driver.take() {
@@ -404,92 +391,63 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn wakes_in_order_and_on_time() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    /// 40 sleeps on time; then a later sleeper registered before an earlier one: the earlier
+    /// wakes first, and on time.
+    async fn check<F: Future<Output = ()>>(sleep: impl Fn(Instant) -> F) {
+        let start = Instant::now();
+        let mut late = Vec::new();
+        for i in 1..=40u64 {
+            let d = start + Duration::from_micros(1300 * i);
+            sleep(d).await;
+            late.push(Instant::now() - d);
+        }
+        late.sort();
+        // tokio's own timer rounds up to the next millisecond: ~1 ms late at the median.
+        // Measured here: ~40-90 us. Generous bound for a shared machine.
+        assert!(
+            late[20] < Duration::from_micros(500),
+            "median lateness {:?}",
+            late[20]
+        );
+        let now = Instant::now();
+        let (a, b) = (
+            now + Duration::from_millis(40),
+            now + Duration::from_millis(5),
+        );
+        let order = std::cell::RefCell::new(Vec::new());
+        futures_util::join!(
+            async {
+                sleep(a).await;
+                order.borrow_mut().push(('a', Instant::now() - a));
+            },
+            async {
+                sleep(b).await;
+                order.borrow_mut().push(('b', Instant::now() - b));
+            }
+        );
+        let o = order.borrow();
+        assert_eq!((o[0].0, o[1].0), ('b', 'a'));
+        assert!(o[0].1 < Duration::from_millis(3), "{:?}", o[0].1);
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn wakes_in_order_and_on_time() {
         let t = PreciseTimer::new("t").unwrap();
-        rt.block_on(async {
-            let start = Instant::now();
-            let mut late = Vec::new();
-            for i in 1..=40u64 {
-                let d = start + Duration::from_micros(1300 * i);
-                t.sleep_until(d).await;
-                late.push(Instant::now() - d);
-            }
-            late.sort();
-            // tokio's own timer rounds up to the next millisecond: ~1 ms late at the median.
-            // Measured here: ~40-90 us. Generous bound for a shared machine.
-            assert!(
-                late[20] < Duration::from_micros(500),
-                "median lateness {:?}",
-                late[20]
-            );
-            let now = Instant::now();
-            let (a, b) = (
-                now + Duration::from_millis(40),
-                now + Duration::from_millis(30),
-            );
-            let order = std::cell::RefCell::new(Vec::new());
-            futures_util::join!(
-                async {
-                    t.sleep_until(a).await;
-                    order.borrow_mut().push('a');
-                },
-                async {
-                    t.sleep_until(b).await;
-                    order.borrow_mut().push('b');
-                }
-            );
-            assert_eq!(*order.borrow(), ['b', 'a']);
-        });
+        rt().block_on(check(|d| t.sleep_until(d)));
     }
 
     #[test]
     fn local_timer_wakes_in_order_on_time_and_for_an_earlier_deadline() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        rt().block_on(async {
             let t = LocalTimer::new().unwrap();
-            let work = async {
-                let start = Instant::now();
-                let mut late = Vec::new();
-                for i in 1..=40u64 {
-                    let d = start + Duration::from_micros(1300 * i);
-                    t.sleep_until(d).await;
-                    late.push(Instant::now() - d);
-                }
-                late.sort();
-                assert!(
-                    late[20] < Duration::from_micros(500),
-                    "median lateness {:?}",
-                    late[20]
-                );
-                // a later sleeper first, then an earlier one: the earlier wakes first, on time
-                let now = Instant::now();
-                let (a, b) = (
-                    now + Duration::from_millis(40),
-                    now + Duration::from_millis(5),
-                );
-                let order = std::cell::RefCell::new(Vec::new());
-                futures_util::join!(
-                    async {
-                        t.sleep_until(a).await;
-                        order.borrow_mut().push(('a', Instant::now() - a));
-                    },
-                    async {
-                        t.sleep_until(b).await;
-                        order.borrow_mut().push(('b', Instant::now() - b));
-                    }
-                );
-                let o = order.borrow();
-                assert_eq!((o[0].0, o[1].0), ('b', 'a'));
-                assert!(o[0].1 < Duration::from_millis(3), "{:?}", o[0].1);
-            };
+            let work = check(|d| t.sleep_until(d));
             let drive = t.drive();
             futures_util::pin_mut!(work);
             futures_util::pin_mut!(drive);

@@ -162,6 +162,22 @@ pub struct Outcome {
     pub error: Option<ErrorKind>,
 }
 
+impl Outcome {
+    /// A request that got no response.
+    pub fn failed(sent: Instant, error: ErrorKind) -> Outcome {
+        Outcome {
+            sent,
+            headers_at: None,
+            done: Instant::now(),
+            status: 0,
+            bytes: 0,
+            class: CacheClass::Unknown,
+            pop: None,
+            error: Some(error),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub timeout: Duration,
@@ -271,16 +287,7 @@ impl ThreadClient {
             .get_or_init(|| Client::new(&self.cfg, self.classifier.clone(), self.pool).ok());
         match inner {
             Some(c) => c.fetch(url).await,
-            None => Outcome {
-                sent: Instant::now(),
-                headers_at: None,
-                done: Instant::now(),
-                status: 0,
-                bytes: 0,
-                class: CacheClass::Unknown,
-                pop: None,
-                error: Some(ErrorKind::Other),
-            },
+            None => Outcome::failed(Instant::now(), ErrorKind::Other),
         }
     }
 }
@@ -330,18 +337,7 @@ impl Client {
         };
         let mut resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => {
-                return Outcome {
-                    sent,
-                    headers_at: None,
-                    done: Instant::now(),
-                    status: 0,
-                    bytes: 0,
-                    class: CacheClass::Unknown,
-                    pop: None,
-                    error: Some(error_kind(&e)),
-                };
-            }
+            Err(e) => return Outcome::failed(sent, error_kind(&e)),
         };
         let headers_at = Instant::now();
         let status = resp.status().as_u16();
