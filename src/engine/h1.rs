@@ -175,7 +175,9 @@ impl H1 {
         let addr = match cached {
             Some(a) => a,
             None => {
-                let mut it = tokio::net::lookup_host((o.host.as_str(), o.port))
+                // an IPv6 literal is written [::1] in URLs and Host headers, bare for lookups
+                let name = o.host.trim_start_matches('[').trim_end_matches(']');
+                let mut it = tokio::net::lookup_host((name, o.port))
                     .await
                     .map_err(|_| ErrorKind::Dns)?;
                 let a = it.next().ok_or(ErrorKind::Dns)?;

@@ -64,7 +64,10 @@ fn response(path: &str) -> (String, Vec<u8>, bool) {
 /// Serves `response` on loopback, one thread per connection, keep-alive unless the response
 /// closes; bytes are written a few at a time so the client sees heads split across reads.
 fn serve() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on(TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
+fn serve_on(l: TcpListener) -> String {
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming() {
@@ -100,6 +103,7 @@ fn serve() -> String {
             });
         }
     });
+    // SocketAddr's Display brackets an IPv6 address, as a URL wants
     format!("http://{addr}")
 }
 
@@ -223,4 +227,21 @@ fn lean_client_head_requests_and_broken_responses() {
     drop(l);
     let e = fetch_all(&dead, &["/cl"], true, false);
     assert_eq!(e[0].error, Some(ErrorKind::Connect));
+}
+
+#[test]
+fn lean_client_reaches_an_ipv6_literal() {
+    let l = match TcpListener::bind("[::1]:0") {
+        Ok(l) => l,
+        // a container without IPv6: nothing to test here
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            eprintln!("skipped: no IPv6 loopback ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let base = serve_on(l);
+    assert!(base.starts_with("http://[::1]:"), "{base}");
+    let got = fetch_all(&base, &["/cl"], true, false);
+    assert_eq!((got[0].status, got[0].bytes, got[0].error), (200, 5, None));
 }
