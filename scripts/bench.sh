@@ -7,7 +7,7 @@
 #   3. long-run memory: LONG requests (default 10M) at saturation, RSS sampled every second;
 #   4. a new connection per request.
 # Writes reports/bench/bench.md and bench.json. usage: scripts/bench.sh [SECONDS] [REPS] [LONG]
-# (LONG=0 skips the long run). oha is used when installed (cargo install oha --locked).
+# (LONG=0 skips the long run). oha is installed with cargo install oha --locked when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10} reps=${2:-3} long=${3:-10000000}
@@ -59,6 +59,11 @@ measure() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 tools=(wrk edgeload)
+# oha builds from source (~6 min on 2 cores); BENCH_NO_OHA=1 skips it
+if [ -z "${BENCH_NO_OHA:-}" ] && ! command -v oha >/dev/null; then
+    cargo install oha --locked --quiet || echo "oha could not be installed; skipping it" >&2
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
 command -v oha >/dev/null && tools+=(oha)
 {
 echo "# load generator benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, nginx 1 worker on loopback)"
