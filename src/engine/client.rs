@@ -275,12 +275,16 @@ impl ThreadClient {
     }
 
     fn lean(&self, url: &reqwest::Url) -> bool {
-        self.h1.as_ref().is_some_and(|h| h.serves(url))
+        self.h1.as_ref().is_some_and(|h| h.origin(url).is_some())
     }
 
     pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
-        if let Some(h) = self.h1.as_ref().filter(|h| h.serves(url)) {
-            return h.fetch(url, self.cfg.method_head, &self.classifier).await;
+        if let Some(h) = &self.h1
+            && let Some(o) = h.origin(url)
+        {
+            return h
+                .fetch(o, url, self.cfg.method_head, &self.classifier)
+                .await;
         }
         let inner = self
             .inner

@@ -83,11 +83,8 @@ struct Head {
 
 /// What reading a response produced before the connection's fate is decided.
 struct Response {
-    headers_at: Instant,
-    status: u16,
+    head: Head,
     bytes: u64,
-    class: CacheClass,
-    pop: Option<PopName>,
     reusable: bool,
 }
 
@@ -156,7 +153,8 @@ impl H1 {
         });
     }
 
-    fn origin(&self, url: &reqwest::Url) -> Option<usize> {
+    /// The registered origin serving `url`, for `fetch`.
+    pub fn origin(&self, url: &reqwest::Url) -> Option<usize> {
         if url.scheme() != "http" {
             return None;
         }
@@ -164,10 +162,6 @@ impl H1 {
         self.origins
             .iter()
             .position(|o| o.port == port && o.host == host)
-    }
-
-    pub fn serves(&self, url: &reqwest::Url) -> bool {
-        self.origin(url).is_some()
     }
 
     async fn connect(&self, o: &Origin) -> Result<Conn, ErrorKind> {
@@ -204,8 +198,14 @@ impl H1 {
         })
     }
 
-    /// Sends one request and reads the whole response; `url` must be served (`serves`).
-    pub async fn fetch(&self, url: &reqwest::Url, head: bool, classifier: &Classifier) -> Outcome {
+    /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
+    pub async fn fetch(
+        &self,
+        o: usize,
+        url: &reqwest::Url,
+        head: bool,
+        classifier: &Classifier,
+    ) -> Outcome {
         let sent = Instant::now();
         let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
         let fail = |error| {
@@ -221,9 +221,7 @@ impl H1 {
                 error: Some(error),
             }
         };
-        let Some(o) = self.origin(url).map(|i| &self.origins[i]) else {
-            return fail(ErrorKind::Other);
-        };
+        let o = &self.origins[o];
         let work = async {
             // a reused connection the server closed while idle gets one retry, on a new one
             for attempt in 0..2 {
@@ -267,13 +265,13 @@ impl H1 {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(Ok(r)) => Outcome {
                 sent,
-                headers_at: Some(r.headers_at),
+                headers_at: Some(r.head.at),
                 done: Instant::now(),
-                status: r.status,
+                status: r.head.status,
                 bytes: r.bytes,
-                class: r.class,
-                pop: r.pop,
-                error: ErrorKind::for_status(r.status),
+                class: r.head.class,
+                pop: r.head.pop,
+                error: ErrorKind::for_status(r.head.status),
             },
             Ok(Err(kind)) => fail(kind),
             Err(_) => fail(ErrorKind::Timeout),
@@ -382,13 +380,13 @@ async fn exchange(
             _ => return Err(Failure::Protocol),
         }
     };
-    let headers_at = headers_at.unwrap_or_else(Instant::now);
-    head_seen.set(Some(Head {
-        at: headers_at,
+    let seen = Head {
+        at: headers_at.unwrap_or_else(Instant::now),
         status,
         class,
         pop,
-    }));
+    };
+    head_seen.set(Some(seen));
     // body bytes that came with the head
     let have = (conn.buf.len() - head_len) as u64;
     let no_body = head || status == 204 || status == 304;
@@ -424,11 +422,8 @@ async fn exchange(
         (n, false)
     };
     Ok(Response {
-        headers_at,
-        status,
+        head: seen,
         bytes,
-        class,
-        pop,
         // bytes after the response (nothing was pipelined) mean the stream is out of step
         reusable: !close && clean,
     })

@@ -682,9 +682,15 @@ pub fn extract(
                 let mut local = Local::default();
                 while let Some(&file) = streamed.get(next_stream.fetch_add(1, Ordering::Relaxed)) {
                     let name = &names[file as usize];
-                    if let Err(e) =
-                        read_stream(&sources[file as usize], name, file, o, &tx, &mut local)
-                        && let Ok(mut slot) = error.lock()
+                    if let Err(e) = read_stream(
+                        &sources[file as usize],
+                        name,
+                        file,
+                        o,
+                        &tx,
+                        &mut local,
+                        progress,
+                    ) && let Ok(mut slot) = error.lock()
                     {
                         slot.get_or_insert(e);
                     }
@@ -712,6 +718,7 @@ fn read_stream(
     o: &Options,
     tx: &mpsc::SyncSender<Job>,
     local: &mut Local,
+    progress: &Progress,
 ) -> Result<(), ExtractError> {
     let r = crate::logs::input::open(src)?;
     let mut blocks = Blocks::new(r, o.block_size);
@@ -721,8 +728,6 @@ fn read_stream(
     };
     let mut parser: Option<Option<Parser>> = None;
     let (mut piece, mut offset) = (0u32, 0u64);
-    // counted by the workers as they finish; the reader's own progress is only for W3C
-    let idle = Progress::default();
     while let Some(data) = blocks.next_block().map_err(read_err)? {
         local.bytes += data.len() as u64;
         let p = parser.get_or_insert_with(|| {
@@ -740,7 +745,8 @@ fn read_stream(
         piece += 1;
         offset += data.len() as u64;
         if let Some(p @ Parser::W3c(_)) = p {
-            local.block(Some(p), o, at, &data, &idle);
+            // stateful: parsed here, in order (and counted in the progress here)
+            local.block(Some(p), o, at, &data, progress);
             continue;
         }
         let job = Job {

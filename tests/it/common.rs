@@ -56,3 +56,22 @@ pub fn run_in(dir: &Path, cfg: EngineConfig) -> Finished {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_edgeload")
 }
+
+/// A port nothing listens on right now (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The command exited 0; its stderr is shown when it did not.
+pub fn assert_ok(o: &std::process::Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

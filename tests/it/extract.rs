@@ -56,12 +56,7 @@ fn extract_then_replay_trace_hits_exactly_the_kept_requests() {
         .current_dir(d)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let stats: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
     assert_eq!(stats["matched"], 6);
     assert_eq!(stats["filtered"]["method"], 1);
@@ -114,12 +109,7 @@ fn extract_then_replay_trace_hits_exactly_the_kept_requests() {
         .current_dir(d)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let paths = edge.stats_with_paths().paths.unwrap();
     // the trace, like the list, uses the first spelling of each (decoded-equal) URL
     assert_eq!(paths.len(), 3, "{paths:?}");
@@ -166,12 +156,7 @@ fn cloudfront_out_of_order_records_make_a_sorted_trace() {
         .current_dir(d)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let trace = std::fs::read_to_string(d.join("t.csv")).unwrap();
     let paths: Vec<&str> = trace
         .lines()
@@ -348,4 +333,31 @@ fn fast_url_list_writer_quotes_like_the_csv_crate() {
         String::from_utf8_lossy(&slow)
     );
     assert!(String::from_utf8_lossy(&fast).contains("\"/q\"\"uote.jpg\""));
+}
+
+/// A gzipped W3C log is parsed by its reader thread (the `#Fields` state is in order): its lines
+/// count in the live progress like every other input's.
+#[test]
+fn w3c_lines_parsed_by_the_reader_count_in_the_progress() {
+    use edgeload::extract::{Options, Progress, extract};
+    use edgeload::logs::input::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        String::from("#Version: 1.0\n#Fields: date time cs-method cs-uri-stem sc-status\n");
+    for i in 0..500 {
+        log += &format!("2024-03-12\t10:00:{:02}\tGET\t/i/{i}.jpg\t200\n", i % 60);
+    }
+    let gz = dir.path().join("cf.log.gz");
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    e.write_all(log.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let progress = Progress::default();
+    let ex = extract(&[Source::File(gz)], &Options::default(), &progress).unwrap();
+    assert_eq!(ex.rows.len(), 500);
+    let lines = progress.lines.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = progress.bytes.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((lines, bytes), (502, log.len() as u64));
 }

@@ -254,14 +254,6 @@ fn flood_drops_are_counted_exactly() {
         .unwrap();
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Varnish {
     child: std::process::Child,
     workdir: tempfile::TempDir,

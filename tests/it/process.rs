@@ -164,7 +164,7 @@ fn failed_threshold_exits_1_and_says_which() {
         ],
         d,
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ok(&o);
     assert!(
         o.stderr.is_empty(),
         "--quiet prints nothing: {}",
@@ -244,7 +244,7 @@ fn edge_stats_endpoint_reports_ground_truth() {
         ],
         d,
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ok(&o);
     // ask the edge over HTTP, as an outside tool would
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(edge.addr).unwrap();

@@ -23,14 +23,6 @@ struct Garage {
     endpoint: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn garage() -> &'static Garage {
     static G: OnceLock<Garage> = OnceLock::new();
     G.get_or_init(|| {
@@ -276,12 +268,7 @@ fn wrong_credentials_and_a_dead_server_give_clear_errors_and_keep_the_local_copy
     );
     // and the good credentials work
     let o = run(&g.endpoint, &secret());
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
 }
 
 #[test]
@@ -387,12 +374,7 @@ fn three_regions_start_together_upload_and_merge_from_s3() {
         .current_dir(d)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let merged: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(merged["region"], "ap-southeast-1+eu-west-1+us-east-1");
     assert_eq!(
