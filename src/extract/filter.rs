@@ -53,11 +53,12 @@ impl Filters {
     /// None to keep the record, or the reason it is filtered out. `n` is a stable number of the
     /// record (file and line) for sampling.
     pub fn check(&self, r: &LogRecord, n: u64) -> Option<&'static str> {
-        if !self
-            .methods
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(&r.method))
-        {
+        let method = r.method.as_bytes();
+        // exact first: logs write methods in upper case, as the default filter does
+        if !self.methods.iter().any(|m| {
+            let m = m.as_bytes();
+            m == method || m.eq_ignore_ascii_case(method)
+        }) {
             return Some("method");
         }
         if !self.statuses.contains(&r.status) {
