@@ -132,7 +132,12 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
 
     let completed: u64 = stats.totals.targets.iter().map(|t| t.requests).sum();
     let elapsed = stats.elapsed.as_secs_f64();
-    let lag = (!stats.totals.send_lag.is_empty()).then(|| Stats::of(&stats.totals.send_lag));
+    let lag = stats
+        .totals
+        .send_lag
+        .as_ref()
+        .filter(|h| !h.is_empty())
+        .map(Stats::of);
     let achieved = match open_duration {
         // the open model's rate is measured over its schedule (a slow tail is not a lower rate)
         Some(d) if !stats.interrupted && !d.is_zero() => completed as f64 / d.as_secs_f64(),

@@ -310,12 +310,10 @@ pub fn run(
             }) => {
                 if let Some(d) = data {
                     max_seen = Some(max_seen.map_or(d.idx, |m| m.max(d.idx)));
-                    match pending.get_mut(&d.idx) {
-                        Some(p) => p.add(&d),
-                        None => {
-                            pending.insert(d.idx, *d);
-                        }
-                    }
+                    pending
+                        .entry(d.idx)
+                        .or_insert_with(|| IntervalData::new(d.idx, n_targets))
+                        .add_sparse(&d);
                 }
                 watermarks[thread] = watermark;
                 let low = watermarks.iter().copied().min().unwrap_or(0);

@@ -142,8 +142,8 @@ pub struct IntervalData {
     /// index = target * CacheClass::COUNT + class; None until the first sample.
     pub series: Vec<Option<Box<Series>>>,
     pub targets: Vec<TargetCounts>,
-    /// open model: actual send minus intended send, in us
-    pub send_lag: Histogram<u64>,
+    /// open model: actual send minus intended send, in us (None until the first send)
+    pub send_lag: Option<Histogram<u64>>,
 }
 
 impl IntervalData {
@@ -152,7 +152,7 @@ impl IntervalData {
             idx,
             series: vec![None; n_targets * CacheClass::COUNT],
             targets: vec![TargetCounts::default(); n_targets],
-            send_lag: new_hist(),
+            send_lag: None,
         }
     }
     pub fn n_targets(&self) -> usize {
@@ -179,7 +179,8 @@ impl IntervalData {
         out
     }
     pub fn is_empty(&self) -> bool {
-        self.targets.iter().all(|t| t.requests == 0) && self.send_lag.is_empty()
+        self.targets.iter().all(|t| t.requests == 0)
+            && self.send_lag.as_ref().is_none_or(|h| h.is_empty())
     }
     pub fn add(&mut self, o: &IntervalData) {
         for (i, s) in o.series.iter().enumerate() {
@@ -193,7 +194,92 @@ impl IntervalData {
         for (a, b) in self.targets.iter_mut().zip(&o.targets) {
             a.add(b);
         }
-        self.send_lag.add(&o.send_lag).expect("same bounds");
+        if let Some(l) = &o.send_lag {
+            match &mut self.send_lag {
+                Some(mine) => mine.add(l).expect("same bounds"),
+                none @ None => *none = Some(l.clone()),
+            }
+        }
+    }
+
+    /// Adds an interval a worker shipped as its non-empty buckets.
+    pub fn add_sparse(&mut self, o: &SparseInterval) {
+        for (i, hs, bytes) in &o.series {
+            let s = self.series[*i].get_or_insert_with(|| Box::new(Series::new()));
+            for (h, buckets) in s.h.iter_mut().zip(hs) {
+                add_buckets(h, buckets);
+            }
+            s.bytes += bytes;
+        }
+        for (a, b) in self.targets.iter_mut().zip(&o.targets) {
+            a.add(b);
+        }
+        if !o.send_lag.is_empty() {
+            add_buckets(self.send_lag.get_or_insert_with(new_hist), &o.send_lag);
+        }
+    }
+
+    /// The non-empty buckets of this interval, which is then emptied (for `idx`) with its
+    /// histograms kept: a worker reuses one set of histograms for the whole run.
+    pub fn take_sparse(&mut self, idx: u64) -> SparseInterval {
+        let mut out = SparseInterval {
+            idx: self.idx,
+            series: Vec::new(),
+            targets: Vec::new(),
+            send_lag: Vec::new(),
+        };
+        for (i, s) in self.series.iter_mut().enumerate() {
+            if let Some(s) = s
+                && s.count() > 0
+            {
+                out.series
+                    .push((i, s.h.each_mut().map(take_buckets), s.bytes));
+                s.bytes = 0;
+            }
+        }
+        let n = self.targets.len();
+        out.targets = std::mem::replace(&mut self.targets, vec![TargetCounts::default(); n]);
+        if let Some(l) = &mut self.send_lag {
+            out.send_lag = take_buckets(l);
+        }
+        self.idx = idx;
+        out
+    }
+}
+
+/// (value, count) of each non-empty bucket; the value is the bucket's highest equivalent, so
+/// recording it again lands in the same bucket of a histogram with the same bounds.
+pub type Buckets = Vec<(u64, u64)>;
+
+fn take_buckets(h: &mut Histogram<u64>) -> Buckets {
+    let out = h
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect();
+    h.reset();
+    out
+}
+
+fn add_buckets(h: &mut Histogram<u64>, b: &Buckets) {
+    for &(v, n) in b {
+        h.saturating_record_n(v, n);
+    }
+}
+
+/// One interval of one worker as it travels to the aggregator: the non-empty buckets only (a
+/// few hundred at most), not four 188 KB histograms per class.
+#[derive(Clone, Debug)]
+pub struct SparseInterval {
+    pub idx: u64,
+    /// (series index, buckets per metric, bytes)
+    pub series: Vec<(usize, [Buckets; 4], u64)>,
+    pub targets: Vec<TargetCounts>,
+    pub send_lag: Buckets,
+}
+
+impl SparseInterval {
+    pub fn is_empty(&self) -> bool {
+        self.targets.iter().all(|t| t.requests == 0) && self.send_lag.is_empty()
     }
 }
 
@@ -246,7 +332,7 @@ pub enum Msg {
     /// `watermark` is final for this thread.
     Interval {
         thread: usize,
-        data: Option<Box<IntervalData>>,
+        data: Option<SparseInterval>,
         watermark: u64,
     },
     /// A batch of samples.jtl rows.
@@ -308,9 +394,8 @@ impl Recorder {
     pub fn advance(&mut self, now: Instant) {
         let idx = self.idx_of(now);
         if idx > self.cur.idx {
-            let n = self.cur.n_targets();
-            let old = std::mem::replace(&mut self.cur, IntervalData::new(idx, n));
-            let data = (!old.is_empty()).then(|| Box::new(old));
+            let old = self.cur.take_sparse(idx);
+            let data = (!old.is_empty()).then_some(old);
             // The aggregator outlives the workers; a send error means it is gone and so are we.
             let _ = self.tx.send(Msg::Interval {
                 thread: self.thread,
@@ -322,7 +407,10 @@ impl Recorder {
 
     /// Records a send lag (open model) at the moment of sending.
     pub fn send_lag(&mut self, lag: Duration) {
-        self.cur.send_lag.saturating_record(us(lag));
+        self.cur
+            .send_lag
+            .get_or_insert_with(new_hist)
+            .saturating_record(us(lag));
     }
 
     /// Records one finished request. `intended` is the scheduled send time (= actual send in the
@@ -395,11 +483,104 @@ impl Recorder {
         {
             let _ = self.tx.send(Msg::Samples(s.buf));
         }
-        let data = (!self.cur.is_empty()).then(|| Box::new(self.cur));
+        let idx = self.cur.idx;
+        let last = self.cur.take_sparse(idx);
+        let data = (!last.is_empty()).then_some(last);
         let _ = self.tx.send(Msg::Interval {
             thread: self.thread,
             data,
             watermark: u64::MAX,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(
+        base: Instant,
+        sent_us: u64,
+        ttfb_us: u64,
+        total_us: u64,
+        class: CacheClass,
+    ) -> Outcome {
+        let sent = base + Duration::from_micros(sent_us);
+        Outcome {
+            sent,
+            headers_at: Some(sent + Duration::from_micros(ttfb_us)),
+            done: sent + Duration::from_micros(total_us),
+            status: 200,
+            bytes: total_us,
+            class,
+            pop: None,
+            error: None,
+        }
+    }
+
+    /// A worker ships its interval as buckets and keeps its histograms: what the aggregator
+    /// rebuilds must equal the interval recorded directly, bucket for bucket, and the worker's
+    /// next interval must start empty.
+    #[test]
+    fn sparse_interval_rebuilds_exactly() {
+        let base = Instant::now();
+        let mut direct = IntervalData::new(3, 2);
+        let mut worker = IntervalData::new(3, 2);
+        let mut rng = 7u64;
+        for i in 0..20_000u64 {
+            rng = crate::urls::mix(rng);
+            // 1 us .. ~70 s, so that several buckets of every magnitude are hit
+            let total = 1 + (rng % 1000) * (1 + (rng >> 20) % 70_000);
+            let ttfb = 1 + total / 3;
+            let class =
+                [CacheClass::Hit, CacheClass::Miss, CacheClass::Unknown][(rng >> 40) as usize % 3];
+            let o = outcome(base, i, ttfb, total, class);
+            let intended = o.sent - Duration::from_micros(rng % 500);
+            for d in [&mut direct, &mut worker] {
+                record_into(d, (i % 2) as usize, intended, &o);
+                d.send_lag
+                    .get_or_insert_with(new_hist)
+                    .saturating_record(rng % 5000 + 1);
+            }
+        }
+        let sparse = worker.take_sparse(4);
+        assert_eq!(sparse.idx, 3);
+        let mut rebuilt = IntervalData::new(3, 2);
+        rebuilt.add_sparse(&sparse);
+        for (a, b) in direct.series.iter().zip(&rebuilt.series) {
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(a.bytes, b.bytes);
+                    for (x, y) in a.h.iter().zip(&b.h) {
+                        assert_eq!(x, y);
+                        assert_eq!((x.len(), x.min(), x.max()), (y.len(), y.min(), y.max()));
+                        assert_eq!(x.mean(), y.mean());
+                        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+                            assert_eq!(x.value_at_quantile(q), y.value_at_quantile(q));
+                        }
+                    }
+                }
+                (None, None) => {}
+                _ => panic!("series present on one side only"),
+            }
+        }
+        assert_eq!(direct.send_lag, rebuilt.send_lag);
+        for (a, b) in direct.targets.iter().zip(&rebuilt.targets) {
+            assert_eq!(
+                (a.requests, a.classes, &a.statuses),
+                (b.requests, b.classes, &b.statuses)
+            );
+        }
+        // the worker keeps its (now empty) histograms for the next interval
+        assert_eq!(worker.idx, 4);
+        assert!(worker.is_empty());
+        assert!(
+            worker
+                .series
+                .iter()
+                .flatten()
+                .all(|s| s.count() == 0 && s.bytes == 0)
+        );
+        assert!(worker.take_sparse(5).is_empty());
     }
 }
