@@ -230,8 +230,12 @@ pub fn run(
         }
         urls.push(v);
     }
-    // Build one client up front so a bad header is an error before any thread starts.
-    Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
+    // A bad header is an error before any thread starts. The reqwest client (TLS roots and all:
+    // ~1 MB and many code pages) is built up front only when a target will need it.
+    client::default_headers(&cfg.client.headers).map_err(EngineError::Client)?;
+    if !cfg.client.lean_http1 || urls.iter().flatten().any(|u| u.scheme() != "http") {
+        Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
+    }
     let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);
     let n_targets = cfg.targets.len();
     let threads = cfg.threads.max(1);

@@ -170,10 +170,7 @@ impl IntervalData {
         let mut out: Option<Series> = None;
         for c in CacheClass::ALL {
             if let Some(s) = self.series(target, c) {
-                match &mut out {
-                    Some(o) => o.add(s),
-                    None => out = Some(s.clone()),
-                }
+                out.get_or_insert_with(Series::new).add(s);
             }
         }
         out
@@ -185,20 +182,21 @@ impl IntervalData {
     pub fn add(&mut self, o: &IntervalData) {
         for (i, s) in o.series.iter().enumerate() {
             if let Some(s) = s {
-                match &mut self.series[i] {
-                    Some(mine) => mine.add(s),
-                    slot @ None => *slot = Some(s.clone()),
-                }
+                // new and add, not clone: a clone writes all 188 KB of each histogram, an add
+                // only the buckets in use (fresh zeroed pages stay out of RSS)
+                self.series[i]
+                    .get_or_insert_with(|| Box::new(Series::new()))
+                    .add(s);
             }
         }
         for (a, b) in self.targets.iter_mut().zip(&o.targets) {
             a.add(b);
         }
         if let Some(l) = &o.send_lag {
-            match &mut self.send_lag {
-                Some(mine) => mine.add(l).expect("same bounds"),
-                none @ None => *none = Some(l.clone()),
-            }
+            self.send_lag
+                .get_or_insert_with(new_hist)
+                .add(l)
+                .expect("same bounds");
         }
     }
 
