@@ -256,6 +256,17 @@ impl LocalTimer {
         }
     }
 
+    /// Wakes every sleeper now (a run being stopped); later sleeps wait as usual.
+    pub fn wake_all(&self) {
+        let mut st = self.state.borrow_mut();
+        for (_, _, e) in st.heap.drain() {
+            e.0.fired.set(true);
+            if let Some(w) = e.0.waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
     fn arm(&self, deadline: Instant) {
         use std::os::fd::AsRawFd;
         let d = deadline

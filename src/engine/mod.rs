@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::future::{Either, join_all, select};
+use futures_util::future::{join_all, select};
 use tokio::sync::watch;
 
 use crate::cache_status::Classifier;
@@ -412,10 +412,28 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
     let Ok(timer) = rt.block_on(async { crate::precise::LocalTimer::new() }) else {
         return;
     };
+    let local = Local {
+        client,
+        timer,
+        rec,
+        stopped: std::cell::Cell::new(false),
+        in_flight: std::cell::Cell::new(0),
+    };
     rt.block_on(async {
-        let workers = join_all(
-            (0..local_workers).map(|w| worker(&sh, &client, &timer, &rec, &ctl, w * threads + tid)),
-        );
+        let workers = join_all((0..local_workers).map(|w| worker(&sh, &local, w * threads + tid)));
+        // One watcher per thread, not a stop/abort select per request: on stop it wakes the
+        // sleepers (they then see `stopped`); on abort it returns, and the select below drops
+        // the workers with their requests in flight.
+        let control = async {
+            until_true(ctl.stop.subscribe()).await;
+            local.stopped.set(true);
+            local.timer.wake_all();
+            until_true(ctl.abort.subscribe()).await;
+            sh.abandoned
+                .fetch_add(local.in_flight.get(), Ordering::Relaxed);
+        };
+        let timer = &local.timer;
+        let rec = &local.rec;
         let ticker = async {
             let mut iv = tokio::time::interval_at(sh.start.into(), cfg.interval / 4);
             loop {
@@ -430,32 +448,36 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
             select(drive, ticker).await;
         };
         futures_util::pin_mut!(workers);
+        futures_util::pin_mut!(control);
         futures_util::pin_mut!(ticker);
-        let _ = select(workers, ticker).await;
+        let _ = select(select(workers, control), ticker).await;
     });
+    let Local { client, rec, .. } = local;
     drop(client);
     rec.into_inner().finish();
+}
+
+/// What the workers of one thread share.
+struct Local {
+    client: ThreadClient,
+    timer: crate::precise::LocalTimer,
+    rec: RefCell<Recorder>,
+    /// set by the thread's watcher when the run is stopped
+    stopped: std::cell::Cell<bool>,
+    /// requests sent and not finished: abandoned if the run is aborted now
+    in_flight: std::cell::Cell<u64>,
 }
 
 async fn until_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-async fn worker(
-    sh: &Shared,
-    client: &ThreadClient,
-    timer: &crate::precise::LocalTimer,
-    rec: &RefCell<Recorder>,
-    ctl: &Control,
-    wid: usize,
-) {
+async fn worker(sh: &Shared, local: &Local, wid: usize) {
     let cfg = &sh.cfg;
     let nt = cfg.targets.len() as u64;
     let nurls = cfg.urls.len() as u64;
-    let stop_rx = ctl.stop.subscribe();
-    let abort_rx = ctl.abort.subscribe();
     loop {
-        if *stop_rx.borrow() {
+        if local.stopped.get() {
             break;
         }
         let i = sh.next.fetch_add(1, Ordering::Relaxed);
@@ -477,11 +499,9 @@ async fn worker(
             }
         };
         if intended > Instant::now() {
-            let sleep = timer.sleep_until(intended);
-            let stop = until_true(stop_rx.clone());
-            futures_util::pin_mut!(sleep);
-            futures_util::pin_mut!(stop);
-            if let Either::Right(_) = select(sleep, stop).await {
+            // a stop wakes every sleeper of the thread early
+            local.timer.sleep_until(intended).await;
+            if local.stopped.get() {
                 break;
             }
         }
@@ -489,30 +509,23 @@ async fn worker(
         let url = &sh.urls[t][idx];
         sh.sent.fetch_add(1, Ordering::Relaxed);
         if matches!(cfg.model, Model::Open { .. }) {
-            rec.borrow_mut()
+            local
+                .rec
+                .borrow_mut()
                 .send_lag(Instant::now().saturating_duration_since(intended));
         }
-        let fetch = client.fetch(url);
-        let abort = until_true(abort_rx.clone());
-        futures_util::pin_mut!(fetch);
-        futures_util::pin_mut!(abort);
-        let out = match select(fetch, abort).await {
-            Either::Left((o, _)) => o,
-            Either::Right(_) => {
-                sh.abandoned.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-        };
-        rec.borrow_mut()
+        local.in_flight.set(local.in_flight.get() + 1);
+        let out = local.client.fetch(url).await;
+        local.in_flight.set(local.in_flight.get() - 1);
+        local
+            .rec
+            .borrow_mut()
             .record(t, intended, url.as_str(), wid, &out);
         if let Model::Closed { think, .. } = &cfg.model
             && !think.is_zero()
         {
-            let sleep = tokio::time::sleep(*think);
-            let stop = until_true(stop_rx.clone());
-            futures_util::pin_mut!(sleep);
-            futures_util::pin_mut!(stop);
-            if let Either::Right(_) = select(sleep, stop).await {
+            local.timer.sleep_until(Instant::now() + *think).await;
+            if local.stopped.get() {
                 break;
             }
         }

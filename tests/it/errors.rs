@@ -118,3 +118,101 @@ fn slow_body_hits_the_timeout() {
     // headers arrived before the timeout: TTFB is recorded for the failed requests
     assert_eq!(t.all.service.ttfb.count, 2);
 }
+
+/// Starts `cfg` on a thread with its own control; returns the control and the run's handle.
+fn spawn_run(
+    dir: &std::path::Path,
+    mut cfg: edgeload::engine::EngineConfig,
+) -> (
+    edgeload::engine::Control,
+    std::thread::JoinHandle<edgeload::cmd::execute::Finished>,
+) {
+    cfg.threads = 2;
+    let control = edgeload::engine::Control::default();
+    let plan = edgeload::cmd::execute::Plan {
+        engine: cfg,
+        out: dir.to_path_buf(),
+        run_id: "stop-test".into(),
+        region: "test-region".into(),
+        thresholds: Vec::new(),
+        scenario: serde_json::json!({}),
+        progress: false,
+    };
+    let c = control.clone();
+    let h = std::thread::spawn(move || edgeload::cmd::execute::execute(plan, &c).unwrap());
+    (control, h)
+}
+
+fn wait_for_requests(edge: &edgeload::edge::EdgeHandle, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while edge.stats().requests < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A stop must end a paced run at once, not when each worker's next send comes due (the
+/// workers sleep on the thread's timer; the stop wakes them).
+#[test]
+fn stop_wakes_workers_sleeping_until_their_next_send() {
+    use std::time::{Duration, Instant};
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    // one request now, the next in 20 s
+    let cfg = engine(
+        &edge.base_url(),
+        paths(4),
+        edgeload::engine::Model::Open {
+            schedule: edgeload::engine::schedule::Schedule::constant(0.05, Duration::from_secs(60)),
+            max_in_flight: 4,
+        },
+    );
+    // a grace period longer than the test: only waking the sleepers ends it in time
+    let mut cfg = cfg;
+    cfg.grace = Duration::from_secs(30);
+    let (control, h) = spawn_run(dir.path(), cfg);
+    wait_for_requests(&edge, 1);
+    let stopped = Instant::now();
+    control.stop();
+    let f = h.join().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        stopped.elapsed()
+    );
+    assert!(f.summary.interrupted);
+    assert_eq!(f.summary.targets[0].requests, 1);
+    assert_eq!(edge.stats().requests, 1);
+}
+
+/// Requests still in flight when the grace period ends are abandoned, counted, not recorded.
+#[test]
+fn abort_after_grace_abandons_the_requests_in_flight() {
+    use std::time::{Duration, Instant};
+    let edge = start(EdgeConfig {
+        faults: Faults {
+            extra_delay: Duration::from_secs(30),
+            ..Faults::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&edge.base_url(), paths(8), closed(6));
+    cfg.grace = Duration::from_millis(300);
+    let (control, h) = spawn_run(dir.path(), cfg);
+    wait_for_requests(&edge, 6);
+    let stopped = Instant::now();
+    control.stop();
+    let f = h.join().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "abort took {:?}",
+        stopped.elapsed()
+    );
+    assert!(f.summary.interrupted);
+    assert_eq!(f.summary.rate.abandoned, 6);
+    assert_eq!(f.summary.targets[0].requests, 0);
+}
