@@ -119,14 +119,16 @@ fn slow_body_hits_the_timeout() {
     assert_eq!(t.all.service.ttfb.count, 2);
 }
 
-/// Starts `cfg` on a thread with its own control; returns the control and the run's handle.
-fn spawn_run(
+/// Runs `cfg` (2 threads) with its own control, stops it once the edge has seen `n` requests,
+/// and checks that the run ended within `limit` of the stop, marked interrupted.
+fn stop_after(
+    edge: &edgeload::edge::EdgeHandle,
+    n: u64,
     dir: &std::path::Path,
     mut cfg: edgeload::engine::EngineConfig,
-) -> (
-    edgeload::engine::Control,
-    std::thread::JoinHandle<edgeload::cmd::execute::Finished>,
-) {
+    limit: std::time::Duration,
+) -> edgeload::cmd::execute::Finished {
+    use std::time::{Duration, Instant};
     cfg.threads = 2;
     let control = edgeload::engine::Control::default();
     let plan = edgeload::cmd::execute::Plan {
@@ -140,25 +142,28 @@ fn spawn_run(
     };
     let c = control.clone();
     let h = std::thread::spawn(move || edgeload::cmd::execute::execute(plan, &c).unwrap());
-    (control, h)
-}
-
-fn wait_for_requests(edge: &edgeload::edge::EdgeHandle, n: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while edge.stats().requests < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "requests never arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(Instant::now() < deadline, "requests never arrived");
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let stopped = Instant::now();
+    control.stop();
+    let f = h.join().unwrap();
+    assert!(
+        stopped.elapsed() < limit,
+        "stop took {:?}",
+        stopped.elapsed()
+    );
+    assert!(f.summary.interrupted);
+    f
 }
 
 /// A stop must end a paced run at once, not when each worker's next send comes due (the
 /// workers sleep on the thread's timer; the stop wakes them).
 #[test]
 fn stop_wakes_workers_sleeping_until_their_next_send() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let edge = start(fast_edge());
     let dir = tempfile::tempdir().unwrap();
     // one request now, the next in 20 s
@@ -173,17 +178,7 @@ fn stop_wakes_workers_sleeping_until_their_next_send() {
     // a grace period longer than the test: only waking the sleepers ends it in time
     let mut cfg = cfg;
     cfg.grace = Duration::from_secs(30);
-    let (control, h) = spawn_run(dir.path(), cfg);
-    wait_for_requests(&edge, 1);
-    let stopped = Instant::now();
-    control.stop();
-    let f = h.join().unwrap();
-    assert!(
-        stopped.elapsed() < Duration::from_secs(3),
-        "stop took {:?}",
-        stopped.elapsed()
-    );
-    assert!(f.summary.interrupted);
+    let f = stop_after(&edge, 1, dir.path(), cfg, Duration::from_secs(3));
     assert_eq!(f.summary.targets[0].requests, 1);
     assert_eq!(edge.stats().requests, 1);
 }
@@ -191,7 +186,7 @@ fn stop_wakes_workers_sleeping_until_their_next_send() {
 /// Requests still in flight when the grace period ends are abandoned, counted, not recorded.
 #[test]
 fn abort_after_grace_abandons_the_requests_in_flight() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let edge = start(EdgeConfig {
         faults: Faults {
             extra_delay: Duration::from_secs(30),
@@ -202,17 +197,7 @@ fn abort_after_grace_abandons_the_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = engine(&edge.base_url(), paths(8), closed(6));
     cfg.grace = Duration::from_millis(300);
-    let (control, h) = spawn_run(dir.path(), cfg);
-    wait_for_requests(&edge, 6);
-    let stopped = Instant::now();
-    control.stop();
-    let f = h.join().unwrap();
-    assert!(
-        stopped.elapsed() < Duration::from_secs(5),
-        "abort took {:?}",
-        stopped.elapsed()
-    );
-    assert!(f.summary.interrupted);
+    let f = stop_after(&edge, 6, dir.path(), cfg, Duration::from_secs(5));
     assert_eq!(f.summary.rate.abandoned, 6);
     assert_eq!(f.summary.targets[0].requests, 0);
 }
