@@ -126,9 +126,14 @@ impl H1 {
         }
     }
 
+    /// Whether this client can serve `url`'s origin (plain http with a host and a port).
+    pub fn accepts(url: &reqwest::Url) -> bool {
+        url.scheme() == "http" && url.host_str().is_some() && url.port_or_known_default().is_some()
+    }
+
     /// Registers an origin; URLs of other origins are not served by this client.
     pub fn add_origin(&mut self, url: &reqwest::Url) {
-        if url.scheme() != "http" || self.origin(url).is_some() {
+        if !H1::accepts(url) || self.origin(url).is_some() {
             return;
         }
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {

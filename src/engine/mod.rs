@@ -232,8 +232,14 @@ pub fn run(
     }
     // A bad header is an error before any thread starts. The reqwest client (TLS roots and all:
     // ~1 MB and many code pages) is built up front only when a target will need it.
+    // Every URL of a target shares its origin: the first one tells (as in ThreadClient::new).
     client::default_headers(&cfg.client.headers).map_err(EngineError::Client)?;
-    if !cfg.client.lean_http1 || urls.iter().flatten().any(|u| u.scheme() != "http") {
+    if !cfg.client.lean_http1
+        || urls
+            .iter()
+            .filter_map(|u| u.first())
+            .any(|u| !h1::H1::accepts(u))
+    {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
     let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);

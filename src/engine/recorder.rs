@@ -220,28 +220,23 @@ impl IntervalData {
     /// The non-empty buckets of this interval, which is then emptied (for `idx`) with its
     /// histograms kept: a worker reuses one set of histograms for the whole run.
     pub fn take_sparse(&mut self, idx: u64) -> SparseInterval {
-        let mut out = SparseInterval {
-            idx: self.idx,
-            series: Vec::new(),
-            targets: Vec::new(),
-            send_lag: Vec::new(),
-        };
-        for (i, s) in self.series.iter_mut().enumerate() {
-            if let Some(s) = s
-                && s.count() > 0
-            {
-                out.series
-                    .push((i, s.h.each_mut().map(take_buckets), s.bytes));
-                s.bytes = 0;
-            }
-        }
+        let series = (self.series.iter_mut().enumerate())
+            .filter_map(|(i, s)| Some((i, s.as_deref_mut().filter(|s| s.count() > 0)?)))
+            .map(|(i, s)| {
+                (
+                    i,
+                    s.h.each_mut().map(take_buckets),
+                    std::mem::take(&mut s.bytes),
+                )
+            })
+            .collect();
         let n = self.targets.len();
-        out.targets = std::mem::replace(&mut self.targets, vec![TargetCounts::default(); n]);
-        if let Some(l) = &mut self.send_lag {
-            out.send_lag = take_buckets(l);
+        SparseInterval {
+            idx: std::mem::replace(&mut self.idx, idx),
+            series,
+            targets: std::mem::replace(&mut self.targets, vec![TargetCounts::default(); n]),
+            send_lag: self.send_lag.as_mut().map(take_buckets).unwrap_or_default(),
         }
-        self.idx = idx;
-        out
     }
 }
 

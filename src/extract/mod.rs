@@ -17,7 +17,7 @@ use crate::logs::json::JsonFields;
 use crate::logs::{Format, Line, Malformed, Parser, detect};
 use crate::urls::{UrlEntry, UrlList};
 pub use filter::Filters;
-use table::{SHARDS, Shard, Slot, Table};
+use table::{SHARDS, Shard, Slot, Table, prefetch};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -379,18 +379,6 @@ impl Local {
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
     }
-}
-
-/// A hint to bring `p`'s cache line in; never faults.
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// One distinct URL of the result.
@@ -837,9 +825,8 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
                 .push(format!("{}:{line}: {text}", names[file as usize]));
         }
     }
-    let (rows, spare) = merge_tables(tables, o.threads.max(1));
+    let (mut rows, spare) = merge_tables(tables, o.threads.max(1));
     stats.distinct_urls = rows.len() as u64;
-    let mut rows = rows;
     if let Some(n) = o.top {
         rows.truncate(n);
     }
@@ -972,19 +959,7 @@ fn merge_shard(mut parts: Vec<Shard>) -> (Vec<Row>, Vec<Box<str>>) {
                 base.prefetch(s.key);
             }
             for (slot, original) in batch.drain(..) {
-                let mut new = Some(original);
-                let (into, into_original) =
-                    base.slot_with(slot.key, || new.take().unwrap_or_default());
-                match new {
-                    // new here: the slot as it is
-                    None => {
-                        *into = Slot {
-                            original: into.original,
-                            ..slot
-                        }
-                    }
-                    Some(original) => spare.push(absorb(into, into_original, slot, original)),
-                }
+                spare.extend(merge_entry(&mut base, slot, original));
             }
         }
     }
@@ -993,6 +968,23 @@ fn merge_shard(mut parts: Vec<Shard>) -> (Vec<Row>, Vec<Box<str>>) {
         .map(|(s, path)| Row::new(s, path))
         .collect();
     (rows, spare)
+}
+
+/// Adds one entry of another table to `base`; returns the spelling that lost, if any.
+fn merge_entry(base: &mut Shard, slot: Slot, original: Box<str>) -> Option<Box<str>> {
+    let mut new = Some(original);
+    let (into, into_original) = base.slot_with(slot.key, || new.take().unwrap_or_default());
+    match new {
+        // new here: the slot as it is
+        None => {
+            *into = Slot {
+                original: into.original,
+                ..slot
+            };
+            None
+        }
+        Some(original) => Some(absorb(into, into_original, slot, original)),
+    }
 }
 
 /// Writes a trace as CSV: `timestamp,path` (RFC 3339 UTC with microseconds).

@@ -34,6 +34,18 @@ const EMPTY: Slot = Slot {
 /// tables, and sorting the result, run shard by shard in parallel.
 pub const SHARDS: usize = 16;
 
+/// A hint to bring `p`'s cache line in; never faults.
+#[inline]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Per-thread table: one open-addressed shard per key range.
 pub struct Table {
     pub shards: Vec<Shard>,
@@ -195,14 +207,7 @@ impl Shard {
     /// Hints the CPU to fetch the slot a key starts probing at.
     #[inline]
     pub fn prefetch(&self, key: u128) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p = self.slots.as_ptr().wrapping_add(self.home(fix(key)));
-            // SAFETY: a prefetch is a hint; it never faults, whatever the address
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-            };
-        }
+        prefetch(self.slots.as_ptr().wrapping_add(self.home(fix(key))).cast());
     }
 
     /// The slot of `key` and its spelling, claimed (with `original` as its spelling) when new.

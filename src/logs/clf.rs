@@ -120,9 +120,10 @@ fn fast(line: &str) -> Option<LogRecord<'_>> {
     if b[..i].iter().filter(|&&c| c == b' ').count() != 3 {
         return None;
     }
-    // [time] of the fixed width, then ` "`
+    // [time] of the fixed width (with its zone: every byte of it then checked by
+    // timefmt::clf, so no ']' hides inside), then ` "`
     let t = b.get(i + 1..i + 30)?;
-    if t[14] != b':' || t[17] != b':' || t[20] != b' ' || &t[26..29] != b"] \"" {
+    if t[20] != b' ' || &t[26..29] != b"] \"" {
         return None;
     }
     let time = timefmt::clf(&line[i + 1..i + 27])?;

@@ -48,7 +48,13 @@ fn valid(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> bool {
 /// `25/Oct/2016:14:49:34 +0200` (without the brackets).
 pub fn clf(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
+    if b.len() < 20
+        || b[2] != b'/'
+        || b[6] != b'/'
+        || b[11] != b':'
+        || b[14] != b':'
+        || b[17] != b':'
+    {
         return None;
     }
     // consecutive lines mostly share their minute and zone: `dd/Mon/yyyy:hh:mm` and ` +zzzz`
@@ -365,6 +371,9 @@ mod tests {
             "32/Oct/2016:14:49:34 +0200",
             "25/Foo/2016:14:49:34 +0200",
             "25/Oct/2016:14:49:34 x0200",
+            // the separators between hours, minutes and seconds are checked too
+            "25/Oct/2016:14]49:34 +0200",
+            "25/Oct/2016:14:49x34 +0200",
         ] {
             assert_eq!(clf(s), None, "{s}");
         }
