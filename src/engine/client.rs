@@ -278,20 +278,30 @@ impl ThreadClient {
         self.h1.as_ref().is_some_and(|h| h.origin(url).is_some())
     }
 
-    pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
+    /// Enforces the lean client's request timeouts: must run beside `fetch` (the engine selects
+    /// it with the thread's other tasks); without it lean requests never time out.
+    pub async fn watch(&self) {
+        match &self.h1 {
+            Some(h) => h.watch().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends one request; `sent` is the send time the caller just read (the clock is read once).
+    pub async fn fetch(&self, url: &reqwest::Url, sent: Instant) -> Outcome {
         if let Some(h) = &self.h1
             && let Some(o) = h.origin(url)
         {
             return h
-                .fetch(o, url, self.cfg.method_head, &self.classifier)
+                .fetch(o, url, self.cfg.method_head, &self.classifier, sent)
                 .await;
         }
         let inner = self
             .inner
             .get_or_init(|| Client::new(&self.cfg, self.classifier.clone(), self.pool).ok());
         match inner {
-            Some(c) => c.fetch(url).await,
-            None => Outcome::failed(Instant::now(), ErrorKind::Other),
+            Some(c) => c.fetch_at(url, self.cfg.method_head, sent).await,
+            None => Outcome::failed(sent, ErrorKind::Other),
         }
     }
 }
@@ -333,7 +343,11 @@ impl Client {
 
     /// `fetch` with the method chosen per request (the mirror replays HEAD as HEAD).
     pub async fn fetch_as(&self, url: &reqwest::Url, head: bool) -> Outcome {
-        let sent = Instant::now();
+        self.fetch_at(url, head, Instant::now()).await
+    }
+
+    /// `fetch_as` with the send time read by the caller.
+    pub async fn fetch_at(&self, url: &reqwest::Url, head: bool, sent: Instant) -> Outcome {
         let req = if head {
             self.http.head(url.clone())
         } else {

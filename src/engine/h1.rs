@@ -45,14 +45,127 @@ pub struct H1 {
     timeout: Duration,
     connect_timeout: Duration,
     pool: usize,
+    deadlines: Deadlines,
 }
 
-/// Headers of a parsed response, for the classifier.
-struct Parsed<'a>(&'a [httparse::Header<'a>]);
+/// The whole-request deadlines of one thread's requests, enforced by one watchdog task
+/// (`H1::watch`) instead of a tokio timer per request (registering and clearing one was ~600
+/// instructions a request, the largest single cost after parsing).
+#[derive(Default)]
+struct Deadlines {
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<usize>>,
+}
+
+struct Slot {
+    deadline: Option<Instant>,
+    expired: bool,
+    waker: Option<std::task::Waker>,
+}
+
+/// A request's slot in `Deadlines`, given back when the request ends or is dropped.
+struct Armed<'a> {
+    dl: &'a Deadlines,
+    slot: usize,
+}
+
+impl Deadlines {
+    /// `None`: a timeout too long to add to an Instant, that is none.
+    fn arm(&self, deadline: Option<Instant>) -> Armed<'_> {
+        let slot = {
+            let mut slots = self.slots.borrow_mut();
+            let armed = Slot {
+                deadline,
+                expired: false,
+                waker: None,
+            };
+            match self.free.borrow_mut().pop() {
+                Some(i) => {
+                    slots[i] = armed;
+                    i
+                }
+                None => {
+                    slots.push(armed);
+                    slots.len() - 1
+                }
+            }
+        };
+        Armed { dl: self, slot }
+    }
+
+    /// Expires every armed request whose deadline is not after `now` and wakes it.
+    fn expire(&self, now: Instant) {
+        let mut wake = Vec::new();
+        for s in self.slots.borrow_mut().iter_mut() {
+            if !s.expired && s.deadline.is_some_and(|d| d <= now) {
+                s.expired = true;
+                wake.extend(s.waker.take());
+            }
+        }
+        // woken outside the borrow: a waker may run code that arms or drops a slot
+        wake.into_iter().for_each(std::task::Waker::wake);
+    }
+}
+
+impl Armed<'_> {
+    /// Whether the deadline has passed; if not, `cx` is woken when it does.
+    fn expired(&self, cx: &std::task::Context<'_>) -> bool {
+        let mut slots = self.dl.slots.borrow_mut();
+        let s = &mut slots[self.slot];
+        if s.expired {
+            return true;
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+        false
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        let s = &mut self.dl.slots.borrow_mut()[self.slot];
+        s.deadline = None;
+        s.waker = None;
+        self.dl.free.borrow_mut().push(self.slot);
+    }
+}
+
+/// Headers of a parsed response, for the classifier, with a 64-bit filter of the names present:
+/// the classifier asks for about ten names a response, most of them absent, and each absent
+/// one then costs a hash and a bit test instead of a case-insensitive scan of every header.
+struct Parsed<'a> {
+    headers: &'a [httparse::Header<'a>],
+    present: u64,
+}
+
+/// The filter bit of a header name: length, first and last byte, case folded. Names equal
+/// ignoring ASCII case get the same bit (`| 0x20` lowercases letters and keeps other bytes
+/// that compare equal equal).
+fn name_bit(name: &[u8]) -> u64 {
+    let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
+        return 1;
+    };
+    let key = name.len() as u64 | u64::from(first | 0x20) << 16 | u64::from(last | 0x20) << 24;
+    1 << (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+}
+
+impl<'a> Parsed<'a> {
+    fn new(headers: &'a [httparse::Header<'a>]) -> Self {
+        let present = headers
+            .iter()
+            .fold(0, |acc, h| acc | name_bit(h.name.as_bytes()));
+        Parsed { headers, present }
+    }
+}
 
 impl Headers for Parsed<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.0
+        if self.present & name_bit(name.as_bytes()) == 0 {
+            return None;
+        }
+        self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| std::str::from_utf8(h.value).ok())
@@ -123,6 +236,20 @@ impl H1 {
             timeout,
             connect_timeout,
             pool,
+            deadlines: Deadlines::default(),
+        }
+    }
+
+    /// The watchdog of the request deadlines: runs for as long as the thread's requests do.
+    /// It checks every timeout/100 (1 to 50 ms), and a request that times out is reported as
+    /// ending at its deadline, so the granularity shows in no latency.
+    pub async fn watch(&self) {
+        let tick = (self.timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let mut iv = tokio::time::interval(tick);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            iv.tick().await;
+            self.deadlines.expire(Instant::now());
         }
     }
 
@@ -210,8 +337,8 @@ impl H1 {
         url: &reqwest::Url,
         head: bool,
         classifier: &Classifier,
+        sent: Instant,
     ) -> Outcome {
-        let sent = Instant::now();
         let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
         let fail = |error| {
             let h = head_seen.get();
@@ -267,8 +394,19 @@ impl H1 {
             }
             Err(ErrorKind::Reset)
         };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(Ok(r)) => Outcome {
+        let deadline = sent.checked_add(self.timeout);
+        let armed = self.deadlines.arm(deadline);
+        let mut work = std::pin::pin!(work);
+        let res = std::future::poll_fn(|cx| {
+            if armed.expired(cx) {
+                return std::task::Poll::Ready(None);
+            }
+            work.as_mut().poll(cx).map(Some)
+        })
+        .await;
+        drop(armed);
+        match res {
+            Some(Ok(r)) => Outcome {
                 sent,
                 headers_at: Some(r.head.at),
                 done: Instant::now(),
@@ -278,8 +416,14 @@ impl H1 {
                 pop: r.head.pop,
                 error: ErrorKind::for_status(r.head.status),
             },
-            Ok(Err(kind)) => fail(kind),
-            Err(_) => fail(ErrorKind::Timeout),
+            Some(Err(kind)) => fail(kind),
+            None => {
+                let o = fail(ErrorKind::Timeout);
+                Outcome {
+                    done: deadline.unwrap_or(o.done),
+                    ..o
+                }
+            }
         }
     }
 }
@@ -344,7 +488,7 @@ async fn exchange(
                     need = conn.buf.is_empty();
                     continue;
                 }
-                let h = Parsed(resp.headers);
+                let h = Parsed::new(resp.headers);
                 let mut length = None;
                 let mut chunked = false;
                 let mut close = resp.version == Some(0);
@@ -506,5 +650,79 @@ async fn read_chunked(conn: &mut Conn) -> Result<u64, Failure> {
             return Err(Failure::Protocol);
         }
         conn.buf.drain(..2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name filter never hides a header: lookups equal a plain case-insensitive scan, for
+    /// names in any case, present or not, colliding or not.
+    #[test]
+    fn name_filter_agrees_with_scan() {
+        let names = [
+            "Server",
+            "Date",
+            "Content-Type",
+            "Content-Length",
+            "ETag",
+            "Age",
+            "X-Cache",
+            "x-cache-status",
+            "CF-Cache-Status",
+            "Cache-Status",
+            "X-Served-By",
+            "x-amz-cf-pop",
+            "CF-RAY",
+            "X-Varnish",
+            "cdn-cache",
+            "Via",
+            "a",
+            "-",
+            "X-1",
+            "x-2",
+        ];
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..2000 {
+            let n = next() % 10;
+            let mut hs = Vec::new();
+            for _ in 0..n {
+                let name = names[next() % names.len()];
+                let name = if next() % 2 == 0 {
+                    name.to_ascii_uppercase()
+                } else {
+                    name.to_string()
+                };
+                hs.push(name);
+            }
+            let headers: Vec<httparse::Header> = hs
+                .iter()
+                .map(|n| httparse::Header {
+                    name: n,
+                    value: n.as_bytes(),
+                })
+                .collect();
+            let p = Parsed::new(&headers);
+            for q in names {
+                let q = if next() % 2 == 0 {
+                    q.to_ascii_lowercase()
+                } else {
+                    q.to_string()
+                };
+                let scan = headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(&q))
+                    .map(|h| h.name);
+                assert_eq!(p.header(&q), scan, "{q} in {hs:?}");
+            }
+        }
+        assert_eq!(Parsed::new(&[]).header("age"), None);
     }
 }

@@ -370,8 +370,10 @@ pub fn run(
 }
 
 fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
+    // io and timers only: with enable_all every park also polls the process driver
     let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()
     {
         Ok(rt) => rt,
@@ -423,6 +425,7 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         timer,
         rec,
         stopped: std::cell::Cell::new(false),
+        sent: std::cell::Cell::new(0),
         in_flight: std::cell::Cell::new(0),
     };
     rt.block_on(async {
@@ -449,15 +452,18 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         };
         let ticker = async {
             let drive = timer.drive();
+            let watch = local.client.watch();
             futures_util::pin_mut!(drive);
+            futures_util::pin_mut!(watch);
             futures_util::pin_mut!(ticker);
-            select(drive, ticker).await;
+            select(select(drive, watch), ticker).await;
         };
         futures_util::pin_mut!(workers);
         futures_util::pin_mut!(control);
         futures_util::pin_mut!(ticker);
         let _ = select(select(workers, control), ticker).await;
     });
+    sh.sent.fetch_add(local.sent.get(), Ordering::Relaxed);
     let Local { client, rec, .. } = local;
     drop(client);
     rec.into_inner().finish();
@@ -470,6 +476,8 @@ struct Local {
     rec: RefCell<Recorder>,
     /// set by the thread's watcher when the run is stopped
     stopped: std::cell::Cell<bool>,
+    /// requests this thread sent (added to the shared count when the thread ends)
+    sent: std::cell::Cell<u64>,
     /// requests sent and not finished: abandoned if the run is aborted now
     in_flight: std::cell::Cell<u64>,
 }
@@ -491,37 +499,40 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
         if cfg.requests.is_some_and(|n| j >= n) || (cfg.sweep && j >= nurls) {
             break;
         }
+        // one clock read before the send (two after a wait): it is the send time
+        let mut now = Instant::now();
         let intended = match &cfg.model {
             Model::Open { schedule, .. } => match schedule.send_time(j) {
                 Some(d) => sh.start + d,
                 None => break,
             },
             Model::Closed { .. } => {
-                let now = Instant::now().max(sh.start);
-                if sh.deadline.is_some_and(|d| now >= d) {
+                let at = now.max(sh.start);
+                if sh.deadline.is_some_and(|d| at >= d) {
                     break;
                 }
-                now
+                at
             }
         };
-        if intended > Instant::now() {
+        if intended > now {
             // a stop wakes every sleeper of the thread early
             local.timer.sleep_until(intended).await;
             if local.stopped.get() {
                 break;
             }
+            now = Instant::now();
         }
         let idx = sh.picker.pick(j);
         let url = &sh.urls[t][idx];
-        sh.sent.fetch_add(1, Ordering::Relaxed);
+        local.sent.set(local.sent.get() + 1);
         if matches!(cfg.model, Model::Open { .. }) {
             local
                 .rec
                 .borrow_mut()
-                .send_lag(Instant::now().saturating_duration_since(intended));
+                .send_lag(now.saturating_duration_since(intended));
         }
         local.in_flight.set(local.in_flight.get() + 1);
-        let out = local.client.fetch(url).await;
+        let out = local.client.fetch(url, now).await;
         local.in_flight.set(local.in_flight.get() - 1);
         local
             .rec

@@ -339,6 +339,8 @@ pub struct Recorder {
     start_epoch_ms: u128,
     interval: Duration,
     cur: IntervalData,
+    /// when `cur` ends: a request finishing before it needs no interval arithmetic
+    cur_end: Instant,
     tx: Sender<Msg>,
     samples: Option<SampleRows>,
 }
@@ -370,6 +372,7 @@ impl Recorder {
                 .as_millis(),
             interval,
             cur: IntervalData::new(0, n_targets),
+            cur_end: start + interval,
             tx,
             samples: sample_labels.map(|(labels, threads)| SampleRows {
                 buf: Vec::with_capacity(SAMPLE_BATCH + 4096),
@@ -385,8 +388,13 @@ impl Recorder {
 
     /// Closes the current interval if `now` is past it (called by a ticker and before each record).
     pub fn advance(&mut self, now: Instant) {
+        if now < self.cur_end {
+            return;
+        }
         let idx = self.idx_of(now);
         if idx > self.cur.idx {
+            let n = u32::try_from(idx + 1).unwrap_or(u32::MAX);
+            self.cur_end = (self.start.checked_add(self.interval.saturating_mul(n))).unwrap_or(now);
             let old = self.cur.take_sparse(idx);
             let data = (!old.is_empty()).then_some(old);
             // The aggregator outlives the workers; a send error means it is gone and so are we.

@@ -117,6 +117,12 @@ fn slow_body_hits_the_timeout() {
     );
     // headers arrived before the timeout: TTFB is recorded for the failed requests
     assert_eq!(t.all.service.ttfb.count, 2);
+    // a timed-out request ends at its deadline, whatever the watchdog's tick (HDR: 3 digits)
+    let total = &t.all.service.total;
+    assert!(
+        (99.9..=100.1).contains(&total.min) && (99.9..=100.1).contains(&total.max),
+        "{total:?}"
+    );
 }
 
 /// Runs `cfg` (2 threads) with its own control, stops it once the edge has seen `n` requests,

@@ -133,7 +133,12 @@ fn fetch_all(base: &str, paths: &[&str], lean: bool, head: bool) -> Vec<Seen> {
         let mut out = Vec::new();
         for p in paths {
             let url = base_url.join(p).unwrap();
-            let o = c.fetch(&url).await;
+            let fetch = std::pin::pin!(c.fetch(&url, std::time::Instant::now()));
+            let watch = std::pin::pin!(c.watch());
+            let o = match futures_util::future::select(fetch, watch).await {
+                futures_util::future::Either::Left((o, _)) => o,
+                futures_util::future::Either::Right(((), _)) => unreachable!("watch never ends"),
+            };
             out.push(Seen {
                 status: o.status,
                 bytes: o.bytes,
