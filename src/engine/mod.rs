@@ -15,7 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::future::{join_all, select};
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 use crate::cache_status::Classifier;
@@ -429,44 +433,68 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         in_flight: std::cell::Cell::new(0),
     };
     rt.block_on(async {
-        let workers = join_all((0..local_workers).map(|w| worker(&sh, &local, w * threads + tid)));
+        // Every future of the thread in one FuturesUnordered, so that a wake-up polls only the
+        // future it was for (a select polls all of its arms on every wake-up: the stop watcher's
+        // Notify and the interval timers then re-registered their wakers once per request).
+        let mut set: FuturesUnordered<Pin<Box<dyn Future<Output = Part> + '_>>> =
+            FuturesUnordered::new();
+        let (shr, loc) = (&*sh, &local);
+        for w in 0..local_workers {
+            let wid = w * threads + tid;
+            set.push(Box::pin(async move {
+                worker(shr, loc, wid).await;
+                Part::Worker
+            }));
+        }
         // One watcher per thread, not a stop/abort select per request: on stop it wakes the
-        // sleepers (they then see `stopped`); on abort it returns, and the select below drops
+        // sleepers (they then see `stopped`); on abort it returns, and the loop below drops
         // the workers with their requests in flight.
-        let control = async {
+        set.push(Box::pin(async {
             until_true(ctl.stop.subscribe()).await;
             local.stopped.set(true);
             local.timer.wake_all();
             until_true(ctl.abort.subscribe()).await;
             sh.abandoned
                 .fetch_add(local.in_flight.get(), Ordering::Relaxed);
-        };
-        let timer = &local.timer;
-        let rec = &local.rec;
-        let ticker = async {
+            Part::Aborted
+        }));
+        set.push(Box::pin(async {
             let mut iv = tokio::time::interval_at(sh.start.into(), cfg.interval / 4);
             loop {
                 iv.tick().await;
-                rec.borrow_mut().advance(Instant::now());
+                local.rec.borrow_mut().advance(Instant::now());
             }
-        };
-        let ticker = async {
-            let drive = timer.drive();
-            let watch = local.client.watch();
-            futures_util::pin_mut!(drive);
-            futures_util::pin_mut!(watch);
-            futures_util::pin_mut!(ticker);
-            select(select(drive, watch), ticker).await;
-        };
-        futures_util::pin_mut!(workers);
-        futures_util::pin_mut!(control);
-        futures_util::pin_mut!(ticker);
-        let _ = select(select(workers, control), ticker).await;
+        }));
+        set.push(Box::pin(async {
+            local.timer.drive().await;
+            Part::Helper
+        }));
+        set.push(Box::pin(async {
+            local.client.watch().await;
+            Part::Helper
+        }));
+        let mut workers = local_workers;
+        while workers > 0 {
+            match set.next().await {
+                Some(Part::Worker) => workers -= 1,
+                Some(Part::Helper) => {}
+                Some(Part::Aborted) | None => break,
+            }
+        }
     });
     sh.sent.fetch_add(local.sent.get(), Ordering::Relaxed);
     let Local { client, rec, .. } = local;
     drop(client);
     rec.into_inner().finish();
+}
+
+/// Which of a thread's futures ended.
+enum Part {
+    Worker,
+    /// the stop watcher, after an abort
+    Aborted,
+    /// the timer driver or the deadline watchdog (they run for as long as the thread)
+    Helper,
 }
 
 /// What the workers of one thread share.
