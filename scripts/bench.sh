@@ -5,7 +5,9 @@
 #      request (user+sys of the generator), peak RSS;
 #   2. fixed rate (edgeload's open model): achieved rate and send lag at 10k and 50k req/s;
 #   3. long-run memory: LONG requests (default 10M) at saturation, RSS sampled every second;
-#   4. a new connection per request.
+#   4. a new connection per request;
+#   5. the latest extract, mirror and report figures (reports/bench/{extract,mirror,report}.md),
+#      copied in so that one file holds every performance figure.
 # Writes reports/bench/bench.md and bench.json. usage: scripts/bench.sh [SECONDS] [REPS] [LONG]
 # (LONG=0 skips the long run). oha is installed with cargo install oha --locked when missing.
 set -euo pipefail
@@ -143,6 +145,14 @@ echo "| tool | CPU us/request |"
 echo "|---|---|"
 echo "| ab | $ab_cpu |"
 echo "| edgeload | $el_cpu |"
+# 5. the other scripts' latest figures (they take minutes each; run them to refresh these)
+for f in extract mirror report; do
+    [ -f "reports/bench/$f.md" ] || continue
+    echo
+    echo "From reports/bench/$f.md (scripts/bench-$f.sh), $(head -1 "reports/bench/$f.md" | sed 's/^# //'):"
+    echo
+    sed -n '/^|/p' "reports/bench/$f.md"
+done
 } | tee reports/bench/bench.md
 # the same tables as JSON, for tools
 python3 - reports/bench/bench.md > reports/bench/bench.json <<'PY'
