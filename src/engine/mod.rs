@@ -374,10 +374,8 @@ pub fn run(
 }
 
 fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
-    // io and timers only: with enable_all every park also polls the process driver
     let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,
