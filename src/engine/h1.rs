@@ -19,6 +19,8 @@ const READ_CHUNK: usize = 16 << 10;
 const MAX_HEADERS: usize = 96;
 /// A response head larger than this is a protocol error.
 const MAX_HEAD: usize = 256 << 10;
+/// How long to wait for a server to close a connection it said it would close.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
 /// One origin (scheme http, host, port): its pool and its header block.
 struct Origin {
@@ -224,6 +226,10 @@ struct Response {
     head: Head,
     bytes: u64,
     reusable: bool,
+    /// the response said the server closes the connection (`Connection: close`, HTTP/1.0)
+    close: bool,
+    /// the server's close was read already (a body delimited by it)
+    at_eof: bool,
 }
 
 enum Failure {
@@ -355,6 +361,32 @@ impl H1 {
         })
     }
 
+    /// Waits (at most `CLOSE_WAIT`) for the server to close a connection it said it would
+    /// close, then closes it. The side that closes first keeps the connection in TIME_WAIT for
+    /// a minute: closing first, a client without keep-alive would hold one of its ~28k
+    /// ephemeral ports per request and run out at a few hundred requests a second against a
+    /// remote target, and pay for the TIME_WAIT socket besides. ab waits the same way (it reads
+    /// HTTP/1.0 responses to the end). The request's time was taken before this.
+    async fn close_after_server(&self, mut conn: Conn) {
+        let armed = self.deadlines.arm(Instant::now().checked_add(CLOSE_WAIT));
+        let eof = async {
+            loop {
+                conn.buf.clear();
+                if !matches!(fill(&mut conn).await, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        };
+        let mut eof = std::pin::pin!(eof);
+        std::future::poll_fn(|cx| {
+            if armed.expired(cx) {
+                return std::task::Poll::Ready(());
+            }
+            eof.as_mut().poll(cx)
+        })
+        .await;
+    }
+
     /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
     pub async fn fetch(
         &self,
@@ -365,6 +397,8 @@ impl H1 {
         sent: Instant,
     ) -> Outcome {
         let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
+        // a connection the server is about to close, to be closed after it (see below)
+        let closing: std::cell::Cell<Option<Conn>> = std::cell::Cell::new(None);
         let fail = |error| {
             let h = head_seen.get();
             Outcome {
@@ -409,6 +443,8 @@ impl H1 {
                             if idle.len() < self.pool.max(1) {
                                 idle.push(conn);
                             }
+                        } else if (r.close || !self.keepalive) && !r.at_eof {
+                            closing.set(Some(conn));
                         }
                         return Ok(r);
                     }
@@ -431,16 +467,22 @@ impl H1 {
         .await;
         drop(armed);
         match res {
-            Some(Ok(r)) => Outcome {
-                sent,
-                headers_at: Some(r.head.at),
-                done: Instant::now(),
-                status: r.head.status,
-                bytes: r.bytes,
-                class: r.head.class,
-                pop: r.head.pop,
-                error: ErrorKind::for_status(r.head.status),
-            },
+            Some(Ok(r)) => {
+                let out = Outcome {
+                    sent,
+                    headers_at: Some(r.head.at),
+                    done: Instant::now(),
+                    status: r.head.status,
+                    bytes: r.bytes,
+                    class: r.head.class,
+                    pop: r.head.pop,
+                    error: ErrorKind::for_status(r.head.status),
+                };
+                if let Some(conn) = closing.take() {
+                    self.close_after_server(conn).await;
+                }
+                out
+            }
             Some(Err(kind)) => fail(kind),
             None => {
                 let o = fail(ErrorKind::Timeout);
@@ -604,6 +646,8 @@ async fn exchange(
         bytes,
         // bytes after the response (nothing was pipelined) mean the stream is out of step
         reusable: !close && clean,
+        close,
+        at_eof: !no_body && !chunked && length.is_none(),
     })
 }
 

@@ -250,3 +250,40 @@ fn lean_client_reaches_an_ipv6_literal() {
     let got = fetch_all(&base, &["/cl"], true, false);
     assert_eq!((got[0].status, got[0].bytes, got[0].error), (200, 5, None));
 }
+
+/// A server that says `Connection: close` closes first: the client waits for its close, so
+/// TIME_WAIT (a minute per connection, holding an ephemeral port) stays on the server's side.
+#[test]
+fn lean_client_lets_the_server_close_first() {
+    use std::io::Read;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut w = s;
+        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+        // the client has its response; it must not close before we do
+        w.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        match w.read(&mut b) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => "client waited",
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => "client waited",
+            Ok(0) => "client closed first",
+            _ => "unexpected",
+        }
+        // dropping `w` closes our side: the client sees it and closes
+    });
+    let seen = fetch_all(&base, &["/x"], true, false);
+    assert_eq!(
+        (seen[0].status, seen[0].bytes, seen[0].error),
+        (200, 2, None)
+    );
+    assert_eq!(server.join().unwrap(), "client waited");
+}
