@@ -278,8 +278,9 @@ impl ThreadClient {
         self.h1.as_ref().is_some_and(|h| h.origin(url).is_some())
     }
 
-    /// Enforces the lean client's request timeouts: must run beside `fetch` (the engine selects
-    /// it with the thread's other tasks); without it lean requests never time out.
+    /// The lean client's helper: enforces its request timeouts and closes connections after the
+    /// server. Must run beside `fetch` (the engine runs it with the thread's other tasks);
+    /// without it lean requests never time out.
     pub async fn watch(&self) {
         match &self.h1 {
             Some(h) => h.watch().await,

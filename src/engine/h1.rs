@@ -9,6 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -48,6 +49,10 @@ pub struct H1 {
     connect_timeout: Duration,
     pool: usize,
     deadlines: Deadlines,
+    /// connections the server is about to close, handed to `watch` to close after it
+    closing: RefCell<Vec<Conn>>,
+    /// wakes `watch` when `closing` gets one
+    closing_waker: RefCell<Option<std::task::Waker>>,
 }
 
 /// The whole-request deadlines of one thread's requests, enforced by one watchdog task
@@ -268,20 +273,36 @@ impl H1 {
             connect_timeout,
             pool,
             deadlines: Deadlines::default(),
+            closing: RefCell::new(Vec::new()),
+            closing_waker: RefCell::new(None),
         }
     }
 
-    /// The watchdog of the request deadlines: runs for as long as the thread's requests do.
-    /// It checks every timeout/100 (1 to 50 ms), and a request that times out is reported as
-    /// ending at its deadline, so the granularity shows in no latency.
+    /// The thread's helper for the requests: runs for as long as they do. It checks the request
+    /// deadlines every timeout/100 (1 to 50 ms; a request that times out is reported as ending
+    /// at its deadline, so the granularity shows in no latency), and closes the connections
+    /// the server said it would close once the server has (`close_after_server`).
     pub async fn watch(&self) {
         let tick = (self.timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(50));
         let mut iv = tokio::time::interval(tick);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            iv.tick().await;
-            self.deadlines.expire(Instant::now());
-        }
+        let mut closers = futures_util::stream::FuturesUnordered::new();
+        std::future::poll_fn(|cx| {
+            for conn in self.closing.borrow_mut().drain(..) {
+                closers.push(close_after_server(conn));
+            }
+            let mut w = self.closing_waker.borrow_mut();
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+            drop(w);
+            while let std::task::Poll::Ready(Some(())) = closers.poll_next_unpin(cx) {}
+            while iv.poll_tick(cx).is_ready() {
+                self.deadlines.expire(Instant::now());
+            }
+            std::task::Poll::<()>::Pending
+        })
+        .await
     }
 
     /// Whether this client can serve `url`'s origin (plain http with a host and a port).
@@ -359,32 +380,6 @@ impl H1 {
             buf: Vec::with_capacity(READ_CHUNK),
             req: Vec::with_capacity(256),
         })
-    }
-
-    /// Waits (at most `CLOSE_WAIT`) for the server to close a connection it said it would
-    /// close, then closes it. The side that closes first keeps the connection in TIME_WAIT for
-    /// a minute: closing first, a client without keep-alive would hold one of its ~28k
-    /// ephemeral ports per request and run out at a few hundred requests a second against a
-    /// remote target, and pay for the TIME_WAIT socket besides. ab waits the same way (it reads
-    /// HTTP/1.0 responses to the end). The request's time was taken before this.
-    async fn close_after_server(&self, mut conn: Conn) {
-        let armed = self.deadlines.arm(Instant::now().checked_add(CLOSE_WAIT));
-        let eof = async {
-            loop {
-                conn.buf.clear();
-                if !matches!(fill(&mut conn).await, Ok(n) if n > 0) {
-                    break;
-                }
-            }
-        };
-        let mut eof = std::pin::pin!(eof);
-        std::future::poll_fn(|cx| {
-            if armed.expired(cx) {
-                return std::task::Poll::Ready(());
-            }
-            eof.as_mut().poll(cx)
-        })
-        .await;
     }
 
     /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
@@ -479,7 +474,10 @@ impl H1 {
                     error: ErrorKind::for_status(r.head.status),
                 };
                 if let Some(conn) = closing.take() {
-                    self.close_after_server(conn).await;
+                    self.closing.borrow_mut().push(conn);
+                    if let Some(w) = self.closing_waker.borrow().as_ref() {
+                        w.wake_by_ref();
+                    }
                 }
                 out
             }
@@ -493,6 +491,24 @@ impl H1 {
             }
         }
     }
+}
+
+/// Waits (at most `CLOSE_WAIT`) for the server to close a connection it said it would close,
+/// then closes it. The side that closes first keeps the connection in TIME_WAIT for a minute:
+/// closing first, a client without keep-alive would hold one of its ~28k ephemeral ports per
+/// request and run out at a few hundred requests a second against a remote target, and pay
+/// for the TIME_WAIT socket besides. ab waits the same way (it reads HTTP/1.0 responses to the
+/// end). This runs in `H1::watch`, after the request was recorded.
+async fn close_after_server(mut conn: Conn) {
+    let eof = async {
+        loop {
+            conn.buf.clear();
+            if !matches!(fill(&mut conn).await, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, eof).await;
 }
 
 /// Reads more into `buf` (after what it holds); 0 at EOF.

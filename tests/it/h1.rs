@@ -280,10 +280,29 @@ fn lean_client_lets_the_server_close_first() {
         }
         // dropping `w` closes our side: the client sees it and closes
     });
-    let seen = fetch_all(&base, &["/x"], true, false);
-    assert_eq!(
-        (seen[0].status, seen[0].bytes, seen[0].error),
-        (200, 2, None)
-    );
-    assert_eq!(server.join().unwrap(), "client waited");
+    // the connection is closed by the client's helper task (`watch`), after the fetch returned
+    let cfg = ClientConfig {
+        timeout: std::time::Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let url = reqwest::Url::parse(&format!("{base}/x")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (o, verdict) = rt.block_on(async {
+        let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
+        let work = std::pin::pin!(async {
+            let o = c.fetch(&url, std::time::Instant::now()).await;
+            let verdict = tokio::task::spawn_blocking(move || server.join().unwrap());
+            (o, verdict.await.unwrap())
+        });
+        let watch = std::pin::pin!(c.watch());
+        match futures_util::future::select(work, watch).await {
+            futures_util::future::Either::Left((r, _)) => r,
+            futures_util::future::Either::Right(((), _)) => unreachable!("watch never ends"),
+        }
+    });
+    assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
+    assert_eq!(verdict, "client waited");
 }
