@@ -116,6 +116,15 @@ struct Seen {
     ttfb: bool,
 }
 
+/// Runs `f` with the client's helper task beside it, as the engine does.
+async fn beside_watch<F: std::future::Future>(c: &ThreadClient, f: F) -> F::Output {
+    let (f, watch) = (std::pin::pin!(f), std::pin::pin!(c.watch()));
+    match futures_util::future::select(f, watch).await {
+        futures_util::future::Either::Left((out, _)) => out,
+        futures_util::future::Either::Right(((), _)) => unreachable!("watch never ends"),
+    }
+}
+
 fn fetch_all(base: &str, paths: &[&str], lean: bool, head: bool) -> Vec<Seen> {
     let cfg = ClientConfig {
         lean_http1: lean,
@@ -133,12 +142,7 @@ fn fetch_all(base: &str, paths: &[&str], lean: bool, head: bool) -> Vec<Seen> {
         let mut out = Vec::new();
         for p in paths {
             let url = base_url.join(p).unwrap();
-            let fetch = std::pin::pin!(c.fetch(&url, std::time::Instant::now()));
-            let watch = std::pin::pin!(c.watch());
-            let o = match futures_util::future::select(fetch, watch).await {
-                futures_util::future::Either::Left((o, _)) => o,
-                futures_util::future::Either::Right(((), _)) => unreachable!("watch never ends"),
-            };
+            let o = beside_watch(&c, c.fetch(&url, std::time::Instant::now())).await;
             out.push(Seen {
                 status: o.status,
                 bytes: o.bytes,
@@ -292,16 +296,12 @@ fn lean_client_lets_the_server_close_first() {
         .unwrap();
     let (o, verdict) = rt.block_on(async {
         let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
-        let work = std::pin::pin!(async {
+        let work = async {
             let o = c.fetch(&url, std::time::Instant::now()).await;
             let verdict = tokio::task::spawn_blocking(move || server.join().unwrap());
             (o, verdict.await.unwrap())
-        });
-        let watch = std::pin::pin!(c.watch());
-        match futures_util::future::select(work, watch).await {
-            futures_util::future::Either::Left((r, _)) => r,
-            futures_util::future::Either::Right(((), _)) => unreachable!("watch never ends"),
-        }
+        };
+        beside_watch(&c, work).await
     });
     assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
     assert_eq!(verdict, "client waited");
