@@ -134,17 +134,22 @@ print(f"| {n} | {pick(0.1):.1f} | {pick(0.5):.1f} | {r[-1]:.1f} | {max(r[n // 10
 PY
 fi
 echo
-echo "New connection per request (edgeload --no-keepalive vs ab without -k), 4 KB, 10,000 requests, 16 concurrent:"
+nk=30000
+echo "New connection per request (edgeload --no-keepalive vs ab without -k), 4 KB, $nk requests, 16 concurrent, median of $reps alternating runs:"
 echo
 printf '/4k.bin\n' > "$work/urls.txt"
-/usr/bin/time -f "%U %S" -o "$work/t" ab -q -n 10000 -c 16 "http://127.0.0.1:$port/4k.bin" > /dev/null 2>&1
-read -r u s < "$work/t"; ab_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u + s) / 10000 * 1e6}')
-/usr/bin/time -f "%U %S" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" -c 16 -n 10000 --no-keepalive -o "$work/res" -q
-read -r u s < "$work/t"; el_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", (u + s) / 10000 * 1e6}')
-echo "| tool | CPU us/request |"
-echo "|---|---|"
-echo "| ab | $ab_cpu |"
-echo "| edgeload | $el_cpu |"
+: > "$work/ab.nk"; : > "$work/el.nk"
+for _ in $(seq "$reps"); do
+    /usr/bin/time -f "%U %S" -o "$work/t" ab -q -n "$nk" -c 16 "http://127.0.0.1:$port/4k.bin" > /dev/null 2>&1
+    awk -v n="$nk" '{printf "%.2f\n", ($1 + $2) / n * 1e6}' "$work/t" >> "$work/ab.nk"
+    /usr/bin/time -f "%U %S" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" -c 16 -n "$nk" --no-keepalive -o "$work/res" -q
+    awk -v n="$nk" '{printf "%.2f\n", ($1 + $2) / n * 1e6}' "$work/t" >> "$work/el.nk"
+done
+ab_cpu=$(median < "$work/ab.nk"); el_cpu=$(median < "$work/el.nk")
+echo "| tool | CPU us/request | ratio |"
+echo "|---|---|---|"
+echo "| ab | $ab_cpu | 1.00 |"
+echo "| edgeload | $el_cpu | $(awk -v a="$el_cpu" -v b="$ab_cpu" 'BEGIN {printf "%.2f", a / b}') |"
 # 5. the other scripts' latest figures (they take minutes each; run them to refresh these)
 for f in extract mirror report; do
     [ -f "reports/bench/$f.md" ] || continue
