@@ -207,6 +207,16 @@ struct LocalEntry {
     waker: std::cell::RefCell<Option<Waker>>,
 }
 
+impl LocalEntry {
+    /// Marks the sleep as due and wakes its task.
+    fn fire(&self) {
+        self.fired.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
 type RcEntry = Unordered<std::rc::Rc<LocalEntry>>;
 
 #[derive(Default)]
@@ -260,10 +270,7 @@ impl LocalTimer {
     pub fn wake_all(&self) {
         let mut st = self.state.borrow_mut();
         for (_, _, e) in st.heap.drain() {
-            e.0.fired.set(true);
-            if let Some(w) = e.0.waker.borrow_mut().take() {
-                w.wake();
-            }
+            e.0.fire();
         }
     }
 
@@ -302,10 +309,7 @@ impl LocalTimer {
                 let now = Instant::now();
                 while st.heap.peek().is_some_and(|(Reverse(d), _, _)| *d <= now) {
                     if let Some((_, _, e)) = st.heap.pop() {
-                        e.0.fired.set(true);
-                        if let Some(w) = e.0.waker.borrow_mut().take() {
-                            w.wake();
-                        }
+                        e.0.fire();
                     }
                 }
                 let next = st.heap.peek().map(|(Reverse(d), _, _)| *d);

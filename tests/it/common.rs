@@ -17,6 +17,17 @@ pub fn fast_edge() -> EdgeConfig {
     }
 }
 
+/// An edge that holds every response for `delay` on top of `fast_edge`.
+pub fn delayed_edge(delay: Duration) -> EdgeHandle {
+    start(EdgeConfig {
+        faults: edgeload::edge::Faults {
+            extra_delay: delay,
+            ..Default::default()
+        },
+        ..fast_edge()
+    })
+}
+
 pub fn start(cfg: EdgeConfig) -> EdgeHandle {
     edgeload::edge::start_local(cfg).expect("edge starts")
 }

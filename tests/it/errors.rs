@@ -193,13 +193,7 @@ fn stop_wakes_workers_sleeping_until_their_next_send() {
 #[test]
 fn abort_after_grace_abandons_the_requests_in_flight() {
     use std::time::Duration;
-    let edge = start(EdgeConfig {
-        faults: Faults {
-            extra_delay: Duration::from_secs(30),
-            ..Faults::default()
-        },
-        ..fast_edge()
-    });
+    let edge = delayed_edge(Duration::from_secs(30));
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = engine(&edge.base_url(), paths(8), closed(6));
     cfg.grace = Duration::from_millis(300);

@@ -94,13 +94,7 @@ fn results_directory_round_trips() {
 #[test]
 fn timeline_has_a_row_per_interval_including_idle_ones() {
     // every response held for 1.2 s: the intervals in between complete nothing
-    let edge = start(EdgeConfig {
-        faults: edgeload::edge::Faults {
-            extra_delay: Duration::from_millis(1200),
-            ..Default::default()
-        },
-        ..fast_edge()
-    });
+    let edge = delayed_edge(Duration::from_millis(1200));
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = engine(&edge.base_url(), paths(4), closed(4));
     cfg.requests = Some(8);

@@ -41,13 +41,7 @@ fn counts_match_edge_ground_truth_for_every_dialect() {
 
 #[test]
 fn latency_truth_fixed_50ms_delay() {
-    let edge = start(EdgeConfig {
-        faults: Faults {
-            extra_delay: Duration::from_millis(50),
-            ..Faults::default()
-        },
-        ..fast_edge()
-    });
+    let edge = delayed_edge(Duration::from_millis(50));
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = engine(&edge.base_url(), paths(50), closed(8));
     cfg.requests = Some(200);

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgeload::cache_status::CacheClass;
-use edgeload::edge::{EdgeConfig, Faults};
 use edgeload::engine::Sink;
 use edgeload::engine::recorder::{IntervalData, Metric, new_hist};
 use edgeload::report::model::{self, By};
@@ -30,13 +29,7 @@ fn merged_percentiles_equal_one_histogram_of_all_samples() {
     let dir = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
     for (region, delay) in [("us-east-1", 5u64), ("eu-west-1", 30)] {
-        let edge = start(EdgeConfig {
-            faults: Faults {
-                extra_delay: Duration::from_millis(delay),
-                ..Faults::default()
-            },
-            ..fast_edge()
-        });
+        let edge = delayed_edge(Duration::from_millis(delay));
         let mut cfg = engine(&edge.base_url(), paths(20), closed(4));
         cfg.requests = Some(120);
         let d = dir.path().join("run").join(region);

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use edgeload::edge::{EdgeConfig, Faults};
 use edgeload::s3::{self, S3Options, S3Url};
 
 use crate::common::*;
@@ -294,15 +293,7 @@ fn three_regions_start_together_upload_and_merge_from_s3() {
     ];
     let edges: Vec<_> = regions
         .iter()
-        .map(|(_, ms)| {
-            start(EdgeConfig {
-                faults: Faults {
-                    extra_delay: Duration::from_millis(*ms),
-                    ..Faults::default()
-                },
-                ..fast_edge()
-            })
-        })
+        .map(|(_, ms)| delayed_edge(Duration::from_millis(*ms)))
         .collect();
     let children: Vec<_> = regions
         .iter()
