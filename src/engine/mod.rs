@@ -408,6 +408,7 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         cfg.targets.len(),
         tx,
         labels,
+        matches!(cfg.model, Model::Closed { .. }),
     ));
     let bases: Vec<&reqwest::Url> = sh.urls.iter().filter_map(|u| u.first()).collect();
     let client = match ThreadClient::new(&cfg.client, cfg.classifier.clone(), pool, &bases) {
@@ -527,7 +528,7 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
         }
         // one clock read before the send (two after a wait): it is the send time
         let mut now = Instant::now();
-        let intended = match &cfg.model {
+        let mut intended = match &cfg.model {
             Model::Open { schedule, .. } => match schedule.send_time(j) {
                 Some(d) => sh.start + d,
                 None => break,
@@ -547,6 +548,10 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
                 break;
             }
             now = Instant::now();
+            if matches!(cfg.model, Model::Closed { .. }) {
+                // the closed model only waited for the start: it sends as soon as it can
+                intended = now;
+            }
         }
         let idx = sh.picker.pick(j);
         let url = &sh.urls[t][idx];

@@ -70,7 +70,7 @@ impl Series {
         }
     }
     pub fn count(&self) -> u64 {
-        self.h[Metric::TotalService as usize].len()
+        self.h[Metric::Total as usize].len()
     }
     pub fn add(&mut self, o: &Series) {
         for (a, b) in self.h.iter_mut().zip(o.h.iter()) {
@@ -144,6 +144,10 @@ pub struct IntervalData {
     pub targets: Vec<TargetCounts>,
     /// open model: actual send minus intended send, in us (None until the first send)
     pub send_lag: Option<Histogram<u64>>,
+    /// Every request was sent at its intended time (closed model), so the service histograms
+    /// would equal the corrected ones: only those are recorded, and `take_sparse` ships their
+    /// buckets for both (two histogram records and two clock subtractions less per request).
+    service_is_corrected: bool,
 }
 
 impl IntervalData {
@@ -153,6 +157,17 @@ impl IntervalData {
             series: vec![None; n_targets * CacheClass::COUNT],
             targets: vec![TargetCounts::default(); n_targets],
             send_lag: None,
+            service_is_corrected: false,
+        }
+    }
+
+    /// An interval of a worker whose requests are all sent at their intended time (closed
+    /// model): it records the corrected histograms only and ships them as the service ones too.
+    /// Only `take_sparse` fills in the service histograms, so this is for a worker's recorder.
+    pub fn sent_as_intended(idx: u64, n_targets: usize) -> IntervalData {
+        IntervalData {
+            service_is_corrected: true,
+            ..IntervalData::new(idx, n_targets)
         }
     }
     pub fn n_targets(&self) -> usize {
@@ -220,14 +235,16 @@ impl IntervalData {
     /// The non-empty buckets of this interval, which is then emptied (for `idx`) with its
     /// histograms kept: a worker reuses one set of histograms for the whole run.
     pub fn take_sparse(&mut self, idx: u64) -> SparseInterval {
+        let same = self.service_is_corrected;
         let series = (self.series.iter_mut().enumerate())
             .filter_map(|(i, s)| Some((i, s.as_deref_mut().filter(|s| s.count() > 0)?)))
             .map(|(i, s)| {
-                (
-                    i,
-                    s.h.each_mut().map(take_buckets),
-                    std::mem::take(&mut s.bytes),
-                )
+                let mut b = s.h.each_mut().map(take_buckets);
+                if same {
+                    b[Metric::TotalService as usize] = b[Metric::Total as usize].clone();
+                    b[Metric::TtfbService as usize] = b[Metric::Ttfb as usize].clone();
+                }
+                (i, b, std::mem::take(&mut s.bytes))
             })
             .collect();
         let n = self.targets.len();
@@ -294,12 +311,18 @@ pub fn record_into(
         o.class
     };
     let intended = intended.min(o.sent);
+    let same = d.service_is_corrected;
+    debug_assert!(!same || intended == o.sent, "sent_as_intended, sent late");
     let s = d.series_mut(target, class);
     s.h[Metric::Total as usize].saturating_record(us(o.done - intended));
-    s.h[Metric::TotalService as usize].saturating_record(us(o.done - o.sent));
+    if !same {
+        s.h[Metric::TotalService as usize].saturating_record(us(o.done - o.sent));
+    }
     if let Some(h) = o.headers_at {
         s.h[Metric::Ttfb as usize].saturating_record(us(h - intended));
-        s.h[Metric::TtfbService as usize].saturating_record(us(h - o.sent));
+        if !same {
+            s.h[Metric::TtfbService as usize].saturating_record(us(h - o.sent));
+        }
     }
     s.bytes += o.bytes;
     let t = &mut d.targets[target];
@@ -362,6 +385,7 @@ impl Recorder {
         n_targets: usize,
         tx: Sender<Msg>,
         sample_labels: Option<(Vec<String>, usize)>,
+        sent_as_intended: bool,
     ) -> Recorder {
         Recorder {
             thread,
@@ -371,7 +395,11 @@ impl Recorder {
                 .unwrap_or_default()
                 .as_millis(),
             interval,
-            cur: IntervalData::new(0, n_targets),
+            cur: if sent_as_intended {
+                IntervalData::sent_as_intended(0, n_targets)
+            } else {
+                IntervalData::new(0, n_targets)
+            },
             cur_end: start + interval,
             tx,
             samples: sample_labels.map(|(labels, threads)| SampleRows {
@@ -583,5 +611,47 @@ mod tests {
                 .all(|s| s.count() == 0 && s.bytes == 0)
         );
         assert!(worker.take_sparse(5).is_empty());
+    }
+
+    /// A closed-model worker records the corrected histograms only: what it ships must equal
+    /// four histograms recorded directly, service ones included, and `count` must still count.
+    #[test]
+    fn sent_as_intended_ships_the_service_histograms_too() {
+        let base = Instant::now();
+        let mut direct = IntervalData::new(0, 1);
+        let mut worker = IntervalData::sent_as_intended(0, 1);
+        let mut rng = 3u64;
+        for i in 0..5_000u64 {
+            rng = crate::urls::mix(rng);
+            let total = 1 + rng % 90_000;
+            let mut o = outcome(base, i, 1 + total / 4, total, CacheClass::Hit);
+            if i % 7 == 0 {
+                o.headers_at = None; // failed before a response: no TTFB
+            }
+            record_into(&mut direct, 0, o.sent, &o);
+            record_into(&mut worker, 0, o.sent, &o);
+        }
+        let s = worker.series(0, CacheClass::Error).map(|s| s.count());
+        assert_eq!(s, direct.series(0, CacheClass::Error).map(|s| s.count()));
+        assert_eq!(
+            worker.series(0, CacheClass::Hit).map(|s| s.count()),
+            Some(4285)
+        );
+        let mut rebuilt = IntervalData::new(0, 1);
+        rebuilt.add_sparse(&worker.take_sparse(1));
+        for (a, b) in direct.series.iter().zip(&rebuilt.series) {
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    for m in Metric::ALL {
+                        let (x, y) = (&a.h[m as usize], &b.h[m as usize]);
+                        assert!(!x.is_empty() || m == Metric::Ttfb || m == Metric::TtfbService);
+                        assert_eq!(x, y, "{m:?}");
+                        assert_eq!((x.len(), x.min(), x.max()), (y.len(), y.min(), y.max()));
+                    }
+                }
+                (None, None) => {}
+                _ => panic!("series present on one side only"),
+            }
+        }
     }
 }
