@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::client::{ErrorKind, Outcome, PopName};
-use crate::cache_status::{CacheClass, Classifier, Headers};
+use crate::cache_status::{CacheClass, Classifier, Headers, Name, name_bit};
 
 const READ_CHUNK: usize = 16 << 10;
 const MAX_HEADERS: usize = 96;
@@ -147,17 +147,6 @@ struct Parsed<'a> {
     present: u64,
 }
 
-/// The filter bit of a header name: length, first and last byte, case folded. Names equal
-/// ignoring ASCII case get the same bit (`| 0x20` lowercases letters and keeps other bytes
-/// that compare equal equal).
-fn name_bit(name: &[u8]) -> u64 {
-    let (Some(&first), Some(&last)) = (name.first(), name.last()) else {
-        return 1;
-    };
-    let key = name.len() as u64 | u64::from(first | 0x20) << 16 | u64::from(last | 0x20) << 24;
-    1 << (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
-}
-
 /// Whether header name `name` (tchar bytes, as httparse checked) is `lower` (lowercase letters,
 /// digits and '-') ignoring ASCII case: a length test, then eight bytes at a time with the case
 /// bit set. Setting 0x20 maps an uppercase letter to its lowercase and keeps '-' and digits;
@@ -200,6 +189,15 @@ impl Headers for Parsed<'_> {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    }
+    fn known(&self, name: &Name) -> Option<&str> {
+        if self.present & name.bit == 0 {
+            return None;
+        }
+        self.headers
+            .iter()
+            .find(|h| name_is(h.name.as_bytes(), name.lower.as_bytes()))
             .and_then(|h| std::str::from_utf8(h.value).ok())
     }
 }
@@ -751,7 +749,7 @@ mod tests {
     }
 
     /// The name filter never hides a header: lookups equal a plain case-insensitive scan, for
-    /// names in any case, present or not, colliding or not.
+    /// names in any case, present or not, colliding or not; so does the lookup of a known name.
     #[test]
     fn name_filter_agrees_with_scan() {
         let names = [
@@ -776,6 +774,11 @@ mod tests {
             "X-1",
             "x-2",
         ];
+        // the same names as the classifier's precomputed keys (lowercase, bit computed once)
+        let keys: Vec<Name> = names
+            .iter()
+            .map(|n| Name::new(Box::leak(n.to_ascii_lowercase().into_boxed_str())))
+            .collect();
         let mut next = lcg(7);
         for _ in 0..2000 {
             let n = next() % 10;
@@ -808,6 +811,13 @@ mod tests {
                     .find(|h| h.name.eq_ignore_ascii_case(&q))
                     .map(|h| h.name);
                 assert_eq!(p.header(&q), scan, "{q} in {hs:?}");
+            }
+            for k in &keys {
+                let scan = headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(k.lower))
+                    .map(|h| h.name);
+                assert_eq!(p.known(k), scan, "{} in {hs:?}", k.lower);
             }
         }
         assert_eq!(Parsed::new(&[]).header("age"), None);
