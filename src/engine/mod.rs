@@ -400,7 +400,7 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         };
         (cfg.targets.iter().map(|t| t.name.clone()).collect(), total)
     });
-    let rec = RefCell::new(Recorder::new(
+    let mut rec = Recorder::new(
         tid,
         sh.start,
         sh.start_wall,
@@ -408,8 +408,11 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         cfg.targets.len(),
         tx,
         labels,
-        matches!(cfg.model, Model::Closed { .. }),
-    ));
+    );
+    if matches!(cfg.model, Model::Closed { .. }) {
+        rec = rec.sent_as_intended();
+    }
+    let rec = RefCell::new(rec);
     let bases: Vec<&reqwest::Url> = sh.urls.iter().filter_map(|u| u.first()).collect();
     let client = match ThreadClient::new(&cfg.client, cfg.classifier.clone(), pool, &bases) {
         Ok(c) => c,

@@ -385,7 +385,6 @@ impl Recorder {
         n_targets: usize,
         tx: Sender<Msg>,
         sample_labels: Option<(Vec<String>, usize)>,
-        sent_as_intended: bool,
     ) -> Recorder {
         Recorder {
             thread,
@@ -395,11 +394,7 @@ impl Recorder {
                 .unwrap_or_default()
                 .as_millis(),
             interval,
-            cur: if sent_as_intended {
-                IntervalData::sent_as_intended(0, n_targets)
-            } else {
-                IntervalData::new(0, n_targets)
-            },
+            cur: IntervalData::new(0, n_targets),
             cur_end: start + interval,
             tx,
             samples: sample_labels.map(|(labels, threads)| SampleRows {
@@ -408,6 +403,13 @@ impl Recorder {
                 threads,
             }),
         }
+    }
+
+    /// For a closed-model worker: every request is sent at its intended time, so the service
+    /// histograms are shipped from the corrected ones (see `IntervalData::sent_as_intended`).
+    pub fn sent_as_intended(mut self) -> Recorder {
+        self.cur = IntervalData::sent_as_intended(self.cur.idx, self.cur.n_targets());
+        self
     }
 
     fn idx_of(&self, t: Instant) -> u64 {
