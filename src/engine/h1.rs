@@ -53,6 +53,8 @@ pub struct H1 {
     closing: RefCell<Vec<Conn>>,
     /// wakes `watch` when `closing` gets one
     closing_waker: RefCell<Option<std::task::Waker>>,
+    /// (read buffer, request buffer) of connections `watch` closed, for the next connects
+    spare: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 /// The whole-request deadlines of one thread's requests, enforced by one watchdog task
@@ -98,6 +100,21 @@ impl Deadlines {
             }
         };
         Armed { dl: self, slot }
+    }
+
+    /// Runs `f` until it finishes (Some) or `deadline` passes (None); `None` as the deadline:
+    /// no deadline. Checked by the watchdog like a request's deadline: no tokio timer to
+    /// register and cancel (~900 instructions each; a new connection had two).
+    async fn within<F: Future>(&self, deadline: Option<Instant>, f: F) -> Option<F::Output> {
+        let armed = self.arm(deadline);
+        let mut f = std::pin::pin!(f);
+        std::future::poll_fn(|cx| {
+            if armed.expired(cx) {
+                return std::task::Poll::Ready(None);
+            }
+            f.as_mut().poll(cx).map(Some)
+        })
+        .await
     }
 
     /// Expires every armed request whose deadline is not after `now` and wakes it.
@@ -273,6 +290,7 @@ impl H1 {
             deadlines: Deadlines::default(),
             closing: RefCell::new(Vec::new()),
             closing_waker: RefCell::new(None),
+            spare: RefCell::new(Vec::new()),
         }
     }
 
@@ -287,14 +305,19 @@ impl H1 {
         let mut closers = futures_util::stream::FuturesUnordered::new();
         std::future::poll_fn(|cx| {
             for conn in self.closing.borrow_mut().drain(..) {
-                closers.push(close_after_server(conn));
+                closers.push(close_after_server(&self.deadlines, conn));
             }
             let mut w = self.closing_waker.borrow_mut();
             if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 *w = Some(cx.waker().clone());
             }
             drop(w);
-            while let std::task::Poll::Ready(Some(())) = closers.poll_next_unpin(cx) {}
+            while let std::task::Poll::Ready(Some(bufs)) = closers.poll_next_unpin(cx) {
+                let mut spare = self.spare.borrow_mut();
+                if spare.len() < self.pool.max(1) {
+                    spare.push(bufs);
+                }
+            }
             while iv.poll_tick(cx).is_ready() {
                 self.deadlines.expire(Instant::now());
             }
@@ -361,23 +384,30 @@ impl H1 {
                 a
             }
         };
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    return Err(match io_kind(&e) {
-                        ErrorKind::Timeout => ErrorKind::Timeout,
-                        _ => ErrorKind::Connect,
-                    });
-                }
-                Err(_) => return Err(ErrorKind::Timeout),
-            };
+        let deadline = Instant::now().checked_add(self.connect_timeout);
+        let stream = match self
+            .deadlines
+            .within(deadline, TcpStream::connect(addr))
+            .await
+        {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                return Err(match io_kind(&e) {
+                    ErrorKind::Timeout => ErrorKind::Timeout,
+                    _ => ErrorKind::Connect,
+                });
+            }
+            None => return Err(ErrorKind::Timeout),
+        };
         let _ = stream.set_nodelay(true);
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(READ_CHUNK),
-            req: Vec::with_capacity(256),
-        })
+        // the buffers of a closed connection, if any (two allocations and frees a connection)
+        let (mut buf, req) = self
+            .spare
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| (Vec::with_capacity(READ_CHUNK), Vec::with_capacity(256)));
+        buf.clear(); // what the server sent before closing; `fetch` clears `req`
+        Ok(Conn { stream, buf, req })
     }
 
     /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
@@ -452,17 +482,7 @@ impl H1 {
             Err(ErrorKind::Reset)
         };
         let deadline = sent.checked_add(self.timeout);
-        let armed = self.deadlines.arm(deadline);
-        let mut work = std::pin::pin!(work);
-        let res = std::future::poll_fn(|cx| {
-            if armed.expired(cx) {
-                return std::task::Poll::Ready(None);
-            }
-            work.as_mut().poll(cx).map(Some)
-        })
-        .await;
-        drop(armed);
-        match res {
+        match self.deadlines.within(deadline, work).await {
             Some(Ok(r)) => Outcome {
                 sent,
                 headers_at: Some(r.head.at),
@@ -491,7 +511,7 @@ impl H1 {
 /// request and run out at a few hundred requests a second against a remote target, and pay
 /// for the TIME_WAIT socket besides. ab waits the same way (it reads HTTP/1.0 responses to the
 /// end). This runs in `H1::watch`, after the request was recorded.
-async fn close_after_server(mut conn: Conn) {
+async fn close_after_server(dl: &Deadlines, mut conn: Conn) -> (Vec<u8>, Vec<u8>) {
     let eof = async {
         loop {
             conn.buf.clear();
@@ -500,7 +520,10 @@ async fn close_after_server(mut conn: Conn) {
             }
         }
     };
-    let _ = tokio::time::timeout(CLOSE_WAIT, eof).await;
+    let _ = dl.within(Instant::now().checked_add(CLOSE_WAIT), eof).await;
+    let Conn { stream, buf, req } = conn;
+    drop(stream);
+    (buf, req)
 }
 
 /// Reads more into `buf` (after what it holds); 0 at EOF.

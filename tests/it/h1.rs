@@ -306,3 +306,104 @@ fn lean_client_lets_the_server_close_first() {
     assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
     assert_eq!(verdict, "client waited");
 }
+
+/// A server that says `Connection: close` and then keeps the connection open: the client
+/// closes it itself after waiting `CLOSE_WAIT` (200 ms) and a watchdog tick, not never.
+#[test]
+fn lean_client_closes_when_the_server_does_not() {
+    use std::io::Read;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut w = s;
+        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+        let t = std::time::Instant::now();
+        w.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let r = w.read(&mut b);
+        (matches!(r, Ok(0)), t.elapsed())
+    });
+    let cfg = ClientConfig {
+        timeout: std::time::Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let url = reqwest::Url::parse(&format!("{base}/x")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (o, (eof, after)) = rt.block_on(async {
+        let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
+        let work = async {
+            let o = c.fetch(&url, std::time::Instant::now()).await;
+            let seen = tokio::task::spawn_blocking(move || server.join().unwrap());
+            (o, seen.await.unwrap())
+        };
+        beside_watch(&c, work).await
+    });
+    assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
+    assert!(eof, "the client did not close the connection");
+    // 200 ms, then up to one watchdog tick (50 ms for a 5 s timeout) and scheduling
+    assert!(
+        after >= std::time::Duration::from_millis(190) && after < std::time::Duration::from_secs(2),
+        "closed after {after:?}"
+    );
+}
+
+/// A connect that never completes (the listener's accept queue is full, so the kernel drops
+/// the SYN) fails as a timeout after the connect timeout, not after the request timeout.
+#[test]
+fn lean_client_times_out_a_connect_that_hangs() {
+    use std::os::fd::FromRawFd;
+    // a listener with a backlog of 0 that never accepts: one connection fills its queue
+    // SAFETY: plain socket calls on a descriptor we create and then hand to TcpListener
+    let l = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&raw const a).cast(), len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        TcpListener::from_raw_fd(fd)
+    };
+    let addr = l.local_addr().unwrap();
+    let timeout = std::time::Duration::from_millis(100);
+    let _queued: Vec<_> = (0..2)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, timeout).ok())
+        .collect();
+    // the queue is full now when one more connect does not complete
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, timeout).is_err(),
+        "the listener still accepts connections: no hanging connect to test"
+    );
+    let cfg = ClientConfig {
+        timeout: std::time::Duration::from_secs(10),
+        connect_timeout: std::time::Duration::from_millis(300),
+        ..ClientConfig::default()
+    };
+    let url = reqwest::Url::parse(&format!("http://{addr}/x")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let o = rt.block_on(async {
+        let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
+        beside_watch(&c, c.fetch(&url, std::time::Instant::now())).await
+    });
+    assert_eq!(o.error, Some(ErrorKind::Timeout));
+    let took = o.done - o.sent;
+    assert!(
+        took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(2),
+        "the connect gave up after {took:?}"
+    );
+}
