@@ -302,7 +302,6 @@ impl LocalTimer {
 
     /// Fires due sleepers and keeps the timerfd armed for the next; never returns.
     pub async fn drive(&self) {
-        use std::os::fd::AsRawFd;
         loop {
             let next = {
                 let mut st = self.state.borrow_mut();
@@ -337,17 +336,11 @@ impl LocalTimer {
                 kick.await;
                 continue;
             }
+            // Not read: tokio registers the timerfd edge-triggered, and every expiry wakes its
+            // waiters, so each expiry is an event whether or not the count was read; the loop
+            // arms the timer again before it waits (a read was one syscall per paced send).
             let fired = async {
                 if let Ok(mut guard) = self.fd.readable().await {
-                    let mut buf = [0u8; 8];
-                    // SAFETY: reading 8 bytes into an 8-byte buffer from our timerfd
-                    unsafe {
-                        libc::read(
-                            self.fd.get_ref().as_raw_fd(),
-                            buf.as_mut_ptr().cast(),
-                            buf.len(),
-                        )
-                    };
                     guard.clear_ready();
                 }
             };
