@@ -3,7 +3,8 @@
 # (and oha when installed; ab for new connections), alternating tools, medians of REPS runs, ratios to wrk.
 #   1. saturation, keep-alive, 64 connections, a 4 KB and a 40 KB object: req/s, client CPU per
 #      request (user+sys of the generator), peak RSS;
-#   2. fixed rate (edgeload's open model): achieved rate and send lag at 10k and 50k req/s;
+#   2. fixed rate (edgeload's open model; oha -q for CPU at the same rate): achieved rate, send
+#      lag and CPU per request at 10k and 50k req/s, REPS runs each;
 #   3. long-run memory: LONG requests (default 10M) at saturation, RSS sampled every second;
 #   4. a new connection per request;
 #   5. the latest extract, mirror and report figures (reports/bench/{extract,mirror,report}.md),
@@ -89,25 +90,56 @@ for obj in 4k.bin 40k.bin; do
     for t in "${tools[@]}"; do
         rps[$t]=$(median < "$work/$t.rps"); cpu[$t]=$(median < "$work/$t.cpu"); rss[$t]=$(sort -n "$work/$t.rss" | tail -1)
     done
+    [ "$obj" = 4k.bin ] && sat4k=${rps[edgeload]}
     for t in "${tools[@]}"; do
         echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[wrk]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[wrk]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
     done
 done
 echo
-echo "Open model (edgeload --rate, --max-in-flight 64), 4 KB object, ${secs} s:"
+echo "Open model at a fixed rate, 4 KB object, ${secs} s, $reps alternating runs: edgeload --rate"
+echo "--max-in-flight 64 (send lag = actual minus intended send time), and oha -q RATE -c 64"
+echo "--latency-correction when installed (its CPU at the same rate; oha reports no send lag)."
+echo "Load = the rate as a share of edgeload's 4 KB saturation rate above: target and generator"
+echo "share the machine's $(nproc) cores, so the lag tail follows how close the rate is to it."
 echo
-echo "| target req/s | achieved req/s | send lag p50 ms | send lag p99 ms | CPU us/request |"
-echo "|---|---|---|---|---|"
+echo "| target req/s | load | tool | achieved req/s | send lag p50 ms | send lag p99 ms, median (each run) | CPU us/request | CPU ratio to oha |"
+echo "|---|---|---|---|---|---|---|---|"
+printf '/4k.bin\n' > "$work/urls.txt"
 for rate in 10000 50000; do
-    printf '/4k.bin\n' > "$work/urls.txt"
-    /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
-        -r "$rate" -d "${secs}s" --max-in-flight 64 -o "$work/res" -q --json > "$work/open.json"
-    read -r u s _ < "$work/t"
-    python3 - "$work/open.json" "$rate" "$u" "$s" <<'PY'
+    : > "$work/el.open"; : > "$work/oha.open"
+    for _ in $(seq "$reps"); do
+        /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
+            -r "$rate" -d "${secs}s" --max-in-flight 64 -o "$work/res" -q --json > "$work/open.json"
+        read -r u s _ < "$work/t"
+        python3 - "$work/open.json" "$u" "$s" >> "$work/el.open" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1])); r = s["rate"]; lag = r["send_lag"] or {}
-cpu = (float(sys.argv[3]) + float(sys.argv[4])) / max(r["completed"], 1) * 1e6
-print(f"| {sys.argv[2]} | {r['achieved_rps']:.0f} | {lag.get('p50', 0):.3f} | {lag.get('p99', 0):.3f} | {cpu:.2f} |")
+cpu = (float(sys.argv[2]) + float(sys.argv[3])) / max(r["completed"], 1) * 1e6
+print(r["achieved_rps"], lag.get("p50", 0), lag.get("p99", 0), cpu)
+PY
+        if command -v oha >/dev/null; then
+            /usr/bin/time -f "%U %S %M" -o "$work/t" oha -c 64 -q "$rate" -z "${secs}s" --latency-correction \
+                --no-tui --output-format json "http://127.0.0.1:$port/4k.bin" > "$work/oha.json" 2>/dev/null
+            read -r u s _ < "$work/t"
+            python3 - "$work/oha.json" "$u" "$s" >> "$work/oha.open" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); n = sum(d["statusCodeDistribution"].values())
+print(d["summary"]["requestsPerSec"], (float(sys.argv[2]) + float(sys.argv[3])) / max(n, 1) * 1e6)
+PY
+        fi
+    done
+    python3 - "$rate" "${sat4k:-0}" "$work/el.open" "$work/oha.open" <<'PY'
+import statistics as st, sys
+rate, sat = float(sys.argv[1]), float(sys.argv[2])
+el = [list(map(float, l.split())) for l in open(sys.argv[3]) if l.strip()]
+oha = [list(map(float, l.split())) for l in open(sys.argv[4]) if l.strip()]
+med = lambda rows, i: st.median(r[i] for r in rows)
+load = f"{rate / sat:.0%}" if sat else "-"
+ratio = f"{med(el, 3) / med(oha, 1):.2f}" if oha else "-"
+each = " / ".join(f"{r[2]:.3g}" for r in el)
+print(f"| {rate:.0f} | {load} | edgeload | {med(el, 0):.0f} | {med(el, 1):.3f} | {med(el, 2):.3f} ({each}) | {med(el, 3):.2f} | {ratio} |")
+if oha:
+    print(f"| {rate:.0f} | {load} | oha | {med(oha, 0):.0f} | - | - | {med(oha, 1):.2f} | 1.00 |")
 PY
 done
 if [ "$long" -gt 0 ]; then
