@@ -194,7 +194,7 @@ impl Future for Sleep<'_> {
 
 /// Precise sleeping on the calling thread's current_thread runtime: one timerfd registered with
 /// the runtime's own reactor, armed for the earliest deadline. Unlike `PreciseTimer` no helper
-/// thread is involved, so a paced send costs two syscalls (arm, read) instead of a futex and an
+/// thread is involved, so a paced send costs one syscall (arm) instead of a futex and an
 /// eventfd round trip between threads. `drive` must run on the same runtime (joined or selected
 /// with the futures that sleep). Linux only.
 pub struct LocalTimer {

@@ -57,9 +57,10 @@ pub struct H1 {
     spare: RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
-/// The whole-request deadlines of one thread's requests, enforced by one watchdog task
-/// (`H1::watch`) instead of a tokio timer per request (registering and clearing one was ~600
-/// instructions a request, the largest single cost after parsing).
+/// The deadlines of one thread's requests (whole request, connect, the wait for a server's
+/// close), enforced by one watchdog task (`H1::watch`) instead of a tokio timer each
+/// (registering and clearing one was ~600 instructions a request, the largest single cost
+/// after parsing).
 #[derive(Default)]
 struct Deadlines {
     slots: RefCell<Vec<Slot>>,
@@ -196,26 +197,28 @@ impl<'a> Parsed<'a> {
             .fold(0, |acc, h| acc | name_bit(h.name.as_bytes()));
         Parsed { headers, present }
     }
+
+    /// The value of the first header whose name has filter bit `bit` and satisfies `is`.
+    #[inline]
+    fn lookup(&self, bit: u64, is: impl Fn(&[u8]) -> bool) -> Option<&'a str> {
+        if self.present & bit == 0 {
+            return None;
+        }
+        self.headers
+            .iter()
+            .find(|h| is(h.name.as_bytes()))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    }
 }
 
 impl Headers for Parsed<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        if self.present & name_bit(name.as_bytes()) == 0 {
-            return None;
-        }
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
+        self.lookup(name_bit(name.as_bytes()), |n| {
+            n.eq_ignore_ascii_case(name.as_bytes())
+        })
     }
     fn known(&self, name: &Name) -> Option<&str> {
-        if self.present & name.bit == 0 {
-            return None;
-        }
-        self.headers
-            .iter()
-            .find(|h| name_is(h.name.as_bytes(), name.lower.as_bytes()))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
+        self.lookup(name.bit, |n| name_is(n, name.lower.as_bytes()))
     }
 }
 
@@ -482,6 +485,9 @@ impl H1 {
             Err(ErrorKind::Reset)
         };
         let deadline = sent.checked_add(self.timeout);
+        // pinned here: moved into `within`, the request's future (~3 KB with the parser's
+        // headers) was copied once a request
+        let work = std::pin::pin!(work);
         match self.deadlines.within(deadline, work).await {
             Some(Ok(r)) => Outcome {
                 sent,
