@@ -304,7 +304,7 @@ pub struct RunArgs {
     /// Open model: most requests outstanding at once (late sends are still timed from their intended time)
     #[arg(long)]
     pub max_in_flight: Option<usize>,
-    /// Worker threads (default: number of CPUs)
+    /// Worker threads (default: number of CPUs; one fewer when every target is on loopback)
     #[arg(long)]
     pub threads: Option<usize>,
     /// Extra request header "Name: value" (repeatable), e.g. -H 'Accept: image/avif'
