@@ -72,7 +72,8 @@ command -v oha >/dev/null && tools+=(oha)
 echo "# load generator benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, nginx 1 worker on loopback)"
 echo
 echo "Saturation, keep-alive, 64 connections, ${secs} s, median of $reps alternating runs."
-echo "CPU = user+sys of the generator process. Ratios are to wrk in the same run."
+echo "CPU = user+sys of the generator process. Ratios are to wrk in the same run. wrk -t2; edgeload"
+echo "with its default threads (one fewer than the cores for a target on loopback: $(( $(nproc) > 1 ? $(nproc) - 1 : 1 )) here)."
 echo
 echo "| object | tool | req/s | ratio | CPU us/request | ratio | peak RSS MB |"
 echo "|---|---|---|---|---|---|---|"
