@@ -255,11 +255,12 @@ fn lean_client_reaches_an_ipv6_literal() {
     assert_eq!((got[0].status, got[0].bytes, got[0].error), (200, 5, None));
 }
 
-/// A server that says `Connection: close` closes first: the client waits for its close, so
-/// TIME_WAIT (a minute per connection, holding an ephemeral port) stays on the server's side.
-#[test]
-fn lean_client_lets_the_server_close_first() {
-    use std::io::Read;
+/// Serves one `Connection: close` response to the lean client, then hands the connection to
+/// `then` on the server's thread and returns what it returns; the client's helper task (`watch`, which closes connections
+/// after the server) runs until `then` returns.
+fn close_response<T: Send + 'static>(
+    then: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+) -> T {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
     let server = std::thread::spawn(move || {
@@ -272,6 +273,36 @@ fn lean_client_lets_the_server_close_first() {
         let mut w = s;
         w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
             .unwrap();
+        then(w)
+    });
+    let cfg = ClientConfig {
+        timeout: std::time::Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let url = reqwest::Url::parse(&format!("{base}/x")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (o, seen) = rt.block_on(async {
+        let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
+        let work = async {
+            let o = c.fetch(&url, std::time::Instant::now()).await;
+            let seen = tokio::task::spawn_blocking(move || server.join().unwrap());
+            (o, seen.await.unwrap())
+        };
+        beside_watch(&c, work).await
+    });
+    assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
+    seen
+}
+
+/// A server that says `Connection: close` closes first: the client waits for its close, so
+/// TIME_WAIT (a minute per connection, holding an ephemeral port) stays on the server's side.
+#[test]
+fn lean_client_lets_the_server_close_first() {
+    use std::io::Read;
+    let verdict = close_response(|mut w| {
         // the client has its response; it must not close before we do
         w.set_read_timeout(Some(std::time::Duration::from_millis(100)))
             .unwrap();
@@ -284,26 +315,6 @@ fn lean_client_lets_the_server_close_first() {
         }
         // dropping `w` closes our side: the client sees it and closes
     });
-    // the connection is closed by the client's helper task (`watch`), after the fetch returned
-    let cfg = ClientConfig {
-        timeout: std::time::Duration::from_secs(5),
-        ..ClientConfig::default()
-    };
-    let url = reqwest::Url::parse(&format!("{base}/x")).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (o, verdict) = rt.block_on(async {
-        let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
-        let work = async {
-            let o = c.fetch(&url, std::time::Instant::now()).await;
-            let verdict = tokio::task::spawn_blocking(move || server.join().unwrap());
-            (o, verdict.await.unwrap())
-        };
-        beside_watch(&c, work).await
-    });
-    assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
     assert_eq!(verdict, "client waited");
 }
 
@@ -312,18 +323,7 @@ fn lean_client_lets_the_server_close_first() {
 #[test]
 fn lean_client_closes_when_the_server_does_not() {
     use std::io::Read;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", l.local_addr().unwrap());
-    let server = std::thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap() > 2 {
-            line.clear();
-        }
-        let mut w = s;
-        w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            .unwrap();
+    let (eof, after) = close_response(|mut w| {
         let t = std::time::Instant::now();
         w.set_read_timeout(Some(std::time::Duration::from_secs(3)))
             .unwrap();
@@ -331,25 +331,6 @@ fn lean_client_closes_when_the_server_does_not() {
         let r = w.read(&mut b);
         (matches!(r, Ok(0)), t.elapsed())
     });
-    let cfg = ClientConfig {
-        timeout: std::time::Duration::from_secs(5),
-        ..ClientConfig::default()
-    };
-    let url = reqwest::Url::parse(&format!("{base}/x")).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (o, (eof, after)) = rt.block_on(async {
-        let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
-        let work = async {
-            let o = c.fetch(&url, std::time::Instant::now()).await;
-            let seen = tokio::task::spawn_blocking(move || server.join().unwrap());
-            (o, seen.await.unwrap())
-        };
-        beside_watch(&c, work).await
-    });
-    assert_eq!((o.status, o.bytes, o.error), (200, 2, None));
     assert!(eof, "the client did not close the connection");
     // 200 ms, then up to one watchdog tick (50 ms for a 5 s timeout) and scheduling
     assert!(
