@@ -441,7 +441,6 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// Sleeps until `--start-at` (Ctrl-C still works); returns how late the start was, in seconds.
 /// Worker threads when none are given: one per CPU, one fewer when every target is on this
 /// machine's loopback, because the target then needs a core too. Against nginx on 2 cores at
 /// 50k req/s, one thread instead of two halved the context switches per request (0.44 vs 0.93)
@@ -462,16 +461,18 @@ fn is_loopback(base: &str) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
+    // the URL parser lowercases domain names and brackets IPv6 addresses
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
         Ok(ip) => ip.is_loopback(),
-        Err(_) => {
-            let h = host.to_ascii_lowercase();
-            h == "localhost" || h.ends_with(".localhost")
-        }
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
     }
 }
 
+/// Sleeps until `--start-at` (Ctrl-C still works); returns how late the start was, in seconds.
 fn wait_start(at: &str, control: &Control) -> anyhow::Result<Option<f64>> {
     let t = crate::logs::timefmt::iso(at).ok_or_else(|| {
         UsageError(format!(

@@ -404,12 +404,12 @@ impl H1 {
         };
         let _ = stream.set_nodelay(true);
         // the buffers of a closed connection, if any (two allocations and frees a connection)
-        let (mut buf, req) = self
+        // (`exchange` clears `buf` and `fetch` clears `req` before they are used)
+        let (buf, req) = self
             .spare
             .borrow_mut()
             .pop()
             .unwrap_or_else(|| (Vec::with_capacity(READ_CHUNK), Vec::with_capacity(256)));
-        buf.clear(); // what the server sent before closing; `fetch` clears `req`
         Ok(Conn { stream, buf, req })
     }
 
