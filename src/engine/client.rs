@@ -280,10 +280,11 @@ impl ThreadClient {
 
     /// The lean client's helper: enforces its request timeouts and closes connections after the
     /// server. Must run beside `fetch` (the engine runs it with the thread's other tasks);
-    /// without it lean requests never time out.
-    pub async fn watch(&self) {
+    /// without it lean requests never time out. It ticks on `timer`, the thread's timer, whose
+    /// `drive` must run too: the lean client uses no tokio timer.
+    pub async fn watch(&self, timer: &crate::precise::LocalTimer) {
         match &self.h1 {
-            Some(h) => h.watch().await,
+            Some(h) => h.watch(timer).await,
             None => std::future::pending().await,
         }
     }

@@ -301,10 +301,9 @@ impl H1 {
     /// deadlines every timeout/100 (1 to 50 ms; a request that times out is reported as ending
     /// at its deadline, so the granularity shows in no latency), and closes the connections
     /// the server said it would close once the server has (`close_after_server`).
-    pub async fn watch(&self) {
+    pub async fn watch(&self, timer: &crate::precise::LocalTimer) {
         let tick = (self.timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(50));
-        let mut iv = tokio::time::interval(tick);
-        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sleep = timer.sleep_until(Instant::now() + tick);
         let mut closers = futures_util::stream::FuturesUnordered::new();
         std::future::poll_fn(|cx| {
             for conn in self.closing.borrow_mut().drain(..) {
@@ -321,8 +320,11 @@ impl H1 {
                     spare.push(bufs);
                 }
             }
-            while iv.poll_tick(cx).is_ready() {
-                self.deadlines.expire(Instant::now());
+            // (a stopped run wakes every sleeper of the thread: an early check is harmless)
+            while std::pin::Pin::new(&mut sleep).poll(cx).is_ready() {
+                let now = Instant::now();
+                self.deadlines.expire(now);
+                sleep = timer.sleep_until(now + tick);
             }
             std::task::Poll::<()>::Pending
         })

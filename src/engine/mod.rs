@@ -147,6 +147,8 @@ struct Shared {
     start: Instant,
     start_wall: SystemTime,
     deadline: Option<Instant>,
+    /// some target goes through reqwest, whose timeouts need tokio's time driver
+    reqwest: bool,
 }
 
 /// Joins base and path: `https://cdn/x` + `/a.jpg?w=1` -> `https://cdn/x/a.jpg?w=1`.
@@ -238,12 +240,12 @@ pub fn run(
     // ~1 MB and many code pages) is built up front only when a target will need it.
     // Every URL of a target shares its origin: the first one tells (as in ThreadClient::new).
     client::default_headers(&cfg.client.headers).map_err(EngineError::Client)?;
-    if !cfg.client.lean_http1
+    let reqwest = !cfg.client.lean_http1
         || urls
             .iter()
             .filter_map(|u| u.first())
-            .any(|u| !h1::H1::accepts(u))
-    {
+            .any(|u| !h1::H1::accepts(u));
+    if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
     let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);
@@ -271,6 +273,7 @@ pub fn run(
         start,
         start_wall,
         deadline,
+        reqwest,
     });
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut handles = Vec::with_capacity(threads);
@@ -374,10 +377,15 @@ pub fn run(
 }
 
 fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The thread's own timers (pacing, the interval ticker, the lean client's watchdog) are
+    // on its LocalTimer; tokio's time driver, which does bookkeeping on every park, is only
+    // started for reqwest.
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_io();
+    if sh.reqwest {
+        builder.enable_time();
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(_) => return,
     };
@@ -461,10 +469,15 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
             Part::Aborted
         }));
         set.push(Box::pin(async {
-            let mut iv = tokio::time::interval_at(sh.start.into(), cfg.interval / 4);
+            let (period, mut next) = ((cfg.interval / 4).max(Duration::from_millis(1)), sh.start);
             loop {
-                iv.tick().await;
-                local.rec.borrow_mut().advance(Instant::now());
+                // a stop wakes this sleep early too: the ticker then just sleeps again
+                local.timer.sleep_until(next).await;
+                let now = Instant::now();
+                local.rec.borrow_mut().advance(now);
+                while next <= now {
+                    next += period;
+                }
             }
         }));
         set.push(Box::pin(async {
@@ -472,7 +485,7 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
             Part::Helper
         }));
         set.push(Box::pin(async {
-            local.client.watch().await;
+            local.client.watch(&local.timer).await;
             Part::Helper
         }));
         let mut workers = local_workers;

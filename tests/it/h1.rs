@@ -116,12 +116,25 @@ struct Seen {
     ttfb: bool,
 }
 
-/// Runs `f` with the client's helper task beside it, as the engine does.
+/// A worker thread's runtime as the engine builds it: without tokio's time driver when every
+/// target goes through the lean client (a lean request that used a tokio timer would panic).
+fn runtime(lean: bool) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_current_thread();
+    b.enable_io();
+    if !lean {
+        b.enable_time();
+    }
+    b.build().unwrap()
+}
+
+/// Runs `f` with the client's helper task and the thread's timer beside it, as the engine does.
 async fn beside_watch<F: std::future::Future>(c: &ThreadClient, f: F) -> F::Output {
-    let (f, watch) = (std::pin::pin!(f), std::pin::pin!(c.watch()));
-    match futures_util::future::select(f, watch).await {
+    let timer = edgeload::precise::LocalTimer::new().unwrap();
+    let helpers = futures_util::future::join(c.watch(&timer), timer.drive());
+    let (f, helpers) = (std::pin::pin!(f), std::pin::pin!(helpers));
+    match futures_util::future::select(f, helpers).await {
         futures_util::future::Either::Left((out, _)) => out,
-        futures_util::future::Either::Right(((), _)) => unreachable!("watch never ends"),
+        futures_util::future::Either::Right(_) => unreachable!("the helpers never end"),
     }
 }
 
@@ -133,10 +146,7 @@ fn fetch_all(base: &str, paths: &[&str], lean: bool, head: bool) -> Vec<Seen> {
         ..ClientConfig::default()
     };
     let base_url = reqwest::Url::parse(base).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(lean);
     rt.block_on(async {
         let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&base_url]).unwrap();
         let mut out = Vec::new();
@@ -280,10 +290,7 @@ fn close_response<T: Send + 'static>(
         ..ClientConfig::default()
     };
     let url = reqwest::Url::parse(&format!("{base}/x")).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(true);
     let (o, seen) = rt.block_on(async {
         let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
         let work = async {
@@ -373,10 +380,7 @@ fn lean_client_times_out_a_connect_that_hangs() {
         ..ClientConfig::default()
     };
     let url = reqwest::Url::parse(&format!("http://{addr}/x")).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(true);
     let o = rt.block_on(async {
         let c = ThreadClient::new(&cfg, Classifier::default(), 4, &[&url]).unwrap();
         beside_watch(&c, c.fetch(&url, std::time::Instant::now())).await
