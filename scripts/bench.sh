@@ -54,7 +54,9 @@ measure() {
         edgeload) printf '/%s\n' "$obj" > "$work/urls.txt"
              /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
                 -c 64 -d "${secs}s" -o "$work/res" -q --json > "$out"
-             n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rate"]["completed"])' "$out") ;;
+             n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rate"]["completed"])' "$out")
+             # the run's whole seconds (the last row holds the requests that ended after them)
+             awk -F, -v s="$secs" 'NR > 1 && $3 + 0 < s {print $5}' "$work/res/timeline.csv" >> "$work/persec.$obj" ;;
     esac
     read -r u s rss < "$work/t"
     echo "$n $(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') $rss"
@@ -80,6 +82,7 @@ echo "|---|---|---|---|---|---|---|"
 for obj in 4k.bin 40k.bin; do
     declare -A rps cpu rss
     for t in "${tools[@]}"; do : > "$work/$t.rps"; : > "$work/$t.cpu"; : > "$work/$t.rss"; done
+    : > "$work/persec.$obj"
     for _ in $(seq "$reps"); do
         for t in "${tools[@]}"; do
             read -r n c r <<< "$(measure "$t" "$obj")"
@@ -97,14 +100,29 @@ for obj in 4k.bin 40k.bin; do
     done
 done
 echo
+# How steady the machine is: edgeload's timeline has the requests of every second of its runs.
+python3 - "$work/persec.4k.bin" <<'PY'
+import statistics as st, sys
+v = sorted(int(l) for l in open(sys.argv[1]) if l.strip())
+if v:
+    q = st.quantiles(v, n=10, method="inclusive") if len(v) > 1 else [v[0]] * 9
+    print(f"Per-second rate of edgeload's 4 KB saturation runs ({len(v)} seconds, from its timeline):")
+    print(f"min {v[0]}, p10 {q[0]:.0f}, median {st.median(v):.0f}, max {v[-1]} req/s. On a shared VM the")
+    print("capacity of target + generator moves by this much from second to second; a fixed rate")
+    print("above a second's capacity is sent late until the backlog drains.")
+PY
+echo
 echo "Open model at a fixed rate, 4 KB object, ${secs} s, $reps alternating runs: edgeload --rate"
 echo "--max-in-flight 64 (send lag = actual minus intended send time), and oha -q RATE -c 64"
 echo "--latency-correction when installed (its CPU at the same rate; oha reports no send lag)."
 echo "Load = the rate as a share of edgeload's 4 KB saturation rate above: target and generator"
 echo "share the machine's $(nproc) cores, so the lag tail follows how close the rate is to it."
 echo
-echo "| target req/s | load | tool | achieved req/s | send lag p50 ms | send lag p99 ms, median (each run) | CPU us/request | CPU ratio to oha |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "Seconds short = whole seconds of a run in which under 99 % of the rate completed (the"
+echo "backlog grew: target and generator fell behind), each run."
+echo
+echo "| target req/s | load | tool | achieved req/s | send lag p50 ms | send lag p99 ms, median (each run) | seconds short | CPU us/request | CPU ratio to oha |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '/4k.bin\n' > "$work/urls.txt"
 for rate in 10000 50000; do
     : > "$work/el.open"; : > "$work/oha.open"
@@ -112,11 +130,15 @@ for rate in 10000 50000; do
         /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=http://127.0.0.1:$port" \
             -r "$rate" -d "${secs}s" --max-in-flight 64 -o "$work/res" -q --json > "$work/open.json"
         read -r u s _ < "$work/t"
-        python3 - "$work/open.json" "$u" "$s" >> "$work/el.open" <<'PY'
-import json, sys
+        python3 - "$work/open.json" "$u" "$s" "$work/res/timeline.csv" "$rate" "$secs" >> "$work/el.open" <<'PY'
+import csv, json, sys
 s = json.load(open(sys.argv[1])); r = s["rate"]; lag = r["send_lag"] or {}
 cpu = (float(sys.argv[2]) + float(sys.argv[3])) / max(r["completed"], 1) * 1e6
-print(r["achieved_rps"], lag.get("p50", 0), lag.get("p99", 0), cpu)
+rate, secs = float(sys.argv[5]), float(sys.argv[6])
+# whole seconds in which fewer than 99 % of the rate's requests completed: the backlog grew
+short = sum(1 for row in csv.DictReader(open(sys.argv[4]))
+            if float(row["t_s"]) < secs and int(row["requests"]) < 0.99 * rate)
+print(r["achieved_rps"], lag.get("p50", 0), lag.get("p99", 0), cpu, short)
 PY
         if command -v oha >/dev/null; then
             /usr/bin/time -f "%U %S %M" -o "$work/t" oha -c 64 -q "$rate" -z "${secs}s" --latency-correction \
@@ -138,9 +160,10 @@ med = lambda rows, i: st.median(r[i] for r in rows)
 load = f"{rate / sat:.0%}" if sat else "-"
 ratio = f"{med(el, 3) / med(oha, 1):.2f}" if oha else "-"
 each = " / ".join(f"{r[2]:.3g}" for r in el)
-print(f"| {rate:.0f} | {load} | edgeload | {med(el, 0):.0f} | {med(el, 1):.3f} | {med(el, 2):.3f} ({each}) | {med(el, 3):.2f} | {ratio} |")
+short = " / ".join(f"{r[4]:.0f}" for r in el)
+print(f"| {rate:.0f} | {load} | edgeload | {med(el, 0):.0f} | {med(el, 1):.3f} | {med(el, 2):.3f} ({each}) | {short} | {med(el, 3):.2f} | {ratio} |")
 if oha:
-    print(f"| {rate:.0f} | {load} | oha | {med(oha, 0):.0f} | - | - | {med(oha, 1):.2f} | 1.00 |")
+    print(f"| {rate:.0f} | {load} | oha | {med(oha, 0):.0f} | - | - | - | {med(oha, 1):.2f} | 1.00 |")
 PY
 done
 if [ "$long" -gt 0 ]; then
