@@ -121,8 +121,11 @@ echo
 echo "Seconds short = whole seconds of a run in which under 99 % of the rate completed (the"
 echo "backlog grew: target and generator fell behind), each run."
 echo
-echo "| target req/s | load | tool | achieved req/s | send lag p50 ms | send lag p99 ms, median (each run) | seconds short | CPU us/request | CPU ratio to oha |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "Corrected latency = response time from the intended send time (both tools), p50 / p99 ms,"
+echo "medians (each run's p99): what a user of each tool would read for the same target and rate."
+echo
+echo "| target req/s | load | tool | achieved req/s | send lag p50 ms | send lag p99 ms, median (each run) | seconds short | corrected latency p50 / p99 ms | CPU us/request | CPU ratio to oha |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '/4k.bin\n' > "$work/urls.txt"
 for rate in 10000 50000; do
     : > "$work/el.open"; : > "$work/oha.open"
@@ -138,7 +141,8 @@ rate, secs = float(sys.argv[5]), float(sys.argv[6])
 # whole seconds in which fewer than 99 % of the rate's requests completed: the backlog grew
 short = sum(1 for row in csv.DictReader(open(sys.argv[4]))
             if float(row["t_s"]) < secs and int(row["requests"]) < 0.99 * rate)
-print(r["achieved_rps"], lag.get("p50", 0), lag.get("p99", 0), cpu, short)
+c = s["targets"][0]["all"]["corrected"]["total"]  # latency from the intended send time
+print(r["achieved_rps"], lag.get("p50", 0), lag.get("p99", 0), cpu, short, c["p50"], c["p99"])
 PY
         if command -v oha >/dev/null; then
             /usr/bin/time -f "%U %S %M" -o "$work/t" oha -c 64 -q "$rate" -z "${secs}s" --latency-correction \
@@ -147,7 +151,9 @@ PY
             python3 - "$work/oha.json" "$u" "$s" >> "$work/oha.open" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); n = sum(d["statusCodeDistribution"].values())
-print(d["summary"]["requestsPerSec"], (float(sys.argv[2]) + float(sys.argv[3])) / max(n, 1) * 1e6)
+p = d["latencyPercentiles"]  # seconds; with --latency-correction from the intended send time
+print(d["summary"]["requestsPerSec"], (float(sys.argv[2]) + float(sys.argv[3])) / max(n, 1) * 1e6,
+      p["p50"] * 1e3, p["p99"] * 1e3)
 PY
         fi
     done
@@ -161,9 +167,10 @@ load = f"{rate / sat:.0%}" if sat else "-"
 ratio = f"{med(el, 3) / med(oha, 1):.2f}" if oha else "-"
 each = " / ".join(f"{r[2]:.3g}" for r in el)
 short = " / ".join(f"{r[4]:.0f}" for r in el)
-print(f"| {rate:.0f} | {load} | edgeload | {med(el, 0):.0f} | {med(el, 1):.3f} | {med(el, 2):.3f} ({each}) | {short} | {med(el, 3):.2f} | {ratio} |")
+lat = lambda rows, i, j: f"{med(rows, i):.3f} / {med(rows, j):.3f} ({' / '.join(f'{r[j]:.3g}' for r in rows)})"
+print(f"| {rate:.0f} | {load} | edgeload | {med(el, 0):.0f} | {med(el, 1):.3f} | {med(el, 2):.3f} ({each}) | {short} | {lat(el, 5, 6)} | {med(el, 3):.2f} | {ratio} |")
 if oha:
-    print(f"| {rate:.0f} | {load} | oha | {med(oha, 0):.0f} | - | - | - | {med(oha, 1):.2f} | 1.00 |")
+    print(f"| {rate:.0f} | {load} | oha | {med(oha, 0):.0f} | - | - | - | {lat(oha, 2, 3)} | {med(oha, 1):.2f} | 1.00 |")
 PY
 done
 if [ "$long" -gt 0 ]; then
