@@ -3,6 +3,7 @@
 //! time (open model) or send at once (closed model), and record; the calling thread aggregates
 //! finished intervals in order and hands them to a `Sink` (the results writer).
 
+mod background;
 pub mod client;
 pub mod h1;
 pub mod recorder;
@@ -290,7 +291,10 @@ pub fn run(
     }
     drop(tx);
 
-    // Aggregate: emit interval k once every thread's watermark has passed it.
+    // Aggregate: emit interval k once every thread's watermark has passed it. The thread does
+    // this in the background: its once-an-interval burst must not delay the workers (started
+    // above: threads started from here on would inherit the lower priority).
+    let _background = background::Background::this_thread();
     let mut watermarks = vec![0u64; threads];
     let mut pending: BTreeMap<u64, IntervalData> = BTreeMap::new();
     let mut totals = IntervalData::new(0, n_targets);
