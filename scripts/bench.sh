@@ -3,6 +3,7 @@
 # (and oha when installed; ab for new connections), alternating tools, medians of REPS runs, ratios to wrk.
 #   1. saturation, keep-alive, 64 connections, a 4 KB and a 40 KB object: req/s, client CPU per
 #      request (user+sys of the generator), peak RSS;
+#   1b. idle-machine hiccups (a thread sleeping 1 ms, how late it wakes);
 #   2. fixed rate (edgeload's open model; oha -q for CPU at the same rate): achieved rate, send
 #      lag and CPU per request at 10k and 50k req/s, REPS runs each;
 #   3. long-run memory: LONG requests (default 10M) at saturation, RSS sampled every second;
@@ -110,6 +111,25 @@ if v:
     print(f"min {v[0]}, p10 {q[0]:.0f}, median {st.median(v):.0f}, max {v[-1]} req/s. On a shared VM the")
     print("capacity of target + generator moves by this much from second to second; a fixed rate")
     print("above a second's capacity is sent late until the backlog drains.")
+PY
+echo
+# How often the machine itself stalls a thread, with nothing running (jHiccup's idea): a thread
+# sleeps 1 ms at a time and notes how late it wakes. A stall holds every send due during it.
+python3 - "$((secs * 2))" <<'PY'
+import sys, time
+secs = float(sys.argv[1])
+nxt = time.monotonic_ns(); end = nxt + int(secs * 1e9)
+late, n = [], 0
+while nxt < end:
+    nxt += 1_000_000
+    d = (nxt - time.monotonic_ns()) / 1e9
+    if d > 0:
+        time.sleep(d)
+    now = time.monotonic_ns(); n += 1
+    if now - nxt > 1_000_000:
+        late.append(now - nxt); nxt = now  # missed ticks are not replayed
+print(f"Idle machine hiccups: a thread sleeping 1 ms at a time for {secs:.0f} s woke more than 1 ms late")
+print(f"{len(late)} times ({sum(late) / 1e6:.1f} ms in all), the longest {max(late, default=0) / 1e6:.2f} ms late.")
 PY
 echo
 echo "Open model at a fixed rate, 4 KB object, ${secs} s, $reps alternating runs: edgeload --rate"
