@@ -57,7 +57,10 @@ measure() {
                 -c 64 -d "${secs}s" -o "$work/res" -q --json > "$out"
              n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rate"]["completed"])' "$out")
              # the run's whole seconds (the last row holds the requests that ended after them)
-             awk -F, -v s="$secs" 'NR > 1 && $3 + 0 < s {print $5}' "$work/res/timeline.csv" >> "$work/persec.$obj" ;;
+             python3 -c 'import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if float(r["t_s"]) < float(sys.argv[2]):
+        print(r["requests"])' "$work/res/timeline.csv" "$secs" >> "$work/persec.$obj" ;;
     esac
     read -r u s rss < "$work/t"
     echo "$n $(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') $rss"
@@ -119,13 +122,13 @@ python3 - "$((secs * 2))" <<'PY'
 import sys, time
 secs = float(sys.argv[1])
 nxt = time.monotonic_ns(); end = nxt + int(secs * 1e9)
-late, n = [], 0
+late = []
 while nxt < end:
     nxt += 1_000_000
     d = (nxt - time.monotonic_ns()) / 1e9
     if d > 0:
         time.sleep(d)
-    now = time.monotonic_ns(); n += 1
+    now = time.monotonic_ns()
     if now - nxt > 1_000_000:
         late.append(now - nxt); nxt = now  # missed ticks are not replayed
 print(f"Idle machine hiccups: a thread sleeping 1 ms at a time for {secs:.0f} s woke more than 1 ms late")

@@ -1,11 +1,11 @@
 //! The aggregating thread's scheduling. Once an interval it merges the threads' histograms,
 //! deflates them into the hlog and writes the files: a 1-3 ms burst at 50k req/s. On a machine
 //! whose cores are busy with the workers (and, on loopback, the target) that burst preempted
-//! one of them at every interval boundary, and the sends due meanwhile left late (20-280 sends
-//! of 50k/s a second). The bookkeeping is not time-critical, so while the run lasts the thread
-//! is SCHED_BATCH (no wake-up preemption) at a lower priority (nice +10); both are undone
-//! when the guard drops, as far as the system lets an unprivileged process (raising the
-//! priority back may be refused: the thread then stays at the lower one).
+//! one of them at every interval boundary, and the sends due meanwhile left late (episodes of
+//! 20-280 late sends at 50k req/s). The bookkeeping is not time-critical, so while the run
+//! lasts the thread is SCHED_BATCH (no wake-up preemption) at a lower priority (nice +10); both
+//! are undone when the guard drops, as far as the system lets an unprivileged process (raising
+//! the priority back may be refused: the thread then stays at the lower one).
 
 /// Restores the thread's scheduling when dropped.
 pub struct Background {
