@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 struct Entry {
     fired: AtomicBool,
@@ -266,6 +266,18 @@ impl LocalTimer {
         }
     }
 
+    /// Ticks at `start`, `start + period`, `start + 2 * period`, ... on this timer (what the
+    /// thread's periodic helpers use instead of tokio's interval: the lean-client runtimes run
+    /// without tokio's time driver). Ticks missed while the thread was busy are not replayed:
+    /// one tick, then the next boundary after it. `wake_all` makes a tick come early.
+    pub fn interval_at(&self, start: Instant, period: Duration) -> LocalInterval<'_> {
+        LocalInterval {
+            period: period.max(Duration::from_micros(1)),
+            next: start,
+            sleep: self.sleep_until(start),
+        }
+    }
+
     /// Wakes every sleeper now (a run being stopped); later sleeps wait as usual.
     pub fn wake_all(&self) {
         let mut st = self.state.borrow_mut();
@@ -278,7 +290,7 @@ impl LocalTimer {
         use std::os::fd::AsRawFd;
         let d = deadline
             .saturating_duration_since(Instant::now())
-            .max(std::time::Duration::from_nanos(1));
+            .max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -349,6 +361,35 @@ impl LocalTimer {
             let _ = futures_util::future::select(kick, fired).await;
             self.state.borrow_mut().armed = None;
         }
+    }
+}
+
+/// See `LocalTimer::interval_at`.
+pub struct LocalInterval<'a> {
+    period: Duration,
+    /// the boundary `sleep` waits for
+    next: Instant,
+    sleep: LocalSleep<'a>,
+}
+
+impl LocalInterval<'_> {
+    /// Ready with the time of the tick once the next boundary has passed.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        if self.next <= now {
+            let behind = (now - self.next).as_nanos() / self.period.as_nanos();
+            let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+            self.next += self.period.saturating_mul(steps);
+        }
+        self.sleep = self.sleep.timer.sleep_until(self.next);
+        Poll::Ready(now)
+    }
+
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
     }
 }
 
@@ -436,6 +477,39 @@ mod tests {
         let o = order.borrow();
         assert_eq!((o[0].0, o[1].0), ('b', 'a'));
         assert!(o[0].1 < Duration::from_millis(3), "{:?}", o[0].1);
+    }
+
+    /// An interval ticks on its boundaries (aligned to its start, never early), and after the
+    /// thread was busy for several periods it ticks once, then on the next boundary.
+    #[test]
+    fn local_interval_ticks_on_its_boundaries_and_skips_missed_ones() {
+        rt().block_on(async {
+            let t = LocalTimer::new().unwrap();
+            let work = async {
+                let period = Duration::from_millis(5);
+                let start = Instant::now() + period;
+                let mut iv = t.interval_at(start, period);
+                let mut late = Vec::new();
+                for k in 0..4u32 {
+                    let at = iv.tick().await;
+                    let due = start + period * k;
+                    assert!(at >= due, "tick {k} came early");
+                    late.push(at - due);
+                }
+                late.sort();
+                assert!(late[1] < Duration::from_millis(3), "{late:?}");
+                // busy past boundaries 4, 5 and 6: one tick now, then boundary 7
+                std::thread::sleep(period * 3);
+                let (busy_end, at) = (Instant::now(), iv.tick().await);
+                assert!(at - busy_end < Duration::from_millis(3));
+                let at = iv.tick().await;
+                assert!(at >= start + period * 7, "a missed tick was replayed");
+            };
+            let drive = t.drive();
+            futures_util::pin_mut!(work);
+            futures_util::pin_mut!(drive);
+            futures_util::future::select(work, drive).await;
+        });
     }
 
     fn rt() -> tokio::runtime::Runtime {

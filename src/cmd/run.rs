@@ -458,17 +458,12 @@ fn is_loopback(base: &str) -> bool {
     let Some(url) = reqwest::Url::parse(base).ok() else {
         return false;
     };
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    // the URL parser lowercases domain names and brackets IPv6 addresses
-    match host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-    {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    // the URL parser has parsed IP addresses and lowercased domain names
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        None => false,
     }
 }
 

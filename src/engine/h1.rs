@@ -303,7 +303,7 @@ impl H1 {
     /// the server said it would close once the server has (`close_after_server`).
     pub async fn watch(&self, timer: &crate::precise::LocalTimer) {
         let tick = (self.timeout / 100).clamp(Duration::from_millis(1), Duration::from_millis(50));
-        let mut sleep = timer.sleep_until(Instant::now() + tick);
+        let mut iv = timer.interval_at(Instant::now() + tick, tick);
         let mut closers = futures_util::stream::FuturesUnordered::new();
         std::future::poll_fn(|cx| {
             for conn in self.closing.borrow_mut().drain(..) {
@@ -321,10 +321,8 @@ impl H1 {
                 }
             }
             // (a stopped run wakes every sleeper of the thread: an early check is harmless)
-            while std::pin::Pin::new(&mut sleep).poll(cx).is_ready() {
-                let now = Instant::now();
+            while let std::task::Poll::Ready(now) = iv.poll_tick(cx) {
                 self.deadlines.expire(now);
-                sleep = timer.sleep_until(now + tick);
             }
             std::task::Poll::<()>::Pending
         })

@@ -473,15 +473,11 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
             Part::Aborted
         }));
         set.push(Box::pin(async {
-            let (period, mut next) = ((cfg.interval / 4).max(Duration::from_millis(1)), sh.start);
+            let mut iv = local.timer.interval_at(sh.start, cfg.interval / 4);
             loop {
-                // a stop wakes this sleep early too: the ticker then just sleeps again
-                local.timer.sleep_until(next).await;
-                let now = Instant::now();
+                // (a stop makes a tick early: advancing early is harmless)
+                let now = iv.tick().await;
                 local.rec.borrow_mut().advance(now);
-                while next <= now {
-                    next += period;
-                }
             }
         }));
         set.push(Box::pin(async {

@@ -266,8 +266,8 @@ fn lean_client_reaches_an_ipv6_literal() {
 }
 
 /// Serves one `Connection: close` response to the lean client, then hands the connection to
-/// `then` on the server's thread and returns what it returns; the client's helper task (`watch`, which closes connections
-/// after the server) runs until `then` returns.
+/// `then` on the server's thread and returns what it returns; the client's helper task
+/// (`watch`, which closes connections after the server) runs until `then` returns.
 fn close_response<T: Send + 'static>(
     then: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
 ) -> T {
