@@ -140,6 +140,10 @@ pub struct S3Args {
     /// Attempts per S3 request (retries back off; throttling and 5xx are retried)
     #[arg(long, default_value_t = 5)]
     pub s3_attempts: u32,
+    /// Longest one attempt of an S3 request may take (connect 10 s and a 30 s read stall end
+    /// it sooner)
+    #[arg(long, default_value = "2m")]
+    pub s3_timeout: String,
 }
 
 #[derive(Debug, Args, Clone)]

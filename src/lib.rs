@@ -2,7 +2,8 @@
 //!
 //! Rooms (see DESIGN.md): `cli` and `cmd` wire things together; `engine` sends and measures;
 //! `results` writes the results directory; `report` renders it; `edge` is the simulated CDN;
-//! `urls`, `cache_status`, `scenario` and `threshold` are pure helpers.
+//! `urls`, `cache_status`, `scenario` and `threshold` are pure helpers; `guard` is the trust
+//! boundary (redaction, names from untrusted input, quoting, atomic files).
 
 pub mod cache_status;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod cmd;
 pub mod edge;
 pub mod engine;
 pub mod extract;
+pub mod guard;
 pub mod logs;
 pub mod mirror;
 pub mod precise;

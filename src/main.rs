@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use edgeload::cli::{Cli, Command};
-use edgeload::cmd::{self, EXIT_ERROR};
+use edgeload::cmd::{self, EXIT_ERROR, EXIT_INTERRUPTED, Interrupted};
 
 fn main() {
     let cli = Cli::parse();
@@ -18,8 +18,15 @@ fn main() {
     };
     let code = match res {
         Ok(c) => c,
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            eprintln!("{}", edgeload::guard::quote::escape_lines(&format!("{e:#}")));
+            EXIT_INTERRUPTED
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // errors quote input (paths, log lines, URLs): no secret, no terminal control
+            let msg = format!("{e:#}");
+            let msg = edgeload::guard::redact::text(&msg);
+            eprintln!("error: {}", edgeload::guard::quote::escape_lines(&msg));
             EXIT_ERROR
         }
     };

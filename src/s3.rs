@@ -17,6 +17,11 @@ const MANIFEST: &str = "MANIFEST.json";
 /// Files above this go up in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 << 20;
 const PART: usize = 8 << 20;
+/// A server that accepts and never answers must not hang a command: connect and read-stall
+/// limits, and one for a whole attempt (an 8 MB part on a slow link fits in it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -32,6 +37,14 @@ pub enum S3Error {
     },
     #[error("{dir} has no MANIFEST.json: the run is not complete, nothing uploaded")]
     Incomplete { dir: String },
+    #[error("{dir}: {msg}; nothing uploaded")]
+    Modified { dir: String, msg: String },
+    #[error("s3://{bucket}/{key}: region rejected: {msg}")]
+    Untrusted {
+        bucket: String,
+        key: String,
+        msg: String,
+    },
     #[error("s3://{bucket}/{key}: downloaded {got}, the manifest says {want}")]
     Mismatch {
         bucket: String,
@@ -89,6 +102,8 @@ pub struct S3Options {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub max_attempts: u32,
+    /// the longest one attempt of a request may take (zero: `ATTEMPT_TIMEOUT`)
+    pub attempt_timeout: Duration,
     /// explicit (access key, secret): tests; otherwise the standard chain
     pub static_credentials: Option<(String, String)>,
 }
@@ -120,7 +135,20 @@ pub async fn client(o: &S3Options) -> Client {
     let retry = aws_config::retry::RetryConfig::standard()
         .with_max_attempts(o.max_attempts.max(1))
         .with_initial_backoff(Duration::from_millis(200));
-    let mut b = aws_sdk_s3::config::Builder::from(&conf).retry_config(retry);
+    let attempt = if o.attempt_timeout.is_zero() {
+        ATTEMPT_TIMEOUT
+    } else {
+        o.attempt_timeout
+    };
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT.min(attempt))
+        .read_timeout(READ_TIMEOUT.min(attempt))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * o.max_attempts.max(1) + Duration::from_secs(10))
+        .build();
+    let mut b = aws_sdk_s3::config::Builder::from(&conf)
+        .retry_config(retry)
+        .timeout_config(timeouts);
     if endpoint.is_some() {
         b = b
             .force_path_style(true)
@@ -160,13 +188,27 @@ pub async fn upload_dir(c: &Client, dir: &Path, dest: &S3Url) -> Result<UploadRe
         });
     }
     let m = crate::results::manifest::Manifest::read(dir).map_err(|e| local(dir, e))?;
-    let mut names: Vec<String> = m.files.iter().map(|f| f.name.clone()).collect();
-    names.push(MANIFEST.to_string());
+    // every file as its manifest says, before anything goes up: a file edited after the run
+    // would make every later download of the run fail
+    m.verify(dir).map_err(|msg| S3Error::Modified {
+        dir: dir.display().to_string(),
+        msg: format!("does not match its {MANIFEST}: {msg}"),
+    })?;
+    let mut names: Vec<(String, Option<String>)> = (m.files.iter())
+        .map(|f| (f.name.clone(), Some(f.sha256.clone())))
+        .collect();
+    names.push((MANIFEST.to_string(), None));
     let mut report = UploadReport::default();
-    for name in names {
+    for (name, want) in names {
         let path = dir.join(&name);
         let data = std::fs::read(&path).map_err(|e| local(&path, e.to_string()))?;
         let sum = sha256(&data);
+        if want.is_some_and(|w| w != sum) {
+            return Err(S3Error::Modified {
+                dir: dir.display().to_string(),
+                msg: format!("{name} changed during the upload"),
+            });
+        }
         let key = dest.key(&name);
         // already there with the same size and checksum: skip (a resumed upload)
         if let Ok(h) = c.head_object().bucket(&dest.bucket).key(&key).send().await
@@ -322,12 +364,13 @@ pub async fn download_dir(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
         Err(e) => return Err(remote(&src.bucket, &mkey, e)),
     };
-    let m: crate::results::manifest::Manifest =
-        serde_json::from_slice(&mbytes).map_err(|e| S3Error::Remote {
+    let m = crate::results::manifest::Manifest::parse(&mbytes, MANIFEST).map_err(|msg| {
+        S3Error::Untrusted {
             bucket: src.bucket.clone(),
             key: mkey.clone(),
-            msg: format!("not a valid manifest: {e}"),
-        })?;
+            msg,
+        }
+    })?;
     std::fs::create_dir_all(dest).map_err(|e| S3Error::Local {
         path: dest.display().to_string(),
         msg: e.to_string(),
@@ -345,13 +388,13 @@ pub async fn download_dir(
             });
         }
         let p = dest.join(&f.name);
-        std::fs::write(&p, &data).map_err(|e| S3Error::Local {
+        crate::guard::atomic::write(&p, &data).map_err(|e| S3Error::Local {
             path: p.display().to_string(),
             msg: e.to_string(),
         })?;
     }
     let p = dest.join(MANIFEST);
-    std::fs::write(&p, &mbytes).map_err(|e| S3Error::Local {
+    crate::guard::atomic::write(&p, &mbytes).map_err(|e| S3Error::Local {
         path: p.display().to_string(),
         msg: e.to_string(),
     })?;
@@ -378,6 +421,12 @@ pub async fn download_run(
         return Ok((dirs, warnings));
     }
     for r in regions {
+        // a folder name from the listing becomes a local folder: a label, never `..` or a path
+        crate::guard::names::label("region folder", &r).map_err(|msg| S3Error::Untrusted {
+            bucket: src.bucket.clone(),
+            key: format!("{}{r}/", src.prefix),
+            msg,
+        })?;
         let sub = src.join(&r);
         match download_dir(c, &sub, &dest.join(&r)).await? {
             Some(d) => dirs.push(d),

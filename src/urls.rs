@@ -6,7 +6,9 @@
 //! - CSV, as `extract` writes it: a header `path,count[,bytes,first_seen,last_seen]`, then one row
 //!   per distinct path, `count` being how often it was requested.
 //!
-//! Paths are kept byte for byte as written: they are the cache key.
+//! Paths are kept byte for byte as written: they are the cache key. A path that an HTTP client
+//! could not send as written, or that could leave a target's base path (`path_refusal`: a dot
+//! segment, a backslash, a `#`, a control character) is refused with its file and line.
 
 use std::fmt;
 use std::io::{BufRead, Write};
@@ -128,9 +130,16 @@ impl UrlList {
                     continue;
                 }
             }
+            let checked = |p: Option<String>| {
+                let p = p.ok_or_else(|| bad("not a path or URL"))?;
+                match path_refusal(&p) {
+                    Some(why) => Err(bad(why)),
+                    None => Ok(p),
+                }
+            };
             match &csv_cols {
                 None => entries.push(UrlEntry {
-                    path: normalise_path(trimmed).ok_or_else(|| bad("not a path or URL"))?,
+                    path: checked(normalise_path(trimmed))?,
                     count: 1,
                     bytes: None,
                     first_seen: None,
@@ -155,10 +164,7 @@ impl UrlList {
                     for (col, val) in cols.iter().zip(rec.iter()) {
                         let opt = |v: &str| (!v.is_empty() && v != "-").then(|| v.to_string());
                         match col.as_str() {
-                            "path" => {
-                                e.path =
-                                    normalise_path(val).ok_or_else(|| bad("not a path or URL"))?
-                            }
+                            "path" => e.path = checked(normalise_path(val))?,
                             "count" => {
                                 e.count = val
                                     .parse()
@@ -203,6 +209,39 @@ impl UrlList {
             ])?;
         }
         wr.flush()
+    }
+}
+
+/// Why a path cannot be sent as written, if it cannot: URL parsers resolve dot segments (`..`,
+/// `.`, also spelt `%2e`) and read a backslash as `/`, so such a path could climb out of the
+/// target's base path (`https://cdn/tenant-a` + `/../x` is `https://cdn/x`); a `#` starts a
+/// fragment, which is never sent; control characters are dropped or break the request line.
+/// Other bytes a request line cannot hold raw (a space, non-ASCII) are percent-encoded when sent.
+pub fn path_refusal(path: &str) -> Option<&'static str> {
+    let b = path.as_bytes();
+    if let Some(&c) = (b.iter()).find(|&&c| c < 0x20 || c == 0x7f || c == b'#' || c == b'\\') {
+        return Some(match c {
+            b'#' => "has a '#': a fragment is never sent",
+            b'\\' => "has a backslash, which URL parsers read as '/'",
+            _ => "has a control character",
+        });
+    }
+    let path_part = &b[..memchr::memchr(b'?', b).unwrap_or(b.len())];
+    if path_part.split(|&c| c == b'/').any(is_dot_segment) {
+        return Some("has a dot segment ('.' or '..', also as %2e), which could leave the base path");
+    }
+    None
+}
+
+fn is_dot_segment(s: &[u8]) -> bool {
+    let eq = |x: &[u8]| s.eq_ignore_ascii_case(x);
+    match s.len() {
+        1 => s == b".",
+        2 => s == b"..",
+        3 => eq(b"%2e"),
+        4 => eq(b".%2e") || eq(b"%2e."),
+        6 => eq(b"%2e%2e"),
+        _ => false,
     }
 }
 
@@ -339,6 +378,42 @@ impl Picker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_that_would_leave_the_base_or_change_on_the_wire_are_refused() {
+        for ok in [
+            "/a.jpg",
+            "/a..b/c.jpg",
+            "/.well-known/x",
+            "/a/...",
+            "/x.jpg?p=../../y",
+            "/%2f..%2f/x",
+            "/caf%C3%A9.jpg",
+            "/a b.jpg",
+        ] {
+            assert_eq!(path_refusal(ok), None, "{ok}");
+        }
+        for bad in [
+            "/../escape.jpg",
+            "/a/../../b",
+            "/%2e%2e/x.jpg",
+            "/%2E./x",
+            "/.%2e/x",
+            "/a/./b",
+            "/a/%2e",
+            "/a/..",
+            "/a\\..\\b",
+            "/a.jpg#frag",
+            "/a\tb.jpg",
+            "/a\u{1b}[2J.jpg",
+        ] {
+            assert!(path_refusal(bad).is_some(), "{bad:?}");
+        }
+        let e = UrlList::read("/ok.jpg\n/../x.jpg\n".as_bytes(), "list.txt").unwrap_err();
+        assert!(e.to_string().starts_with("list.txt:2: has a dot segment"), "{e}");
+        let e = UrlList::read("path,count\n/%2e%2e/y.jpg,3\n".as_bytes(), "u.csv").unwrap_err();
+        assert!(e.to_string().starts_with("u.csv:2:"), "{e}");
+    }
 
     #[test]
     fn plain_list_with_comments_and_urls() {

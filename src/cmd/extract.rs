@@ -1,7 +1,6 @@
 //! `edgeload extract`: flags -> filters; runs the extraction with a progress bar; writes the URL
 //! list (and trace); prints what was kept, filtered and malformed.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{EXIT_OK, UsageError, usage};
 use crate::cli::ExtractArgs;
+use crate::guard::atomic::AtomicFile;
 use crate::extract::{Filters, Options, Progress, Stats, extract, write_trace};
 use crate::logs::json::JsonFields;
 use crate::logs::{Format, input, timefmt};
@@ -143,7 +143,8 @@ pub fn render(s: &Stats, secs: f64) -> String {
         for (k, m) in &s.malformed {
             out += &format!("    {k}: {}\n", m.count);
             for e in &m.examples {
-                out += &format!("      {e}\n");
+                // the log's own bytes: escapes in a log must not reach the terminal
+                out += &format!("      {}\n", crate::guard::quote::escape(e));
             }
         }
     }
@@ -213,19 +214,17 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
         ex.write_csv(out.lock(), o.threads)
             .context("writing URL list to stdout")?;
     } else {
-        let f = std::fs::File::create(&a.output)
-            .with_context(|| format!("cannot create {}", a.output))?;
-        let mut w = std::io::BufWriter::new(f);
+        // written beside and renamed: a killed extract leaves no half list that `run` accepts
+        let out = std::path::Path::new(&a.output);
+        let mut w = AtomicFile::create(out).with_context(|| format!("cannot create {}", a.output))?;
         ex.write_csv(&mut w, o.threads)
             .with_context(|| format!("writing {}", a.output))?;
-        w.flush().with_context(|| format!("writing {}", a.output))?;
+        w.commit().with_context(|| format!("writing {}", a.output))?;
     }
     if let Some(t) = &a.trace {
-        let f =
-            std::fs::File::create(t).with_context(|| format!("cannot create {}", t.display()))?;
-        let mut w = std::io::BufWriter::new(f);
+        let mut w = AtomicFile::create(t).with_context(|| format!("cannot create {}", t.display()))?;
         write_trace(&ex.trace, &mut w).with_context(|| format!("writing {}", t.display()))?;
-        w.flush()
+        w.commit()
             .with_context(|| format!("writing {}", t.display()))?;
     }
     if a.json {

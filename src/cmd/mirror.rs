@@ -72,6 +72,10 @@ pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
     for h in &a.headers {
         headers.push(parse_header(h)?);
     }
+    let run_id = a.run_id.clone().unwrap_or_else(new_run_id);
+    crate::guard::names::label("--run-id", &run_id).map_err(UsageError)?;
+    let region = a.region.clone().unwrap_or_else(|| "local".into());
+    crate::guard::names::label("--region", &region).map_err(UsageError)?;
     crate::engine::client::default_headers(&headers)
         .map_err(|e| UsageError(format!("header: {e}")))?;
     Ok(MirrorConfig {
@@ -117,8 +121,8 @@ pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
             .map(|d| duration("--max-duration", d))
             .transpose()?,
         out: a.out.clone(),
-        run_id: a.run_id.clone().unwrap_or_else(new_run_id),
-        region: a.region.clone().unwrap_or_else(|| "local".into()),
+        run_id,
+        region,
         status: a.status,
         progress_every: (!a.quiet)
             .then(|| duration("--progress", &a.progress))

@@ -14,6 +14,12 @@ pub mod s3;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Stopped by Ctrl-C or SIGTERM before it was done: exit code 130; the message says what was
+/// kept and how to resume.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
 pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
     Err(UsageError(msg.into()).into())
 }

@@ -18,35 +18,6 @@ use crate::scenario::Scenario;
 use crate::threshold::Threshold;
 use crate::urls::{Order, UrlList};
 
-/// Header names whose values never reach an output file.
-pub fn is_secret_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "key",
-        "auth",
-        "password",
-        "signature",
-        "session",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
-}
-
-/// `https://user:pass@host/x` -> `https://user:REDACTED@host/x`.
-pub fn redact_url(u: &str) -> String {
-    match reqwest::Url::parse(u) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("REDACTED"));
-            url.to_string()
-        }
-        _ => u.to_string(),
-    }
-}
-
 pub fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
     let (name, base) = match s.split_once('=') {
         Some((n, b)) if !n.contains("://") => (n.trim().to_string(), b.trim().to_string()),
@@ -360,16 +331,13 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         })
         .max(1);
     let run_id = a.run_id.clone().unwrap_or_else(new_run_id);
-    if run_id.is_empty() || run_id.contains(['/', '\\', ' ', ',']) {
-        return usage(format!(
-            "--run-id {run_id:?}: no '/', '\\\\', spaces or commas"
-        ));
-    }
+    crate::guard::names::label("--run-id", &run_id).map_err(UsageError)?;
     let region = a
         .region
         .clone()
         .or(sc.region.clone())
         .unwrap_or_else(|| "local".into());
+    crate::guard::names::label("--region", &region).map_err(UsageError)?;
     let out = match &a.out {
         Some(o) => o.clone(),
         None => match &sc.output.dir {
@@ -387,7 +355,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         "url_count": urls.len(),
         "order": order.to_string(),
         "seed": seed,
-        "targets": targets.iter().map(|t| serde_json::json!({"name": t.name, "base_url": redact_url(&t.base)})).collect::<Vec<_>>(),
+        "targets": targets.iter().map(|t| serde_json::json!({"name": t.name, "base_url": crate::guard::redact::url(&t.base)})).collect::<Vec<_>>(),
         "model": match &model {
             Model::Open { schedule, max_in_flight } => serde_json::json!({
                 "open": { "mean_rate_per_target": schedule.mean_rate(), "schedule_s": schedule.duration().as_secs_f64(), "max_in_flight": max_in_flight }
@@ -403,8 +371,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         "sweep": sweep,
         "threads": threads,
         "headers": headers.iter().map(|(k, v)| {
-            let v = if is_secret_header(k) { "REDACTED".to_string() } else { v.clone() };
-            (k.clone(), serde_json::Value::String(v))
+            (k.clone(), serde_json::Value::String(crate::guard::redact::header_value(k, v).to_string()))
         }).collect::<serde_json::Map<_, _>>(),
         "timeout_ms": client.timeout.as_secs_f64() * 1e3,
         "keepalive": client.keepalive,

@@ -2,17 +2,25 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{EXIT_OK, UsageError};
+use super::{EXIT_OK, Interrupted, UsageError};
 use crate::cli::{DownloadArgs, S3Args, UploadArgs};
 use crate::s3::{self, S3Options, S3Url};
 
-pub fn options(a: &S3Args) -> S3Options {
-    S3Options {
+pub fn options(a: &S3Args) -> anyhow::Result<S3Options> {
+    let attempt_timeout = super::duration("--s3-timeout", &a.s3_timeout)?;
+    if attempt_timeout.is_zero() {
+        return super::usage("--s3-timeout must be more than 0s");
+    }
+    if a.s3_attempts == 0 {
+        return super::usage("--s3-attempts must be at least 1");
+    }
+    Ok(S3Options {
         endpoint: a.endpoint_url.clone(),
         region: a.s3_region.clone(),
         max_attempts: a.s3_attempts,
+        attempt_timeout,
         static_credentials: None,
-    }
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -21,20 +29,62 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Uploads `dir`; on failure the message says the local copy is intact and how to retry.
+/// Resolves when the process gets SIGINT or SIGTERM (pending forever if neither can be
+/// watched).
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The command that resumes an upload (objects already there are skipped).
+fn retry_command(dir: &Path, url: &S3Url, a: &S3Args) -> String {
+    let mut cmd = format!("edgeload upload {} {url}", dir.display());
+    if let Some(e) = &a.endpoint_url {
+        cmd += &format!(" --endpoint-url {}", crate::guard::redact::url(e));
+    }
+    if let Some(r) = &a.s3_region {
+        cmd += &format!(" --s3-region {r}");
+    }
+    format!(
+        "the local results are intact in {}; retry with: {cmd}",
+        dir.display()
+    )
+}
+
+/// Uploads `dir`; on failure or Ctrl-C the message says the local copy is intact and how to
+/// retry.
 pub fn upload_dir(dir: &Path, dest: &str, a: &S3Args) -> anyhow::Result<s3::UploadReport> {
     let url = S3Url::parse(dest).map_err(|e| UsageError(e.to_string()))?;
+    let opts = options(a)?;
     let rt = runtime()?;
+    let retry = || retry_command(dir, &url, a);
     rt.block_on(async {
-        let c = s3::client(&options(a)).await;
-        s3::upload_dir(&c, dir, &url).await
-    })
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "upload failed: {e}\nthe local results are intact in {}; retry with: edgeload upload {} {url}",
-            dir.display(),
-            dir.display()
-        )
+        tokio::select! {
+            r = async {
+                let c = s3::client(&opts).await;
+                s3::upload_dir(&c, dir, &url).await
+            } => r.map_err(|e| anyhow::anyhow!(
+                "upload failed: {}\n{}",
+                crate::guard::redact::text(&e.to_string()),
+                retry()
+            )),
+            _ = interrupted() => Err(Interrupted(format!("upload interrupted\n{}", retry())).into()),
+        }
     })
 }
 
@@ -56,11 +106,20 @@ pub fn download_to(
     a: &S3Args,
 ) -> anyhow::Result<(Vec<PathBuf>, Vec<String>)> {
     let url = S3Url::parse(src).map_err(|e| UsageError(e.to_string()))?;
+    let opts = options(a)?;
     let rt = runtime()?;
-    Ok(rt.block_on(async {
-        let c = s3::client(&options(a)).await;
-        s3::download_run(&c, &url, out).await
-    })?)
+    rt.block_on(async {
+        tokio::select! {
+            r = async {
+                let c = s3::client(&opts).await;
+                s3::download_run(&c, &url, out).await
+            } => Ok(r?),
+            _ = interrupted() => Err(Interrupted(format!(
+                "download of {src} interrupted: the regions downloaded and verified so far are in {}",
+                out.display()
+            )).into()),
+        }
+    })
 }
 
 pub fn download(a: DownloadArgs) -> anyhow::Result<i32> {

@@ -226,6 +226,43 @@ pub fn default_headers(extra: &[(String, String)]) -> Result<HeaderMap, String> 
     Ok(h)
 }
 
+/// The credentials of a base URL's userinfo as a Basic `Authorization` value (RFC 7617; the
+/// user name and password percent-decoded), unless `headers` already set one: the same rule for
+/// the lean client and reqwest. The value is marked sensitive; URLs sent never carry userinfo.
+pub fn basic_auth(base: &reqwest::Url, headers: &[(String, String)]) -> Option<HeaderValue> {
+    if base.username().is_empty() && base.password().is_none() {
+        return None;
+    }
+    if (headers.iter()).any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+        return None;
+    }
+    let dec = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
+    let mut raw = dec(base.username());
+    raw.push(b':');
+    raw.extend(dec(base.password().unwrap_or_default()));
+    use base64::Engine as _;
+    let v = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    );
+    let mut h = HeaderValue::from_str(&v).ok()?;
+    h.set_sensitive(true);
+    Some(h)
+}
+
+/// A base URL without its userinfo (credentials go in a header, see `basic_auth`); returned as
+/// given when it has none.
+pub fn without_userinfo(base: &str) -> String {
+    match reqwest::Url::parse(base) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => base.to_string(),
+    }
+}
+
 /// The engine's client, one per worker thread: the lean HTTP/1.1 path (`h1.rs`) for `http://`
 /// origins, reqwest for `https://` and when `ClientConfig::lean_http1` is off.
 pub struct ThreadClient {
@@ -235,10 +272,19 @@ pub struct ThreadClient {
     cfg: ClientConfig,
     classifier: Classifier,
     pool: usize,
+    /// Basic auth of the origins whose base URL had userinfo, for reqwest (the lean client
+    /// keeps it in its origin's headers); empty for most runs
+    auth: Vec<(reqwest::Url, HeaderValue)>,
+}
+
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 impl ThreadClient {
-    /// `bases`: the origins the thread will send to.
+    /// `bases`: the targets' base URLs (userinfo included: it becomes Basic auth).
     pub fn new(
         cfg: &ClientConfig,
         classifier: Classifier,
@@ -246,6 +292,9 @@ impl ThreadClient {
         bases: &[&reqwest::Url],
     ) -> Result<ThreadClient, String> {
         let headers = default_headers(&cfg.headers)?;
+        let auth: Vec<(reqwest::Url, HeaderValue)> = (bases.iter())
+            .filter_map(|b| basic_auth(b, &cfg.headers).map(|h| ((*b).clone(), h)))
+            .collect();
         let h1 = cfg.lean_http1.then(|| {
             let mut h = super::h1::H1::new(
                 &headers,
@@ -255,7 +304,7 @@ impl ThreadClient {
                 pool,
             );
             for b in bases {
-                h.add_origin(b);
+                h.add_origin(b, basic_auth(b, &cfg.headers).as_ref());
             }
             h
         });
@@ -265,6 +314,7 @@ impl ThreadClient {
             cfg: cfg.clone(),
             classifier,
             pool,
+            auth,
         };
         if bases.iter().any(|b| !c.lean(b)) {
             c.inner
@@ -301,8 +351,11 @@ impl ThreadClient {
         let inner = self
             .inner
             .get_or_init(|| Client::new(&self.cfg, self.classifier.clone(), self.pool).ok());
+        let auth = (self.auth.iter())
+            .find(|(b, _)| same_origin(b, url))
+            .map(|(_, h)| h);
         match inner {
-            Some(c) => c.fetch_at(url, self.cfg.method_head, sent).await,
+            Some(c) => c.fetch_at(url, self.cfg.method_head, sent, auth).await,
             None => Outcome::failed(sent, ErrorKind::Other),
         }
     }
@@ -312,7 +365,6 @@ impl ThreadClient {
 pub struct Client {
     http: reqwest::Client,
     classifier: Classifier,
-    head: bool,
 }
 
 impl Client {
@@ -331,30 +383,27 @@ impl Client {
         let http = b
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        Ok(Client {
-            http,
-            classifier,
-            head: cfg.method_head,
-        })
+        Ok(Client { http, classifier })
     }
 
-    /// Sends one request and reads the whole body, counting bytes without keeping them.
-    pub async fn fetch(&self, url: &reqwest::Url) -> Outcome {
-        self.fetch_as(url, self.head).await
-    }
-
-    /// `fetch` with the method chosen per request (the mirror replays HEAD as HEAD).
-    pub async fn fetch_as(&self, url: &reqwest::Url, head: bool) -> Outcome {
-        self.fetch_at(url, head, Instant::now()).await
-    }
-
-    /// `fetch_as` with the send time read by the caller.
-    pub async fn fetch_at(&self, url: &reqwest::Url, head: bool, sent: Instant) -> Outcome {
-        let req = if head {
+    /// Sends one request and reads the whole body, counting bytes without keeping them; the
+    /// method is chosen per request (the mirror replays HEAD as HEAD), `sent` is the send time
+    /// the caller read, `auth` the target's Basic auth (`basic_auth`).
+    pub async fn fetch_at(
+        &self,
+        url: &reqwest::Url,
+        head: bool,
+        sent: Instant,
+        auth: Option<&HeaderValue>,
+    ) -> Outcome {
+        let mut req = if head {
             self.http.head(url.clone())
         } else {
             self.http.get(url.clone())
         };
+        if let Some(a) = auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
         let mut resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return Outcome::failed(sent, error_kind(&e)),

@@ -334,8 +334,9 @@ impl H1 {
         url.scheme() == "http" && url.host_str().is_some() && url.port_or_known_default().is_some()
     }
 
-    /// Registers an origin; URLs of other origins are not served by this client.
-    pub fn add_origin(&mut self, url: &reqwest::Url) {
+    /// Registers an origin, with the Basic auth its requests carry; URLs of other origins are
+    /// not served by this client.
+    pub fn add_origin(&mut self, url: &reqwest::Url, auth: Option<&reqwest::header::HeaderValue>) {
         if !H1::accepts(url) || self.origin(url).is_some() {
             return;
         }
@@ -352,6 +353,11 @@ impl H1 {
             headers.extend_from_slice(b"\r\n");
         }
         headers.extend_from_slice(&self.base_headers);
+        if let Some(a) = auth {
+            headers.extend_from_slice(b"Authorization: ");
+            headers.extend_from_slice(a.as_bytes());
+            headers.extend_from_slice(b"\r\n");
+        }
         self.origins.push(Origin {
             host: host.to_string(),
             port,

@@ -141,6 +141,8 @@ pub struct RunStats {
 struct Shared {
     cfg: EngineConfig,
     urls: Vec<Vec<reqwest::Url>>,
+    /// the targets' base URLs as given (userinfo included), for the clients' credentials
+    bases: Vec<reqwest::Url>,
     picker: Picker,
     next: AtomicU64,
     sent: AtomicU64,
@@ -164,6 +166,8 @@ pub fn join_url(base: &str, path: &str) -> String {
 
 /// Checks a base URL: http(s), a host, no query or fragment.
 pub fn check_base(base: &str) -> Result<(), String> {
+    let shown = crate::guard::redact::url(base);
+    let base = shown.as_ref();
     let u = reqwest::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(format!("{base:?}: scheme must be http or https"));
@@ -225,15 +229,51 @@ pub fn run(
     on_interval: &mut dyn FnMut(&IntervalData, &IntervalData, Duration),
 ) -> Result<RunStats, EngineError> {
     let mut urls = Vec::with_capacity(cfg.targets.len());
+    let mut bases = Vec::with_capacity(cfg.targets.len());
     for t in &cfg.targets {
+        let base = reqwest::Url::parse(&t.base).map_err(|err| EngineError::BadUrl {
+            target: t.name.clone(),
+            url: crate::guard::redact::url(&t.base).into_owned(),
+            err: err.to_string(),
+        })?;
+        // one origin, one set of credentials (the lean client keeps them per origin)
+        if let Some(o) = (cfg.targets.iter().zip(&bases)).find(|(_, b): &(_, &reqwest::Url)| {
+            b.origin() == base.origin()
+                && (b.username(), b.password()) != (base.username(), base.password())
+        }) {
+            return Err(EngineError::Client(format!(
+                "targets {} and {} share an origin but not its credentials",
+                o.0.name, t.name
+            )));
+        }
+        let base_path = base.path().trim_end_matches('/').to_string();
+        bases.push(base);
+        // requests carry no userinfo: credentials go in a header (client::basic_auth)
+        let plain = client::without_userinfo(&t.base);
         let mut v = Vec::with_capacity(cfg.urls.len());
         for e in &cfg.urls.entries {
-            let s = join_url(&t.base, &e.path);
-            v.push(reqwest::Url::parse(&s).map_err(|err| EngineError::BadUrl {
+            if let Some(why) = crate::urls::path_refusal(&e.path) {
+                return Err(EngineError::BadUrl {
+                    target: t.name.clone(),
+                    url: e.path.clone(),
+                    err: why.to_string(),
+                });
+            }
+            let s = join_url(&plain, &e.path);
+            let u = reqwest::Url::parse(&s).map_err(|err| EngineError::BadUrl {
                 target: t.name.clone(),
-                url: s.clone(),
+                url: e.path.clone(),
                 err: err.to_string(),
-            })?);
+            })?;
+            // what path_refusal guarantees, checked once more on the parsed URL
+            if !u.path().starts_with(&base_path) {
+                return Err(EngineError::BadUrl {
+                    target: t.name.clone(),
+                    url: e.path.clone(),
+                    err: "leaves the target's base path".into(),
+                });
+            }
+            v.push(u);
         }
         urls.push(v);
     }
@@ -267,6 +307,7 @@ pub fn run(
     let shared = Arc::new(Shared {
         cfg,
         urls,
+        bases,
         picker,
         next: AtomicU64::new(0),
         sent: AtomicU64::new(0),
@@ -425,7 +466,7 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         rec = rec.sent_as_intended();
     }
     let rec = RefCell::new(rec);
-    let bases: Vec<&reqwest::Url> = sh.urls.iter().filter_map(|u| u.first()).collect();
+    let bases: Vec<&reqwest::Url> = sh.bases.iter().collect();
     let client = match ThreadClient::new(&cfg.client, cfg.classifier.clone(), pool, &bases) {
         Ok(c) => c,
         Err(_) => return, // checked before the threads started

@@ -292,6 +292,11 @@ impl Local {
                     bump(&mut self.filtered, reason);
                     return None;
                 }
+                // `run` refuses a list holding a path that could leave a target's base
+                if crate::urls::path_refusal(&r.target).is_some() {
+                    bump(&mut self.filtered, "unsafe path");
+                    return None;
+                }
                 self.matched += 1;
                 let target = match r.target {
                     t if !o.drop_query => t,
@@ -534,27 +539,85 @@ struct Job {
     data: Vec<u8>,
 }
 
-/// A piece of a mapped plain file.
+/// A piece of a plain file: the lines that start in `range`. Read with positioned reads into
+/// the worker's buffer, not memory-mapped: a log truncated while it is read (copytruncate
+/// rotation) gives short reads here, where a mapping would kill the process with SIGBUS.
 struct Piece<'a> {
     parser: Option<Parser>,
-    at: At,
-    map: &'a memmap2::Mmap,
-    range: std::ops::Range<usize>,
+    file: u32,
+    index: u32,
+    handle: &'a std::fs::File,
+    range: std::ops::Range<u64>,
+    /// the file's length when it was opened
+    len: u64,
+}
+
+/// Reads up to `n` bytes at `off` onto `buf`; fewer at the end of the file (or of a file that
+/// shrank meanwhile).
+fn read_at(f: &std::fs::File, off: u64, n: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let start = buf.len();
+    buf.resize(start + n as usize, 0);
+    let mut got = 0usize;
+    while got < n as usize {
+        #[cfg(unix)]
+        let r = std::os::unix::fs::FileExt::read_at(f, &mut buf[start + got..], off + got as u64);
+        #[cfg(windows)]
+        let r = std::os::windows::fs::FileExt::seek_read(f, &mut buf[start + got..], off + got as u64);
+        match r {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start + got);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(start + got);
+    Ok(())
 }
 
 impl Piece<'_> {
-    fn parse(&self, local: &mut Local, o: &Options, progress: &Progress) {
-        let (map, r) = (self.map, self.range.clone());
-        // one call faults the piece in (not one fault per few pages) ...
-        let _ = map.advise_range(memmap2::Advice::PopulateRead, r.start, r.len());
-        let mut parser = self.parser.clone();
-        local.block(parser.as_mut(), o, self.at, &map[r.clone()], progress);
-        // ... and its pages leave this process's RSS once read (the page cache keeps them)
-        // SAFETY: the map is read-only and the file is not written through it: dropped pages
-        // read back the same bytes if another thread still touches their edge
-        let _ = unsafe {
-            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, r.start, r.len())
+    fn parse(
+        &self,
+        local: &mut Local,
+        o: &Options,
+        progress: &Progress,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let (start, end) = (self.range.start, self.range.end);
+        // from the byte before the piece: whether a line starts at `start` shows there
+        let from = start.saturating_sub(1);
+        buf.clear();
+        read_at(self.handle, from, end - from, buf)?;
+        // the last line that starts in the piece runs to its newline
+        while buf.last() != Some(&b'\n') && from + (buf.len() as u64) < self.len {
+            let before = buf.len();
+            read_at(self.handle, from + before as u64, 64 << 10, buf)?;
+            if buf.len() == before {
+                break; // the file shrank
+            }
+            if let Some(i) = memchr::memchr(b'\n', &buf[before..]) {
+                buf.truncate(before + i + 1);
+            }
+        }
+        let begin = if start == 0 {
+            0
+        } else {
+            memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1)
         };
+        let at = At {
+            file: self.file,
+            piece: self.index,
+            offset: from + begin as u64,
+        };
+        let mut parser = self.parser.clone();
+        local.block(parser.as_mut(), o, at, &buf[begin..], progress);
+        #[cfg(test)]
+        if let Some(hook) = &progress.after_piece {
+            hook();
+        }
+        Ok(())
     }
 }
 
@@ -563,6 +626,9 @@ impl Piece<'_> {
 pub struct Progress {
     pub bytes: AtomicU64,
     pub lines: AtomicU64,
+    /// tests: runs after each piece of a plain file
+    #[cfg(test)]
+    after_piece: Option<Box<dyn Fn() + Sync>>,
 }
 
 fn is_compressed(head: &[u8]) -> bool {
@@ -576,40 +642,35 @@ fn detect_format(o: &Options, data: &[u8]) -> Option<Format> {
     })
 }
 
-/// Splits a mapped file into pieces of about `size` bytes that end at a newline.
+/// Splits a plain file into pieces of about `size` bytes (each takes the lines that start in it).
 fn split<'a>(
-    map: &'a memmap2::Mmap,
-    size: usize,
+    handle: &'a std::fs::File,
+    len: u64,
+    size: u64,
     file: u32,
     parser: Option<Parser>,
 ) -> Vec<Piece<'a>> {
-    let data: &[u8] = map;
     let mut out = Vec::new();
     let mut start = 0;
-    while start < data.len() {
-        let end = match data.get(start + size..) {
-            Some(rest) => memchr::memchr(b'\n', rest).map_or(data.len(), |i| start + size + i + 1),
-            None => data.len(),
-        };
+    while start < len {
+        let end = start.saturating_add(size).min(len);
         out.push(Piece {
             parser: parser.clone(),
-            at: At {
-                file,
-                piece: out.len() as u32,
-                offset: start as u64,
-            },
-            map,
+            file,
+            index: out.len() as u32,
+            handle,
             range: start..end,
+            len,
         });
         start = end;
     }
     out
 }
 
-/// Extracts from every source. Plain files are memory-mapped and split into pieces that the
-/// worker threads take from a shared counter: no copy, no reader thread. Compressed files and
-/// stdin are decompressed by reader threads into blocks sent to the same workers. W3C logs are
-/// stateful (`#Fields`), so each is parsed in order as one piece.
+/// Extracts from every source. Plain files are split into pieces that the worker threads take
+/// from a shared counter and read with positioned reads: no reader thread. Compressed files,
+/// stdin and W3C logs (stateful: `#Fields`, parsed in order) are read by reader threads into
+/// blocks sent to the same workers.
 pub fn extract(
     sources: &[Source],
     o: &Options,
@@ -617,7 +678,7 @@ pub fn extract(
 ) -> Result<Extracted, ExtractError> {
     let threads = o.threads.max(1);
     let names: Vec<String> = sources.iter().map(Source::name).collect();
-    let mut mapped: Vec<(u32, memmap2::Mmap)> = Vec::new();
+    let mut plain: Vec<(u32, std::fs::File, u64, Option<Parser>)> = Vec::new();
     let mut streamed: Vec<u32> = Vec::new();
     let mut stats = Stats {
         files: sources.len() as u64,
@@ -633,33 +694,32 @@ pub fn extract(
             source,
         };
         let f = std::fs::File::open(p).map_err(io)?;
-        if f.metadata().map_err(io)?.len() == 0 {
+        let len = f.metadata().map_err(io)?.len();
+        if len == 0 {
             continue;
         }
-        // SAFETY: the map is only read. A file truncated while it is read would fault (as with
-        // any mmap reader, ripgrep's included); logs are appended to, which is harmless here.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io)?;
-        if is_compressed(&map) {
+        let mut head = Vec::new();
+        read_at(&f, 0, len.min(64 << 10), &mut head).map_err(io)?;
+        if is_compressed(&head) {
             streamed.push(i as u32);
-        } else {
-            mapped.push((i as u32, map));
+            continue;
         }
-    }
-    let mut pieces: Vec<Piece> = Vec::new();
-    for (file, map) in &mapped {
-        stats.bytes += map.len() as u64;
-        let format = detect_format(o, map);
+        let format = detect_format(o, &head);
+        let parser = format.map(|f| Parser::new(f, &o.json));
+        if matches!(parser, Some(Parser::W3c(_))) {
+            streamed.push(i as u32);
+            continue;
+        }
+        stats.bytes += len;
         stats.formats.insert(
-            names[*file as usize].clone(),
+            names[i].clone(),
             format.map_or(UNRECOGNISED, Format::as_str).to_string(),
         );
-        let parser = format.map(|f| Parser::new(f, &o.json));
-        let size = if matches!(parser, Some(Parser::W3c(_))) {
-            usize::MAX / 2
-        } else {
-            o.block_size.max(1)
-        };
-        pieces.extend(split(map, size, *file, parser));
+        plain.push((i as u32, f, len, parser));
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    for (file, f, len, parser) in &plain {
+        pieces.extend(split(f, *len, o.block_size.max(1) as u64, *file, parser.clone()));
     }
     let next_piece = AtomicUsize::new(0);
     let next_stream = AtomicUsize::new(0);
@@ -670,11 +730,21 @@ pub fn extract(
     std::thread::scope(|s| {
         for _ in 0..threads {
             let (rx, results, pieces, next_piece) = (&rx, &results, &pieces, &next_piece);
+            let (error, names) = (&error, &names);
             s.spawn(move || {
                 let mut local = Local::default();
+                let mut buf = Vec::new();
                 while let Some(p) = pieces.get(next_piece.fetch_add(1, Ordering::Relaxed)) {
-                    p.parse(&mut local, o, progress);
+                    if let Err(source) = p.parse(&mut local, o, progress, &mut buf)
+                        && let Ok(mut slot) = error.lock()
+                    {
+                        slot.get_or_insert(ExtractError::Read {
+                            file: names[p.file as usize].clone(),
+                            source,
+                        });
+                    }
                 }
+                drop(buf);
                 loop {
                     let job = match rx.lock() {
                         Ok(r) => r.recv(),

@@ -110,9 +110,10 @@ pub struct Mirror {
     pub dir: Option<PathBuf>,
 }
 
-/// Builds the request URL from a logged path: the target's scheme, host and port only.
+/// Builds the request URL from a logged path: the target's scheme, host and port only, under
+/// its base path (`base` carries no userinfo: see `client::without_userinfo`).
 pub fn safe_url(base: &reqwest::Url, path: &str) -> Option<reqwest::Url> {
-    if !path.starts_with('/') {
+    if !path.starts_with('/') || crate::urls::path_refusal(path).is_some() {
         return None;
     }
     let u = reqwest::Url::parse(&join_url(base.as_str(), path)).ok()?;
@@ -120,7 +121,8 @@ pub fn safe_url(base: &reqwest::Url, path: &str) -> Option<reqwest::Url> {
         && u.host_str() == base.host_str()
         && u.port_or_known_default() == base.port_or_known_default()
         && u.username().is_empty()
-        && u.password().is_none();
+        && u.password().is_none()
+        && u.path().starts_with(base.path().trim_end_matches('/'));
     same.then_some(u)
 }
 
@@ -178,8 +180,9 @@ impl Intake {
             c.filtered.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        // the destination is always a configured target; the logged host never counts
-        if !r.target.starts_with('/') {
+        // the destination is always a configured target; the logged host never counts, and
+        // the path stays under the target's base
+        if !r.target.starts_with('/') || crate::urls::path_refusal(&r.target).is_some() {
             c.unsafe_target.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -274,7 +277,10 @@ async fn run_async(
     let mut senders = Vec::new();
     for (ti, t) in cfg.targets.iter().enumerate() {
         let (tx, mut rx) = mpsc::channel::<(reqwest::Url, bool)>(cfg.queue.max(1));
-        let base = reqwest::Url::parse(&t.base)?;
+        // the base's userinfo becomes Basic auth (the same rule as `run`); URLs carry none
+        let given = reqwest::Url::parse(&t.base)?;
+        let auth = crate::engine::client::basic_auth(&given, &cfg.client.headers);
+        let base = reqwest::Url::parse(&crate::engine::client::without_userinfo(&t.base))?;
         queues.push(TargetQ {
             tx,
             enqueued: AtomicU64::new(0),
@@ -300,9 +306,9 @@ async fn run_async(
                     s.sent[ti] += 1;
                     s.in_flight[ti] += 1;
                 }
-                let (client, state) = (client.clone(), state.clone());
+                let (client, state, auth) = (client.clone(), state.clone(), auth.clone());
                 tokio::spawn(async move {
-                    let o = client.fetch_as(&url, head).await;
+                    let o = client.fetch_at(&url, head, Instant::now(), auth.as_ref()).await;
                     if let Ok(mut s) = state.lock() {
                         let class = record_into(&mut s.cur, ti, o.sent, &o);
                         let now = now_s(start);
@@ -424,7 +430,10 @@ async fn run_async(
     stop.store(true, Ordering::Relaxed);
     for h in inputs {
         match h.join() {
-            Ok(Err(e)) => eprintln!("warning: input: {e}"),
+            Ok(Err(e)) => eprintln!(
+                "warning: input: {}",
+                crate::guard::quote::escape(&e.to_string())
+            ),
             Err(_) => eprintln!("warning: an input thread failed"),
             Ok(Ok(())) => {}
         }
@@ -469,7 +478,7 @@ async fn run_async(
             name: "edgeload".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
-        scenario: serde_json::json!({"mode": "mirror", "targets": bases.iter().map(|(n, b)| serde_json::json!({"name": n, "base_url": crate::cmd::run::redact_url(b)})).collect::<Vec<_>>()}),
+        scenario: serde_json::json!({"mode": "mirror", "targets": bases.iter().map(|(n, b)| serde_json::json!({"name": n, "base_url": crate::guard::redact::url(b)})).collect::<Vec<_>>()}),
         started_at: crate::cmd::execute::rfc3339(start_wall),
         ended_at: crate::cmd::execute::rfc3339(SystemTime::now()),
         duration_s: elapsed,

@@ -370,8 +370,14 @@ pub fn build(
             let _ = writeln!(md, "![{f}](plots/{f}.svg)");
         }
     }
-    std::fs::write(o.out.join("report.md"), &md).map_err(io)?;
-    std::fs::write(o.out.join("report.html"), html(&md_to_sections(&md), &svgs)).map_err(io)?;
+    // every file appears whole or not at all
+    let write = crate::guard::atomic::write;
+    write(&o.out.join("report.md"), md.as_bytes()).map_err(io)?;
+    write(
+        &o.out.join("report.html"),
+        html(&md_to_sections(&md), &svgs).as_bytes(),
+    )
+    .map_err(io)?;
 
     // exports
     let edir = o.out.join("hgrm");
@@ -389,12 +395,16 @@ pub fn build(
                 }
             })
             .collect();
-        std::fs::write(edir.join(format!("{name}.hgrm")), export::hgrm(&g.hists[0])).map_err(io)?;
+        write(
+            &edir.join(format!("{name}.hgrm")),
+            export::hgrm(&g.hists[0]).as_bytes(),
+        )
+        .map_err(io)?;
     }
     let merged = merged_summary(runs);
-    std::fs::write(
-        o.out.join("summary.json"),
-        serde_json::to_vec_pretty(&merged).unwrap_or_default(),
+    write(
+        &o.out.join("summary.json"),
+        &serde_json::to_vec_pretty(&merged).unwrap_or_default(),
     )
     .map_err(io)?;
 
@@ -472,7 +482,7 @@ pub fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summary {
             .iter()
             .flat_map(|r| r.summary.targets.iter())
             .find(|t| t.name == name)
-            .map(|t| t.base_url.clone())
+            .map(|t| crate::guard::redact::url(&t.base_url).into_owned())
             .unwrap_or_default();
         let mut errors_by_kind = BTreeMap::new();
         let mut status_codes = BTreeMap::new();

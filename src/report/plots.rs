@@ -289,9 +289,19 @@ pub fn render(dir: &Path, spec: &impl Plot) -> Result<String, String> {
     if !load_font() {
         return Err(NO_FONT.into());
     }
-    let svg = dir.join(format!("{}.svg", spec.file()));
-    spec.draw(SVGBackend::new(&svg, SIZE).into_drawing_area())?;
+    // each file appears whole or not at all
+    let mut svg = String::new();
+    spec.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
+    let svg_path = dir.join(format!("{}.svg", spec.file()));
+    crate::guard::atomic::write(&svg_path, svg.as_bytes()).map_err(|e| e.to_string())?;
+    // the bitmap backend picks its encoder from the extension: a hidden .png, then renamed
     let png = dir.join(format!("{}.png", spec.file()));
-    spec.draw(BitMapBackend::new(&png, SIZE).into_drawing_area())?;
-    std::fs::read_to_string(&svg).map_err(|e| e.to_string())
+    let tmp = dir.join(format!(".{}.{}.png", spec.file(), std::process::id()));
+    let drawn = spec.draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area());
+    let placed = drawn.and_then(|()| std::fs::rename(&tmp, &png).map_err(|e| e.to_string()));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    placed.map_err(|e| format!("{}: {e}", png.display()))?;
+    Ok(svg)
 }

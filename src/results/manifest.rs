@@ -65,27 +65,34 @@ impl Manifest {
             region: region.to_string(),
             files: entries,
         };
-        let tmp = dir.join(".MANIFEST.json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&m).map_err(std::io::Error::other)?,
+        crate::guard::atomic::write(
+            &dir.join(NAME),
+            &serde_json::to_vec_pretty(&m).map_err(std::io::Error::other)?,
         )?;
-        std::fs::rename(&tmp, dir.join(NAME))?;
         Ok(m)
     }
 
     pub fn read(dir: &Path) -> Result<Manifest, String> {
         let p = dir.join(NAME);
-        let text =
-            std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a valid manifest: {e}", p.display()))?;
+        let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        Manifest::parse(&bytes, &p.display().to_string())
+    }
+
+    /// Parses a manifest read from `origin` (a path or an s3:// key, for messages): its version
+    /// must be this edgeload's, and every name one of the results files (`super::FILES`), never
+    /// a path: a manifest may come from anyone who can write under a run's S3 prefix.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Manifest, String> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("{origin} is not a valid manifest: {e}"))?;
         if m.format_version != FORMAT_VERSION {
             return Err(format!(
-                "{} has format_version {}; this edgeload reads version {FORMAT_VERSION}",
-                p.display(),
+                "{origin} has format_version {}; this edgeload reads version {FORMAT_VERSION}",
                 m.format_version
             ));
+        }
+        for f in &m.files {
+            crate::guard::names::results_file(&f.name, &super::FILES)
+                .map_err(|e| format!("{origin} {e}"))?;
         }
         Ok(m)
     }

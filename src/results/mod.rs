@@ -19,6 +19,9 @@ use crate::engine::recorder::{IntervalData, Metric};
 
 pub const SUMMARY: &str = "summary.json";
 pub const SAMPLES: &str = "samples.jtl";
+/// Every file a results directory may hold besides MANIFEST.json: the only names a manifest may
+/// list (a downloaded manifest is untrusted input).
+pub const FILES: [&str; 4] = [SUMMARY, hlog::NAME, timeline::NAME, SAMPLES];
 
 pub struct ResultsWriter {
     dir: PathBuf,
@@ -92,7 +95,7 @@ impl ResultsWriter {
             files.push(SAMPLES);
         }
         let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
-        std::fs::write(self.dir.join(SUMMARY), json)?;
+        crate::guard::atomic::write(&self.dir.join(SUMMARY), &json)?;
         manifest::Manifest::write(&self.dir, &self.run_id, &self.region, &files)?;
         Ok(self.dir)
     }

@@ -264,7 +264,7 @@ pub fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> 
         let errors = counts.error_count();
         out.push(TargetSummary {
             name: name.clone(),
-            base_url: base.clone(),
+            base_url: crate::guard::redact::url(base).into_owned(),
             requests: counts.requests,
             bytes: all.bytes,
             hit_ratio: cache_status::hit_ratio(&counts.classes),

@@ -86,6 +86,7 @@ fn opts(endpoint: &str) -> S3Options {
         region: Some("garage".into()),
         max_attempts: 3,
         static_credentials: Some((KEY_ID.into(), secret())),
+        ..Default::default()
     }
 }
 
