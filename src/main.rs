@@ -19,7 +19,10 @@ fn main() {
     let code = match res {
         Ok(c) => c,
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-            eprintln!("{}", edgeload::guard::quote::escape_lines(&format!("{e:#}")));
+            eprintln!(
+                "{}",
+                edgeload::guard::quote::escape_lines(&format!("{e:#}"))
+            );
             EXIT_INTERRUPTED
         }
         Err(e) => {

@@ -228,7 +228,9 @@ pub fn path_refusal(path: &str) -> Option<&'static str> {
     }
     let path_part = &b[..memchr::memchr(b'?', b).unwrap_or(b.len())];
     if path_part.split(|&c| c == b'/').any(is_dot_segment) {
-        return Some("has a dot segment ('.' or '..', also as %2e), which could leave the base path");
+        return Some(
+            "has a dot segment ('.' or '..', also as %2e), which could leave the base path",
+        );
     }
     None
 }
@@ -410,7 +412,10 @@ mod tests {
             assert!(path_refusal(bad).is_some(), "{bad:?}");
         }
         let e = UrlList::read("/ok.jpg\n/../x.jpg\n".as_bytes(), "list.txt").unwrap_err();
-        assert!(e.to_string().starts_with("list.txt:2: has a dot segment"), "{e}");
+        assert!(
+            e.to_string().starts_with("list.txt:2: has a dot segment"),
+            "{e}"
+        );
         let e = UrlList::read("path,count\n/%2e%2e/y.jpg,3\n".as_bytes(), "u.csv").unwrap_err();
         assert!(e.to_string().starts_with("u.csv:2:"), "{e}");
     }

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{EXIT_OK, UsageError, usage};
 use crate::cli::ExtractArgs;
-use crate::guard::atomic::AtomicFile;
 use crate::extract::{Filters, Options, Progress, Stats, extract, write_trace};
+use crate::guard::atomic::AtomicFile;
 use crate::logs::json::JsonFields;
 use crate::logs::{Format, input, timefmt};
 
@@ -216,13 +216,16 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
     } else {
         // written beside and renamed: a killed extract leaves no half list that `run` accepts
         let out = std::path::Path::new(&a.output);
-        let mut w = AtomicFile::create(out).with_context(|| format!("cannot create {}", a.output))?;
+        let mut w =
+            AtomicFile::create(out).with_context(|| format!("cannot create {}", a.output))?;
         ex.write_csv(&mut w, o.threads)
             .with_context(|| format!("writing {}", a.output))?;
-        w.commit().with_context(|| format!("writing {}", a.output))?;
+        w.commit()
+            .with_context(|| format!("writing {}", a.output))?;
     }
     if let Some(t) = &a.trace {
-        let mut w = AtomicFile::create(t).with_context(|| format!("cannot create {}", t.display()))?;
+        let mut w =
+            AtomicFile::create(t).with_context(|| format!("cannot create {}", t.display()))?;
         write_trace(&ex.trace, &mut w).with_context(|| format!("writing {}", t.display()))?;
         w.commit()
             .with_context(|| format!("writing {}", t.display()))?;

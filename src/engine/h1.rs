@@ -352,12 +352,13 @@ impl H1 {
             }
             headers.extend_from_slice(b"\r\n");
         }
-        headers.extend_from_slice(&self.base_headers);
         if let Some(a) = auth {
             headers.extend_from_slice(b"Authorization: ");
             headers.extend_from_slice(a.as_bytes());
             headers.extend_from_slice(b"\r\n");
         }
+        // (ends with the blank line that ends the head)
+        headers.extend_from_slice(&self.base_headers);
         self.origins.push(Origin {
             host: host.to_string(),
             port,

@@ -39,7 +39,10 @@ impl AtomicFile {
     /// Flushes, syncs and renames the file into place.
     pub fn commit(self) -> std::io::Result<()> {
         let dest = self.dest;
-        let tmp = self.w.into_inner().map_err(|e| with_path(&dest, e.into_error()))?;
+        let tmp = self
+            .w
+            .into_inner()
+            .map_err(|e| with_path(&dest, e.into_error()))?;
         tmp.as_file().sync_all().map_err(|e| with_path(&dest, e))?;
         tmp.persist(&dest).map_err(|e| with_path(&dest, e.error))?;
         Ok(())
@@ -81,7 +84,10 @@ mod tests {
             // the writer dies here (no commit)
         }
         assert_eq!(std::fs::read(&p).unwrap(), b"path,count\n/a.jpg,1\n");
-        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("urls.csv")]);
         let mut f = AtomicFile::create(&p).unwrap();
         f.write_all(b"new").unwrap();

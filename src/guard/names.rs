@@ -46,7 +46,17 @@ mod tests {
         }
         let long = "a".repeat(129);
         for bad in [
-            "", ".", "..", "../x", "a/b", "a\\b", "a\nb", "a b", "a\0b", "é", long.as_str(),
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\nb",
+            "a b",
+            "a\0b",
+            "é",
+            long.as_str(),
         ] {
             let e = label("--run-id", bad).unwrap_err();
             assert!(e.starts_with("--run-id"), "{e}");
@@ -58,7 +68,14 @@ mod tests {
     fn manifest_names_outside_the_known_set_are_refused() {
         let known = ["summary.json", "latency.hlog"];
         assert!(results_file("summary.json", &known).is_ok());
-        for bad in ["../../x", "/tmp/x", "a/summary.json", "summary.json\0", "..", ""] {
+        for bad in [
+            "../../x",
+            "/tmp/x",
+            "a/summary.json",
+            "summary.json\0",
+            "..",
+            "",
+        ] {
             assert!(results_file(bad, &known).is_err(), "{bad:?}");
         }
     }

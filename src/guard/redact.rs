@@ -85,13 +85,19 @@ mod tests {
     #[test]
     fn passwords_and_token_user_names_never_show() {
         for (given, shown) in [
-            ("https://u:p@cdn.example/x", "https://u:REDACTED@cdn.example/x"),
+            (
+                "https://u:p@cdn.example/x",
+                "https://u:REDACTED@cdn.example/x",
+            ),
             ("https://tok@cdn.example", "https://REDACTED@cdn.example"),
             ("http://u:p@[::1]:8/a@b", "http://u:REDACTED@[::1]:8/a@b"),
             ("https://u:p:q@h?x=@", "https://u:REDACTED@h?x=@"),
             ("https://u:p@@h/", "https://u:REDACTED@h/"),
             ("not a url u:p@h", "not a url u:p@h"),
-            ("https://cdn.example/a@2x.jpg", "https://cdn.example/a@2x.jpg"),
+            (
+                "https://cdn.example/a@2x.jpg",
+                "https://cdn.example/a@2x.jpg",
+            ),
         ] {
             assert_eq!(url(given), shown, "{given}");
         }

@@ -308,7 +308,9 @@ async fn run_async(
                 }
                 let (client, state, auth) = (client.clone(), state.clone(), auth.clone());
                 tokio::spawn(async move {
-                    let o = client.fetch_at(&url, head, Instant::now(), auth.as_ref()).await;
+                    let o = client
+                        .fetch_at(&url, head, Instant::now(), auth.as_ref())
+                        .await;
                     if let Ok(mut s) = state.lock() {
                         let class = record_into(&mut s.cur, ti, o.sent, &o);
                         let now = now_s(start);

@@ -11,3 +11,4 @@ mod mirror;
 mod process;
 mod report;
 mod s3;
+mod security;

@@ -132,12 +132,38 @@ fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
     let rt = rt();
     rt.block_on(async {
         let c = s3::client(&opts(&g.endpoint)).await;
+        // a directory that does not match its manifest uploads nothing
         let e = s3::upload_dir(&c, &partial, &dest)
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("timeline.csv"), "{e}");
-        // resumed with the complete directory: what is there is skipped
+        assert!(
+            e.contains("timeline.csv") && e.contains("nothing uploaded"),
+            "{e}"
+        );
+        let listed = |prefix: String| {
+            let c = c.clone();
+            async move {
+                let r = c
+                    .list_objects_v2()
+                    .bucket("results")
+                    .prefix(prefix)
+                    .send()
+                    .await;
+                r.unwrap().key_count().unwrap_or(0)
+            }
+        };
+        assert_eq!(listed(dest.prefix.clone()).await, 0);
+        // an upload interrupted after two files: what is there is skipped when it resumes
+        s3::upload_dir(&c, &full, &dest).await.unwrap();
+        for f in ["timeline.csv", "MANIFEST.json"] {
+            c.delete_object()
+                .bucket("results")
+                .key(dest.key(f))
+                .send()
+                .await
+                .unwrap();
+        }
         let r = s3::upload_dir(&c, &full, &dest).await.unwrap();
         assert_eq!(r.skipped, ["summary.json", "latency.hlog"]);
         assert_eq!(r.uploaded, ["timeline.csv", "MANIFEST.json"]);
@@ -145,7 +171,13 @@ fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
         assert_eq!(r.uploaded.len(), 0, "a second upload changes nothing");
         // a region whose upload never finished: files but no MANIFEST
         let half = run.join("eu-west-1");
-        let _ = s3::upload_dir(&c, &partial, &half).await;
+        s3::upload_dir(&c, &full, &half).await.unwrap();
+        (c.delete_object()
+            .bucket("results")
+            .key(half.key("MANIFEST.json")))
+        .send()
+        .await
+        .unwrap();
         // download: the complete region, verified; the other skipped with a warning
         let out = tmp.path().join("down");
         let (dirs, warnings) = s3::download_run(&c, &run, &out).await.unwrap();
@@ -180,6 +212,58 @@ fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("timeline.csv") && e.contains("sha256"), "{e}");
+    });
+}
+
+#[test]
+fn a_downloaded_manifest_naming_a_path_cannot_write_outside_the_output_folder() {
+    let g = garage();
+    let tmp = tempfile::tempdir().unwrap();
+    let full = results_dir(tmp.path(), "us-east-1");
+    let run = S3Url::parse("s3://results/it/runs/hostile/").unwrap();
+    let dest = run.join("us-east-1");
+    let out = tmp.path().join("a").join("b").join("down");
+    rt().block_on(async {
+        let c = s3::client(&opts(&g.endpoint)).await;
+        s3::upload_dir(&c, &full, &dest).await.unwrap();
+        let m = std::fs::read_to_string(full.join("MANIFEST.json")).unwrap();
+        let (size, sha) =
+            edgeload::results::manifest::sha256_file(&full.join("summary.json")).unwrap();
+        // a runner's role may write anything under its prefix: a manifest naming paths
+        for name in [
+            "../../../escaped.json",
+            "/tmp/edgeload-escaped.json",
+            "sub/summary.json",
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(&m).unwrap();
+            v["files"][0] = serde_json::json!({"name": name, "size": size, "sha256": sha});
+            c.put_object()
+                .bucket("results")
+                .key(dest.key("MANIFEST.json"))
+                .body(aws_sdk_s3::primitives::ByteStream::from(
+                    v.to_string().into_bytes(),
+                ))
+                .send()
+                .await
+                .unwrap();
+            let e = s3::download_run(&c, &run, &out)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("us-east-1/MANIFEST.json")
+                    && e.contains("region rejected")
+                    && e.contains(name),
+                "{e}"
+            );
+            assert!(!tmp.path().join("escaped.json").exists());
+            assert!(!tmp.path().join("a").join("escaped.json").exists());
+            assert!(!Path::new("/tmp/edgeload-escaped.json").exists());
+            assert!(
+                !out.join("us-east-1").exists(),
+                "a rejected region wrote files"
+            );
+        }
     });
 }
 
