@@ -5,10 +5,9 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgeload::cache_status::CacheClass;
-use edgeload::engine::Sink;
-use edgeload::engine::recorder::{IntervalData, Metric};
+use edgeload::measure::{IntervalData, Metric, Sink};
 use edgeload::results::ResultsWriter;
-use edgeload::results::summary::{Summary, Tool, target_summaries};
+use edgeload::results::summary::{RunMeta, Summary};
 use edgeload::urls::mix;
 
 fn main() {
@@ -62,7 +61,7 @@ fn main() {
                     rng = mix(rng);
                     let v = base + rng % (base / 2);
                     for m in Metric::ALL {
-                        s.h[m as usize].record(v).unwrap();
+                        s.h[m].record(v).unwrap();
                     }
                 }
                 s.bytes += n * 50_000;
@@ -72,26 +71,17 @@ fn main() {
             totals.add(&d);
             w.interval(&d, &totals).unwrap();
         }
-        let s = Summary {
-            format_version: 1,
-            run_id: "bench".into(),
-            region: region.clone(),
-            tool: Tool {
-                name: "edgeload".into(),
-                version: "bench".into(),
-            },
+        let meta = RunMeta {
+            run_id: "bench",
+            region: &region,
             scenario: serde_json::json!({}),
-            started_at: "2026-01-01T00:00:00Z".into(),
-            ended_at: String::new(),
-            duration_s: secs as f64,
-            interval_s: 1.0,
+            started: start,
+            ended: start + Duration::from_secs(secs),
+            interval: Duration::from_secs(1),
             interrupted: false,
-            rate: Default::default(),
-            targets: target_summaries(&totals, &[("cdn".into(), "https://cdn.example".into())]),
-            thresholds: Vec::new(),
-            verdict: "none".into(),
-            mirror: None,
         };
+        let targets = [("cdn".into(), "https://cdn.example".into())];
+        let s = Summary::new(meta, Default::default(), &totals, &targets);
         w.finish(&s).unwrap();
     }
     eprintln!("wrote {regions} regions x {secs} s to {}", out.display());

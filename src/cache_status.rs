@@ -55,7 +55,7 @@ impl CacheClass {
     }
 
     /// Counted in the hit ratio's numerator.
-    pub fn is_hit(self) -> bool {
+    pub(crate) fn is_hit(self) -> bool {
         matches!(self, CacheClass::Hit | CacheClass::StaleHit)
     }
 
@@ -245,7 +245,7 @@ pub fn rfc9211(v: &str) -> Option<CacheClass> {
 }
 
 /// `X-Cache` as written by CloudFront, Akamai, Azure, Fastly, KeyCDN, CDN77, Varnish setups.
-pub fn x_cache(v: &str) -> Option<CacheClass> {
+pub(crate) fn x_cache(v: &str) -> Option<CacheClass> {
     let v = v.trim();
     let lower = v.to_ascii_lowercase();
     if lower.ends_with("from cloudfront") {
@@ -309,7 +309,7 @@ pub fn token(v: &str) -> Option<CacheClass> {
 }
 
 /// The POP that answered, from the headers that name one.
-pub fn pop_of<H: Headers + ?Sized>(h: &H) -> Option<&str> {
+pub(crate) fn pop_of<H: Headers + ?Sized>(h: &H) -> Option<&str> {
     if let Some(v) = h.known(&X_SERVED_BY) {
         let last = v.rsplit(',').next()?.trim();
         // "cache-fra19120-FRA": the POP code is the last dash-separated part.

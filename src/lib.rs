@@ -13,6 +13,7 @@ pub mod engine;
 pub mod extract;
 pub mod guard;
 pub mod logs;
+pub mod measure;
 pub mod mirror;
 pub mod precise;
 pub mod report;

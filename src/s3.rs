@@ -19,9 +19,9 @@ pub const MULTIPART_THRESHOLD: u64 = 16 << 20;
 const PART: usize = 8 << 20;
 /// A server that accepts and never answers must not hang a command: connect and read-stall
 /// limits, and one for a whole attempt (an 8 MB part on a slow link fits in it).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -314,7 +314,7 @@ async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, S3Error> {
 }
 
 /// The region folders directly under a run prefix (`.../runs/RUN_ID/REGION/`).
-pub async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>, S3Error> {
+pub(crate) async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>, S3Error> {
     let mut out = Vec::new();
     let mut token = None;
     loop {

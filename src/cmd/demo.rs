@@ -16,7 +16,7 @@ use crate::results::timeline;
 use crate::urls::{Order, UrlList};
 
 /// 3,000 image paths with Zipf-distributed counts (scripts/gen-demo-urls.py).
-pub const DEMO_URLS: &str = include_str!("../../scenarios/demo-urls.csv");
+pub(crate) const DEMO_URLS: &str = include_str!("../../scenarios/demo-urls.csv");
 
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let urls =

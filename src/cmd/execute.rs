@@ -3,16 +3,16 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cache_status::{self, CacheClass};
-use crate::engine::recorder::{IntervalData, Metric};
 use crate::engine::{self, Control, EngineConfig, Model};
+use crate::measure::{IntervalData, Metric};
 use crate::results::ResultsWriter;
-use crate::results::summary::{RateSummary, Stats, Summary, Tool, target_summaries};
+use crate::results::summary::{LoadModel, RateSummary, RunMeta, Stats, Summary};
 use crate::threshold::Threshold;
 
 pub struct Plan {
@@ -32,18 +32,12 @@ pub struct Finished {
 }
 
 /// Timestamp run ids sort by time: 20261126T120000Z-1a2b.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let suffix =
         crate::urls::mix(now.unix_timestamp_nanos() as u64 ^ std::process::id() as u64) & 0xffff;
     format!("{}-{suffix:04x}", now.format(&fmt).unwrap_or_default())
-}
-
-pub fn rfc3339(t: SystemTime) -> String {
-    time::OffsetDateTime::from(t)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 fn live_line(
@@ -62,7 +56,7 @@ fn live_line(
             *a += b;
         }
         if let Some(s) = d.target_all(ti) {
-            p99 = p99.max(s.h[Metric::Total as usize].value_at_quantile(0.99));
+            p99 = p99.max(s.h[Metric::Total].value_at_quantile(0.99));
         }
     }
     let hr = cache_status::hit_ratio(&classes)
@@ -86,8 +80,8 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         .collect();
     let interval = cfg.interval;
     let model = match &cfg.model {
-        Model::Open { .. } => "open",
-        Model::Closed { .. } => "closed",
+        Model::Open { .. } => LoadModel::Open,
+        Model::Closed { .. } => LoadModel::Closed,
     };
     let open_duration = match &cfg.model {
         Model::Open { schedule, .. } => Some(schedule.duration()),
@@ -143,57 +137,37 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         Some(d) if !stats.interrupted && !d.is_zero() => completed as f64 / d.as_secs_f64(),
         _ => completed as f64 / elapsed.max(1e-9),
     };
-    let fell_behind = model == "open"
+    let fell_behind = model == LoadModel::Open
         && (lag.as_ref().is_some_and(|l| l.p99 > 10.0)
             || (!stats.interrupted
                 && stats
                     .planned
                     .is_some_and(|p| (stats.sent as f64) < 0.99 * p as f64)));
-    let ended = stats.started + stats.elapsed;
-    let mut summary = Summary {
-        format_version: crate::results::summary::FORMAT_VERSION,
-        run_id: plan.run_id.clone(),
-        region: plan.region.clone(),
-        tool: Tool {
-            name: "edgeload".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        scenario: plan.scenario,
-        started_at: rfc3339(stats.started),
-        ended_at: rfc3339(ended),
-        duration_s: elapsed,
-        interval_s: interval.as_secs_f64(),
-        interrupted: stats.interrupted,
-        rate: RateSummary {
-            model: model.into(),
-            intended_rps: stats.intended_rate,
-            achieved_rps: achieved,
-            planned_requests: stats.planned,
-            sent: stats.sent,
-            completed,
-            abandoned: stats.abandoned,
-            send_lag: lag,
-            fell_behind,
-        },
-        targets: target_summaries(&stats.totals, &bases),
-        thresholds: Vec::new(),
-        verdict: "none".into(),
-        mirror: None,
+    let rate = RateSummary {
+        model,
+        intended_rps: stats.intended_rate,
+        achieved_rps: achieved,
+        planned_requests: stats.planned,
+        sent: stats.sent,
+        completed,
+        abandoned: stats.abandoned,
+        send_lag: lag,
+        fell_behind,
     };
-    let results: Vec<_> = plan
-        .thresholds
-        .iter()
+    let meta = RunMeta {
+        run_id: &plan.run_id,
+        region: &plan.region,
+        scenario: plan.scenario,
+        started: stats.started,
+        ended: stats.started + stats.elapsed,
+        interval,
+        interrupted: stats.interrupted,
+    };
+    let summary = Summary::new(meta, rate, &stats.totals, &bases);
+    let results = (plan.thresholds.iter())
         .flat_map(|t| t.evaluate(&summary))
         .collect();
-    if !results.is_empty() {
-        summary.verdict = if results.iter().all(|r| r.passed) {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into();
-    }
-    summary.thresholds = results;
+    let summary = summary.judged(results);
     let dir = writer
         .finish(&summary)
         .with_context(|| format!("cannot finish results in {}", plan.out.display()))?;

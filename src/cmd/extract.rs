@@ -33,7 +33,7 @@ fn regex_arg(flag: &str, s: &Option<String>) -> anyhow::Result<Option<regex::Reg
 }
 
 /// The log-reading flags `extract` and `mirror` share: format, JSON fields, statuses, sample.
-pub fn log_input(
+pub(crate) fn log_input(
     format: &str,
     json_fields: &Option<String>,
     status_flag: &str,
@@ -67,7 +67,7 @@ pub fn log_input(
     Ok((format, json, statuses))
 }
 
-pub fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
+pub(crate) fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
     let (format, json, statuses) =
         log_input(&a.format, &a.json_fields, "--status", &a.status, a.sample)?;
     Ok(Options {

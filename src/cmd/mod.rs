@@ -12,7 +12,7 @@ pub mod s3;
 /// An error in what the user gave us (flags, scenario, input files): exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 /// Stopped by Ctrl-C or SIGTERM before it was done: exit code 130; the message says what was
 /// kept and how to resume.
@@ -25,12 +25,12 @@ pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
 }
 
 /// Exit codes.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_THRESHOLDS: i32 = 1;
+pub(crate) const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_THRESHOLDS: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 130;
 /// mirror: the gate was never reached
-pub const EXIT_GATE_NOT_REACHED: i32 = 3;
+pub(crate) const EXIT_GATE_NOT_REACHED: i32 = 3;
 
 /// Parses "10s", "250ms", "1h30m", naming the flag on error.
 pub fn duration(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {
@@ -39,7 +39,7 @@ pub fn duration(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {
 }
 
 /// Ctrl-C and SIGTERM stop the run: a background thread waits for either.
-pub fn on_signal(f: impl Fn() + Send + 'static) {
+pub(crate) fn on_signal(f: impl Fn() + Send + 'static) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

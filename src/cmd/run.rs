@@ -18,7 +18,7 @@ use crate::scenario::Scenario;
 use crate::threshold::Threshold;
 use crate::urls::{Order, UrlList};
 
-pub fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
+pub(crate) fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
     let (name, base) = match s.split_once('=') {
         Some((n, b)) if !n.contains("://") => (n.trim().to_string(), b.trim().to_string()),
         _ => {
@@ -47,7 +47,7 @@ fn check_target(name: &str, base: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
     match h.split_once(':') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => usage(format!("-H {h:?}: expected \"Name: value\"")),
@@ -495,7 +495,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     Ok(if f.summary.interrupted {
         EXIT_INTERRUPTED
-    } else if f.summary.verdict == "fail" {
+    } else if f.summary.verdict == crate::results::summary::Verdict::Fail {
         EXIT_THRESHOLDS
     } else {
         EXIT_OK

@@ -6,7 +6,7 @@ use super::{EXIT_OK, Interrupted, UsageError};
 use crate::cli::{DownloadArgs, S3Args, UploadArgs};
 use crate::s3::{self, S3Options, S3Url};
 
-pub fn options(a: &S3Args) -> anyhow::Result<S3Options> {
+pub(crate) fn options(a: &S3Args) -> anyhow::Result<S3Options> {
     let attempt_timeout = super::duration("--s3-timeout", &a.s3_timeout)?;
     if attempt_timeout.is_zero() {
         return super::usage("--s3-timeout must be more than 0s");
@@ -103,7 +103,7 @@ pub fn upload(a: UploadArgs) -> anyhow::Result<i32> {
 }
 
 /// Downloads every complete region under `src` into `out`: (directories, warnings).
-pub fn download_to(
+pub(crate) fn download_to(
     src: &str,
     out: &Path,
     a: &S3Args,

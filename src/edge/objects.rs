@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::urls::mix;
 
 /// FNV-1a of the path: stable across runs and platforms.
-pub fn path_hash(path: &str) -> u64 {
+pub(crate) fn path_hash(path: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in path.as_bytes() {
         h ^= *b as u64;
@@ -16,8 +16,8 @@ pub fn path_hash(path: &str) -> u64 {
     h
 }
 
-pub const MIN_SIZE: u64 = 2_000;
-pub const MAX_SIZE: u64 = 200_000;
+pub(crate) const MIN_SIZE: u64 = 2_000;
+pub(crate) const MAX_SIZE: u64 = 200_000;
 
 /// Image-like sizes: log-uniform between 2 KB and 200 KB.
 pub fn object_size(path: &str) -> u64 {
@@ -26,7 +26,7 @@ pub fn object_size(path: &str) -> u64 {
     (ln.exp() as u64).clamp(MIN_SIZE, MAX_SIZE)
 }
 
-pub fn etag(path: &str) -> String {
+pub(crate) fn etag(path: &str) -> String {
     format!("\"{:016x}\"", mix(path_hash(path) ^ 0xe7a9))
 }
 
@@ -47,7 +47,7 @@ fn pattern() -> &'static Bytes {
 }
 
 /// Bytes `[from, to)` of the object's body: a zero-copy slice of a shared pattern.
-pub fn body_slice(path: &str, from: u64, to: u64) -> Bytes {
+pub(crate) fn body_slice(path: &str, from: u64, to: u64) -> Bytes {
     let off = (path_hash(path) % 4096) as usize;
     let p = pattern();
     let len = (to - from) as usize;

@@ -8,7 +8,7 @@
 //! the priority back may be refused: the thread then stays at the lower one).
 
 /// Restores the thread's scheduling when dropped.
-pub struct Background {
+pub(crate) struct Background {
     /// the policy was SCHED_OTHER and is now SCHED_BATCH
     batch: bool,
     /// the nice value before, when it was changed
@@ -17,7 +17,7 @@ pub struct Background {
 
 impl Background {
     /// Lowers the calling thread's scheduling (Linux; best effort, never fails).
-    pub fn this_thread() -> Background {
+    pub(crate) fn this_thread() -> Background {
         let mut g = Background {
             batch: false,
             nice: None,

@@ -3,66 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cache_status::Classifier;
+use crate::measure::{ErrorKind, Outcome, PopName};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde::{Deserialize, Serialize};
-
-use crate::cache_status::{CacheClass, Classifier};
-
-/// Why a request did not produce a usable response. HTTP error statuses count too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Connect,
-    Dns,
-    Tls,
-    Timeout,
-    Reset,
-    Protocol,
-    Other,
-    Http4xx,
-    Http5xx,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
-        ErrorKind::Connect,
-        ErrorKind::Dns,
-        ErrorKind::Tls,
-        ErrorKind::Timeout,
-        ErrorKind::Reset,
-        ErrorKind::Protocol,
-        ErrorKind::Other,
-        ErrorKind::Http4xx,
-        ErrorKind::Http5xx,
-    ];
-    pub const COUNT: usize = 9;
-    pub fn index(self) -> usize {
-        self as usize
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Connect => "connect",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Other => "other",
-            ErrorKind::Http4xx => "http_4xx",
-            ErrorKind::Http5xx => "http_5xx",
-        }
-    }
-    pub fn for_status(status: u16) -> Option<ErrorKind> {
-        match status {
-            400..=499 => Some(ErrorKind::Http4xx),
-            500..=599 => Some(ErrorKind::Http5xx),
-            _ => None,
-        }
-    }
-}
 
 /// Walks an error's source chain to name the failure.
-pub fn error_kind(e: &reqwest::Error) -> ErrorKind {
+pub(crate) fn error_kind(e: &reqwest::Error) -> ErrorKind {
     if e.is_timeout() {
         return ErrorKind::Timeout;
     }
@@ -118,66 +64,6 @@ pub fn error_kind(e: &reqwest::Error) -> ErrorKind {
     }
 }
 
-/// A POP name kept inline: classification happens per request, so no heap allocation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PopName {
-    len: u8,
-    buf: [u8; 23],
-}
-
-impl PopName {
-    pub fn new(s: &str) -> PopName {
-        let mut end = s.len().min(23);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut buf = [0u8; 23];
-        buf[..end].copy_from_slice(&s.as_bytes()[..end]);
-        PopName {
-            len: end as u8,
-            buf,
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("?")
-    }
-}
-
-impl std::fmt::Debug for PopName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What one request produced. Times are from the actual send (service time).
-#[derive(Clone, Copy, Debug)]
-pub struct Outcome {
-    pub sent: Instant,
-    pub headers_at: Option<Instant>,
-    pub done: Instant,
-    pub status: u16,
-    pub bytes: u64,
-    pub class: CacheClass,
-    pub pop: Option<PopName>,
-    pub error: Option<ErrorKind>,
-}
-
-impl Outcome {
-    /// A request that got no response.
-    pub fn failed(sent: Instant, error: ErrorKind) -> Outcome {
-        Outcome {
-            sent,
-            headers_at: None,
-            done: Instant::now(),
-            status: 0,
-            bytes: 0,
-            class: CacheClass::Unknown,
-            pop: None,
-            error: Some(error),
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub timeout: Duration,
@@ -202,7 +88,7 @@ impl Default for ClientConfig {
     }
 }
 
-pub fn user_agent() -> String {
+pub(crate) fn user_agent() -> String {
     format!("edgeload/{} (+load test)", env!("CARGO_PKG_VERSION"))
 }
 

@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::client::{ErrorKind, Outcome, PopName};
 use crate::cache_status::{CacheClass, Classifier, Headers, Name, name_bit};
+use crate::measure::{ErrorKind, Outcome, PopName};
 
 const READ_CHUNK: usize = 16 << 10;
 const MAX_HEADERS: usize = 96;
@@ -39,7 +39,7 @@ struct Conn {
     req: Vec<u8>,
 }
 
-pub struct H1 {
+pub(crate) struct H1 {
     origins: Vec<Origin>,
     /// the configured headers as lines, to prefix each origin's Host
     base_headers: Vec<u8>,
@@ -336,7 +336,11 @@ impl H1 {
 
     /// Registers an origin, with the Basic auth its requests carry; URLs of other origins are
     /// not served by this client.
-    pub fn add_origin(&mut self, url: &reqwest::Url, auth: Option<&reqwest::header::HeaderValue>) {
+    pub(crate) fn add_origin(
+        &mut self,
+        url: &reqwest::Url,
+        auth: Option<&reqwest::header::HeaderValue>,
+    ) {
         if !H1::accepts(url) || self.origin(url).is_some() {
             return;
         }

@@ -24,9 +24,10 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 use crate::cache_status::Classifier;
+use crate::measure::{IntervalData, Sink};
 use crate::urls::{Order, Picker, UrlList};
 use client::{Client, ClientConfig, ThreadClient};
-use recorder::{IntervalData, Msg, Recorder};
+use recorder::{Msg, Recorder};
 use schedule::Schedule;
 
 /// A CDN under test: a name (label in every output) and the base URL paths are appended to.
@@ -105,20 +106,12 @@ impl Control {
     pub fn stop(&self) {
         self.stop.send_replace(true);
     }
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.abort.send_replace(true);
     }
     pub fn is_stopped(&self) -> bool {
         *self.stop.borrow()
     }
-}
-
-/// Where finished intervals go, in order, each exactly once.
-pub trait Sink {
-    /// Called once, before any interval, with the wall-clock time of the run's start.
-    fn begin(&mut self, start: SystemTime) -> std::io::Result<()>;
-    fn interval(&mut self, data: &IntervalData, totals: &IntervalData) -> std::io::Result<()>;
-    fn samples(&mut self, rows: &[u8]) -> std::io::Result<()>;
 }
 
 /// What a finished run knows beyond its intervals.
@@ -205,7 +198,7 @@ impl EngineConfig {
     }
 
     /// Requests planned per target, if the plan has a count.
-    pub fn planned_per_target(&self) -> Option<u64> {
+    pub(crate) fn planned_per_target(&self) -> Option<u64> {
         let mut p: Option<u64> = None;
         if let Model::Open { schedule, .. } = &self.model {
             p = Some(schedule.planned_requests());

@@ -167,7 +167,7 @@ impl Schedule {
     }
 
     /// When request `i` is due, from the start; None once the schedule has ended.
-    pub fn send_time(&self, i: u64) -> Option<Duration> {
+    pub(crate) fn send_time(&self, i: u64) -> Option<Duration> {
         if let Some(t) = &self.times {
             return t.get(i as usize).map(|s| Duration::from_secs_f64(*s));
         }

@@ -39,7 +39,7 @@ impl Default for Filters {
     }
 }
 
-pub fn path_only(target: &str) -> &str {
+pub(crate) fn path_only(target: &str) -> &str {
     target.split_once('?').map(|(p, _)| p).unwrap_or(target)
 }
 

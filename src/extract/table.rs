@@ -32,11 +32,11 @@ const EMPTY: Slot = Slot {
 
 /// Keys are split by their top bits into this many shards, so that merging the threads'
 /// tables, and sorting the result, run shard by shard in parallel.
-pub const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 16;
 
 /// A hint to bring `p`'s cache line in; never faults.
 #[inline]
-pub fn prefetch(p: *const u8) {
+pub(crate) fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint; it never faults, whatever the address
     unsafe {
@@ -47,7 +47,7 @@ pub fn prefetch(p: *const u8) {
 }
 
 /// Per-thread table: one open-addressed shard per key range.
-pub struct Table {
+pub(crate) struct Table {
     pub shards: Vec<Shard>,
 }
 
@@ -65,7 +65,7 @@ fn shard_of(key: u128) -> usize {
 
 impl Table {
     #[inline]
-    pub fn prefetch(&self, key: u128) {
+    pub(crate) fn prefetch(&self, key: u128) {
         self.shards[shard_of(key)].prefetch(key)
     }
 
@@ -174,7 +174,7 @@ impl Drop for Slots {
     }
 }
 
-pub struct Shard {
+pub(crate) struct Shard {
     slots: Slots,
     len: usize,
     /// the spelling kept for each slot
@@ -206,7 +206,7 @@ impl Shard {
 
     /// Hints the CPU to fetch the slot a key starts probing at.
     #[inline]
-    pub fn prefetch(&self, key: u128) {
+    pub(crate) fn prefetch(&self, key: u128) {
         prefetch(self.slots.as_ptr().wrapping_add(self.home(fix(key))).cast());
     }
 
@@ -216,7 +216,7 @@ impl Shard {
     }
 
     /// `slot`, taking the spelling by value (when merging tables: no copy).
-    pub fn slot_with(
+    pub(crate) fn slot_with(
         &mut self,
         key: u128,
         original: impl FnOnce() -> Box<str>,
@@ -262,7 +262,7 @@ impl Shard {
     }
 
     /// The occupied slots with their spellings, in no particular order.
-    pub fn into_entries(self) -> impl Iterator<Item = (Slot, Box<str>)> {
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = (Slot, Box<str>)> {
         let mut originals = self.originals;
         let slots = self.slots;
         (0..slots.len())

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 pub const REDACTED: &str = "REDACTED";
 
 /// Header names whose values never reach an output file or the terminal.
-pub fn is_secret_header(name: &str) -> bool {
+pub(crate) fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
         "authorization",

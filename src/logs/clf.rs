@@ -53,7 +53,7 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// Undoes the log's own escaping (`\xHH`, `\"`, `\\`) to get the bytes the client sent.
-pub fn unescape(s: &str) -> Cow<'_, str> {
+pub(crate) fn unescape(s: &str) -> Cow<'_, str> {
     if !s.contains('\\') {
         return Cow::Borrowed(s);
     }

@@ -237,7 +237,7 @@ pub fn detect(sample: &str) -> Option<Format> {
 }
 
 /// Splits `http://host:port/p?q` into (host, `/p?q`); origin-form targets pass through.
-pub fn split_absolute(target: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_absolute(target: &str) -> (Option<&str>, &str) {
     for scheme in ["http://", "https://"] {
         if target.len() > scheme.len()
             && target.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())
@@ -263,7 +263,7 @@ fn trim_spaces(s: &str) -> &str {
 }
 
 /// Parses `METHOD TARGET [PROTOCOL]`.
-pub fn request_line(r: &str) -> Option<(&str, &str)> {
+pub(crate) fn request_line(r: &str) -> Option<(&str, &str)> {
     let b = r.as_bytes();
     let m_end = b.iter().position(|&c| c == b' ')?;
     let method = &r[..m_end];
@@ -311,7 +311,7 @@ fn digits(s: &str) -> Option<u64> {
     Some(v)
 }
 
-pub fn parse_status(s: &str) -> Result<u16, Malformed> {
+pub(crate) fn parse_status(s: &str) -> Result<u16, Malformed> {
     match digits(s) {
         Some(v) if s.len() == 3 => Ok(v as u16),
         _ => Err(Malformed::BadStatus),

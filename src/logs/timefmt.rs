@@ -16,7 +16,7 @@ fn num(b: &[u8]) -> Option<i64> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = y - era * 400;
@@ -46,7 +46,7 @@ fn valid(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> bool {
 }
 
 /// `25/Oct/2016:14:49:34 +0200` (without the brackets).
-pub fn clf(s: &str) -> Option<i64> {
+pub(crate) fn clf(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20
         || b[2] != b'/'
@@ -172,7 +172,7 @@ pub fn iso(s: &str) -> Option<i64> {
 }
 
 /// W3C `date` and `time` fields: `2019-12-04` + `21:02:31` (UTC); IIS may write `2007-4-11`.
-pub fn w3c(date: &str, time: &str) -> Option<i64> {
+pub(crate) fn w3c(date: &str, time: &str) -> Option<i64> {
     let mut dp = date.split('-');
     let y = num(dp.next()?.as_bytes())?;
     let mo = num(dp.next()?.as_bytes())?;
@@ -216,7 +216,7 @@ pub fn unix_any(v: f64) -> Option<i64> {
 }
 
 /// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;
@@ -268,7 +268,7 @@ impl Stamper {
 }
 
 /// `to_rfc3339` appended to a byte buffer.
-pub fn push_rfc3339(us: i64, out: &mut Vec<u8>) {
+pub(crate) fn push_rfc3339(us: i64, out: &mut Vec<u8>) {
     let secs = us.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);

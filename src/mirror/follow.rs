@@ -145,7 +145,7 @@ pub fn rotated_files(path: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Reads every rotated sibling of `path` once, oldest first (`mirror --rotated`).
-pub fn read_rotated(
+pub(crate) fn read_rotated(
     path: &Path,
     stop: Arc<AtomicBool>,
     mut on_line: impl FnMut(&str),
@@ -210,7 +210,7 @@ pub fn strip_syslog(line: &str) -> &str {
 }
 
 /// Reads syslog datagrams (one line each) until `stop`.
-pub fn syslog_udp(
+pub(crate) fn syslog_udp(
     sock: std::net::UdpSocket,
     stop: Arc<AtomicBool>,
     mut on_line: impl FnMut(&str),
@@ -237,7 +237,10 @@ pub fn syslog_udp(
 }
 
 /// Reads stdin lines until EOF or `stop`.
-pub fn stdin_lines(stop: Arc<AtomicBool>, mut on_line: impl FnMut(&str)) -> std::io::Result<()> {
+pub(crate) fn stdin_lines(
+    stop: Arc<AtomicBool>,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<()> {
     let stdin = std::io::stdin();
     let mut lock = stdin.lock();
     let mut line = String::new();

@@ -21,13 +21,13 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::cache_status::{self, Classifier};
 use crate::engine::client::{Client, ClientConfig};
-use crate::engine::recorder::{IntervalData, record_into};
-use crate::engine::{Sink, Target, join_url};
+use crate::engine::{Target, join_url};
 use crate::extract::Filters;
 use crate::logs::json::JsonFields;
 use crate::logs::{Format, Line, Parser, detect};
+use crate::measure::{IntervalData, Sink, record_into};
 use crate::results::ResultsWriter;
-use crate::results::summary::{RateSummary, Summary, Tool, target_summaries};
+use crate::results::summary::{LoadModel, RateSummary, RunMeta, Summary, Verdict};
 use window::{Gate, Tracker};
 
 #[derive(Clone, Debug)]
@@ -112,7 +112,7 @@ pub struct Mirror {
 
 /// Builds the request URL from a logged path: the target's scheme, host and port only, under
 /// its base path (`base` carries no userinfo: see `client::without_userinfo`).
-pub fn safe_url(base: &reqwest::Url, path: &str) -> Option<reqwest::Url> {
+pub(crate) fn safe_url(base: &reqwest::Url, path: &str) -> Option<reqwest::Url> {
     if !path.starts_with('/') || crate::urls::path_refusal(path).is_some() {
         return None;
     }
@@ -472,40 +472,36 @@ async fn run_async(
         .map(|t| (t.name.clone(), t.base.clone()))
         .collect();
     let completed: u64 = s.totals.targets.iter().map(|t| t.requests).sum();
-    let summary = Summary {
-        format_version: crate::results::summary::FORMAT_VERSION,
-        run_id: cfg.run_id.clone(),
-        region: cfg.region.clone(),
-        tool: Tool {
-            name: "edgeload".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        scenario: serde_json::json!({"mode": "mirror", "targets": bases.iter().map(|(n, b)| serde_json::json!({"name": n, "base_url": crate::guard::redact::url(b)})).collect::<Vec<_>>()}),
-        started_at: crate::cmd::execute::rfc3339(start_wall),
-        ended_at: crate::cmd::execute::rfc3339(SystemTime::now()),
-        duration_s: elapsed,
-        interval_s: 1.0,
-        interrupted: ending == Ending::Interrupted,
-        rate: RateSummary {
-            model: "mirror".into(),
-            intended_rps: cfg.rate.map(|r| r * cfg.targets.len() as f64),
-            achieved_rps: completed as f64 / elapsed.max(1e-9),
-            planned_requests: None,
-            sent: s.sent.iter().sum(),
-            completed,
-            abandoned: s.in_flight.iter().sum(),
-            send_lag: None,
-            fell_behind: false,
-        },
-        targets: target_summaries(&s.totals, &bases),
-        thresholds: Vec::new(),
-        verdict: match (&cfg.gate, ending) {
-            (None, _) => "none".into(),
-            (Some(_), Ending::GatePassed) => "pass".into(),
-            (Some(_), _) => "fail".into(),
-        },
-        mirror: Some(accounting(&counters, s, ending, &per_target, &names)),
+    let rate = RateSummary {
+        model: LoadModel::Mirror,
+        intended_rps: cfg.rate.map(|r| r * cfg.targets.len() as f64),
+        achieved_rps: completed as f64 / elapsed.max(1e-9),
+        planned_requests: None,
+        sent: s.sent.iter().sum(),
+        completed,
+        abandoned: s.in_flight.iter().sum(),
+        send_lag: None,
+        fell_behind: false,
     };
+    let targets_echo: Vec<serde_json::Value> = (bases.iter())
+        .map(|(n, b)| serde_json::json!({"name": n, "base_url": crate::guard::redact::url(b)}))
+        .collect();
+    let meta = RunMeta {
+        run_id: &cfg.run_id,
+        region: &cfg.region,
+        scenario: serde_json::json!({"mode": "mirror", "targets": targets_echo}),
+        started: start_wall,
+        ended: start_wall + start.elapsed(),
+        interval: Duration::from_secs(1),
+        interrupted: ending == Ending::Interrupted,
+    };
+    let mut summary = Summary::new(meta, rate, &s.totals, &bases);
+    summary.verdict = match (&cfg.gate, ending) {
+        (None, _) => Verdict::None,
+        (Some(_), Ending::GatePassed) => Verdict::Pass,
+        (Some(_), _) => Verdict::Fail,
+    };
+    summary.mirror = Some(accounting(&counters, s, ending, &per_target, &names));
     let dir = match s.writer.take() {
         Some(w) => Some(w.finish(&summary)?),
         None => None,

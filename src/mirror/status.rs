@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-pub type Snapshot = Arc<Mutex<(String, String)>>;
+pub(crate) type Snapshot = Arc<Mutex<(String, String)>>;
 
 /// Binds and serves in the background; the returned handle stops it when dropped.
 pub async fn serve(

@@ -7,7 +7,7 @@ use crate::cache_status::{self, CacheClass};
 
 /// Counts by class in one-second buckets over the last `secs` seconds.
 #[derive(Clone, Debug, Default)]
-pub struct Window {
+pub(crate) struct Window {
     secs: u64,
     buckets: VecDeque<(u64, [u64; CacheClass::COUNT])>,
 }
@@ -62,7 +62,7 @@ impl Window {
 }
 
 #[derive(Clone, Debug)]
-pub struct TargetTrack {
+pub(crate) struct TargetTrack {
     pub overall: Window,
     pub pops: BTreeMap<String, Window>,
     /// since when the gate condition has held
@@ -78,7 +78,7 @@ pub struct Gate {
 }
 
 #[derive(Clone, Debug)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     pub window_s: u64,
     pub targets: Vec<TargetTrack>,
 }

@@ -31,8 +31,8 @@ pub struct TimePoint {
     pub p99: f64,
 }
 
-/// (target, class, metric index in `model::METRICS`)
-pub type SeriesKey = (String, String, usize);
+/// (target, class, metric)
+pub(crate) type SeriesKey = (String, String, crate::measure::Metric);
 
 /// One results directory, read in one pass: interval histograms are added into the run's totals
 /// as they are decoded and reduced to percentiles per interval, so memory does not grow with
@@ -54,7 +54,7 @@ impl RunData {
 }
 
 /// Every results directory at or below `path` (a run folder with region folders, or one dir).
-pub fn find_dirs(path: &Path) -> Vec<PathBuf> {
+pub(crate) fn find_dirs(path: &Path) -> Vec<PathBuf> {
     if path.join(crate::results::SUMMARY).exists()
         || path.join(manifest::NAME).exists()
         || path.join(hlog::NAME).exists()
@@ -76,7 +76,7 @@ pub fn find_dirs(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Loads one directory; `Ok(None)` (with the reason) when it is incomplete.
-pub fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
+pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
     let m = match Manifest::read(dir) {
         Ok(m) => m,
         Err(e) if !dir.join(manifest::NAME).exists() => {
@@ -118,7 +118,7 @@ pub fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
     let mut over_time = Vec::new();
     // target -> (interval start, (value, count) pairs of the corrected total of all classes)
     let mut current: BTreeMap<String, (f64, Vec<(u64, u64)>)> = BTreeMap::new();
-    let template = crate::engine::recorder::new_hist();
+    let template = crate::measure::new_hist();
     let flush =
         |target: &str, start: f64, pairs: &mut Vec<(u64, u64)>, out: &mut Vec<TimePoint>| {
             if pairs.is_empty() {
@@ -167,14 +167,14 @@ pub fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
             ) else {
                 return Err(format!("interval with an unexpected tag {:?}", iv.tag));
             };
-            let Some(mi) = super::model::metric_index(metric, basis) else {
+            let Some(mi) = crate::measure::Metric::from_tag_parts(metric, basis) else {
                 return Err(format!(
                     "interval with an unexpected metric in tag {:?}",
                     iv.tag
                 ));
             };
             let start = base.get() + iv.start.as_secs_f64();
-            if mi == 0 {
+            if mi == crate::measure::Metric::Total {
                 match current.get_mut(*target) {
                     Some((s, pairs)) if *s == start => pairs.extend_from_slice(iv.counts),
                     Some((s, pairs)) => {
@@ -191,7 +191,7 @@ pub fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
             match totals.get_mut(&key) {
                 Some(h) => record(h, iv.counts)?,
                 None => {
-                    let mut h = crate::engine::recorder::new_hist();
+                    let mut h = crate::measure::new_hist();
                     record(&mut h, iv.counts)?;
                     totals.insert(key, h);
                 }

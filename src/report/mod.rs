@@ -9,6 +9,8 @@ pub mod plots;
 pub mod tables;
 pub mod text;
 
+use crate::measure::Metric;
+use crate::results::summary::Verdict;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -252,8 +254,8 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
                         .find(|g| {
                             g.key.region.as_deref() == Some(r) && g.key.target.as_deref() == Some(t)
                         })
-                        .filter(|g| !g.hists[0].is_empty())
-                        .map(|g| g.hists[0].value_at_quantile(q) as f64 / 1000.0)
+                        .filter(|g| !g.hists[Metric::Total].is_empty())
+                        .map(|g| g.hists[Metric::Total].value_at_quantile(q) as f64 / 1000.0)
                         .unwrap_or(0.0)
                 })
                 .collect();
@@ -397,7 +399,7 @@ pub fn build(
             .collect();
         write(
             &edir.join(format!("{name}.hgrm")),
-            export::hgrm(&g.hists[0]).as_bytes(),
+            export::hgrm(&g.hists[Metric::Total]).as_bytes(),
         )
         .map_err(io)?;
     }
@@ -452,8 +454,9 @@ fn filter_target(r: &RunData, target: &str) -> RunData {
 }
 
 /// The merged result in summary.json's shape: per target (all regions), per class.
-pub fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summary {
-    use crate::engine::recorder::Series;
+pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summary {
+    use crate::measure::Series;
+
     use crate::results::summary::{ClassSummary, Summary, TargetSummary};
     let groups = model::groups(
         runs,
@@ -559,12 +562,12 @@ pub fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summary {
             .iter()
             .flat_map(|r| r.summary.thresholds.clone())
             .collect(),
-        verdict: if runs.iter().any(|r| r.summary.verdict == "fail") {
-            "fail".into()
-        } else if runs.iter().all(|r| r.summary.verdict == "none") {
-            "none".into()
+        verdict: if runs.iter().any(|r| r.summary.verdict == Verdict::Fail) {
+            Verdict::Fail
+        } else if runs.iter().all(|r| r.summary.verdict == Verdict::None) {
+            Verdict::None
         } else {
-            "pass".into()
+            Verdict::Pass
         },
         mirror: None,
     }

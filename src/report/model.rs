@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 
 use super::load::RunData;
 use crate::cache_status::{self, CacheClass};
-use crate::engine::recorder::new_hist;
+use crate::measure::{Metric, PerMetric, new_hist};
 use crate::results::summary::Stats;
 
 /// Which keys group the results.
@@ -61,23 +61,9 @@ impl Key {
     }
 }
 
-/// The four histograms of a group, in `engine::recorder::Metric` order.
-pub const METRICS: [(&str, &str); 4] = [
-    ("total", "corrected"),
-    ("total", "service"),
-    ("ttfb", "corrected"),
-    ("ttfb", "service"),
-];
-
-pub fn metric_index(metric: &str, basis: &str) -> Option<usize> {
-    METRICS
-        .iter()
-        .position(|(m, b)| *m == metric && *b == basis)
-}
-
 pub struct Group {
     pub key: Key,
-    pub hists: [Histogram<u64>; 4],
+    pub hists: PerMetric<Histogram<u64>>,
     pub requests: u64,
     pub bytes: u64,
     /// None when the grouping splits classes (errors are counted per target)
@@ -91,7 +77,7 @@ impl Group {
     fn new(key: Key) -> Group {
         Group {
             key,
-            hists: [new_hist(), new_hist(), new_hist(), new_hist()],
+            hists: PerMetric([new_hist(), new_hist(), new_hist(), new_hist()]),
             requests: 0,
             bytes: 0,
             errors: Some(0),
@@ -100,7 +86,7 @@ impl Group {
             end: f64::MIN,
         }
     }
-    pub fn stats(&self, metric: usize) -> Stats {
+    pub fn stats(&self, metric: Metric) -> Stats {
         Stats::of(&self.hists[metric])
     }
     pub fn span(&self) -> f64 {
@@ -109,7 +95,7 @@ impl Group {
     pub fn rps(&self) -> f64 {
         self.requests as f64 / self.span()
     }
-    pub fn kb_per_s(&self) -> f64 {
+    pub(crate) fn kb_per_s(&self) -> f64 {
         self.bytes as f64 / 1000.0 / self.span()
     }
     pub fn error_rate(&self) -> Option<f64> {
@@ -177,7 +163,7 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
 }
 
 /// A time series point: seconds since the earliest run start.
-pub type Point = (f64, f64);
+pub(crate) type Point = (f64, f64);
 
 pub struct LatencySeries {
     /// the target, or "region target" when several regions ran
@@ -250,7 +236,7 @@ pub fn latency_over_time(runs: &[RunData]) -> Vec<LatencySeries> {
     v
 }
 
-pub struct RateSeries {
+pub(crate) struct RateSeries {
     pub target: String,
     /// hit ratio per bucket (buckets with no ratio-relevant request are left out)
     pub hit_ratio: Vec<Point>,
@@ -259,7 +245,7 @@ pub struct RateSeries {
 }
 
 /// From the timelines: hit ratio, throughput and errors over time per target, regions summed.
-pub fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
+pub(crate) fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
     let t0 = t0(runs);
     let iv = interval_of(runs);
     // (target, bucket) -> (hits, misses, requests, errors)
@@ -309,7 +295,7 @@ pub fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
 }
 
 /// HDR-style percentile distribution: (1/(1-q), latency ms), for the log-scaled x axis.
-pub fn distribution(h: &Histogram<u64>) -> Vec<Point> {
+pub(crate) fn distribution(h: &Histogram<u64>) -> Vec<Point> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -325,11 +311,11 @@ pub fn distribution(h: &Histogram<u64>) -> Vec<Point> {
 }
 
 /// Merged corrected-total histogram per class (all regions and targets): the distribution plot.
-pub fn class_hists(runs: &[RunData]) -> BTreeMap<String, Histogram<u64>> {
+pub(crate) fn class_hists(runs: &[RunData]) -> BTreeMap<String, Histogram<u64>> {
     let mut m: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     for r in runs {
         for ((_, class, mi), h) in &r.totals {
-            if *mi == 0 {
+            if *mi == Metric::Total {
                 let _ = m.entry(class.clone()).or_insert_with(new_hist).add(h);
             }
         }
@@ -338,7 +324,7 @@ pub fn class_hists(runs: &[RunData]) -> BTreeMap<String, Histogram<u64>> {
 }
 
 /// Threshold values on hit_ratio found in the runs' summaries (the cutover line).
-pub fn hit_ratio_threshold(runs: &[RunData]) -> Option<f64> {
+pub(crate) fn hit_ratio_threshold(runs: &[RunData]) -> Option<f64> {
     runs.iter()
         .flat_map(|r| r.summary.thresholds.iter())
         .filter_map(|t| t.expr.parse::<crate::threshold::Threshold>().ok())

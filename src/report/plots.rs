@@ -49,7 +49,7 @@ const COLORS: [RGBColor; 8] = [
 
 /// PNG text needs a font file; SVG does not. DejaVu Sans is looked for where Debian puts it,
 /// or at $EDGELOAD_FONT.
-pub fn load_font() -> bool {
+pub(crate) fn load_font() -> bool {
     static LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *LOADED.get_or_init(|| {
         let mut candidates: Vec<PathBuf> = std::env::var_os("EDGELOAD_FONT")
@@ -258,7 +258,7 @@ fn draw_bars<DB: DrawingBackend>(
 
 const SIZE: (u32, u32) = (1000, 520);
 
-pub const NO_FONT: &str = "plots need a TrueType font to measure text: install fonts-dejavu-core (Debian) or set EDGELOAD_FONT=/path/to/font.ttf, or use --no-plots";
+pub(crate) const NO_FONT: &str = "plots need a TrueType font to measure text: install fonts-dejavu-core (Debian) or set EDGELOAD_FONT=/path/to/font.ttf, or use --no-plots";
 
 /// A plot description that can draw itself on any plotters backend.
 pub trait Plot {

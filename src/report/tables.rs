@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::model::{Group, METRICS};
+use super::model::Group;
+use crate::measure::Metric;
 use crate::results::summary::Stats;
 
 fn opt_pct(v: Option<f64>) -> String {
@@ -16,7 +17,7 @@ fn ms(v: f64) -> String {
 }
 
 /// Header and rows of the main table (corrected total latency, ms).
-pub fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+pub(crate) fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let head = vec![
         "group",
         "samples",
@@ -37,7 +38,7 @@ pub fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let rows = groups
         .iter()
         .map(|g| {
-            let s = g.stats(0);
+            let s = g.stats(Metric::Total);
             vec![
                 g.key.label(),
                 s.count.to_string(),
@@ -65,9 +66,9 @@ pub fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>>) {
 }
 
 /// p50/p99/p99.9 of each of the four latencies (corrected/service x total/TTFB).
-pub fn detail_rows(groups: &[Group]) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn detail_rows(groups: &[Group]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut head = vec!["group".to_string()];
-    for (m, b) in METRICS {
+    for (m, b) in Metric::ALL.map(Metric::tag_parts) {
         for p in ["p50", "p99", "p99.9"] {
             head.push(format!("{m} {b} {p}"));
         }
@@ -76,8 +77,8 @@ pub fn detail_rows(groups: &[Group]) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|g| {
             let mut r = vec![g.key.label()];
-            for i in 0..4 {
-                let s: Stats = g.stats(i);
+            for m in Metric::ALL {
+                let s: Stats = g.stats(m);
                 r.extend([ms(s.p50), ms(s.p99), ms(s.p999)]);
             }
             r
@@ -139,7 +140,7 @@ pub fn text<H: AsRef<str>>(head: &[H], rows: &[Vec<String>]) -> String {
 }
 
 /// A vs B per group key and percentile, with the ratio B/A.
-pub fn comparison_rows(
+pub(crate) fn comparison_rows(
     a: &[Group],
     b: &[Group],
     a_name: &str,
@@ -162,7 +163,7 @@ pub fn comparison_rows(
         let Some(gb) = b.iter().find(|g| g.key == ga.key) else {
             continue;
         };
-        let (sa, sb) = (ga.stats(0), gb.stats(0));
+        let (sa, sb) = (ga.stats(Metric::Total), gb.stats(Metric::Total));
         for (name, f) in ps {
             let (x, y) = (f(&sa), f(&sb));
             let ratio = if x > 0.0 {

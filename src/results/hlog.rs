@@ -23,7 +23,7 @@ pub fn parse_tag(tag: &str) -> BTreeMap<&str, &str> {
     tag.split(';').filter_map(|kv| kv.split_once('=')).collect()
 }
 
-pub struct HlogWriter<W: Write> {
+pub(crate) struct HlogWriter<W: Write> {
     w: W,
     ser: V2DeflateSerializer,
     buf: Vec<u8>,
@@ -83,10 +83,6 @@ impl<W: Write> HlogWriter<W> {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
     }
-
-    pub fn into_inner(self) -> W {
-        self.w
-    }
 }
 
 /// One interval histogram read back.
@@ -99,7 +95,7 @@ pub struct HlogInterval {
 
 /// Streams every interval of a log through `f` (HdrHistogram's own parser and deserializer);
 /// `on_base` sees the BaseTime (or StartTime) first. Errors name the entry.
-pub fn for_each_interval(
+pub(crate) fn for_each_interval(
     bytes: &[u8],
     mut on_base: impl FnMut(Duration),
     mut f: impl FnMut(HlogInterval) -> Result<(), String>,
@@ -171,7 +167,7 @@ pub fn read_totals(bytes: &[u8]) -> Result<BTreeMap<String, Histogram<u64>>, Str
 
 /// A reusable zlib inflater: a new decoder per histogram would allocate and clear its 32 KB
 /// window each time, which dominated merging many small interval histograms.
-pub struct Inflater {
+pub(crate) struct Inflater {
     d: flate2::Decompress,
     buf: Vec<u8>,
 }
@@ -186,7 +182,7 @@ impl Default for Inflater {
 }
 
 impl Inflater {
-    pub fn inflate(&mut self, comp: &[u8]) -> Result<&[u8], String> {
+    pub(crate) fn inflate(&mut self, comp: &[u8]) -> Result<&[u8], String> {
         self.d.reset(true);
         self.buf.clear();
         loop {
@@ -278,7 +274,7 @@ fn varint(b: &[u8], i: &mut usize) -> Result<u64, String> {
 
 /// Decodes a V2 (optionally DEFLATE-compressed) histogram into non-zero (value, count) pairs,
 /// without allocating the full counts array: what a merge of many intervals wants.
-pub fn decode_sparse(
+pub(crate) fn decode_sparse(
     raw: &[u8],
     scratch: &mut Inflater,
     out: &mut Vec<(u64, u64)>,
@@ -378,7 +374,7 @@ mod tests {
 
     #[test]
     fn sparse_decoding_equals_the_crates_deserializer() {
-        let mut h = crate::engine::recorder::new_hist();
+        let mut h = crate::measure::new_hist();
         let mut x = 7u64;
         for _ in 0..10_000 {
             x = crate::urls::mix(x);
@@ -390,7 +386,7 @@ mod tests {
         V2DeflateSerializer::new().serialize(&h, &mut raw).unwrap();
         let (mut scratch, mut pairs) = (Inflater::default(), Vec::new());
         decode_sparse(&raw, &mut scratch, &mut pairs).unwrap();
-        let mut back = crate::engine::recorder::new_hist();
+        let mut back = crate::measure::new_hist();
         for (v, c) in &pairs {
             back.record_n(*v, *c).unwrap();
         }

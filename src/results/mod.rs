@@ -14,14 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::cache_status::CacheClass;
-use crate::engine::Sink;
-use crate::engine::recorder::{IntervalData, Metric};
+use crate::measure::{IntervalData, Metric, Sink};
 
 pub const SUMMARY: &str = "summary.json";
-pub const SAMPLES: &str = "samples.jtl";
+pub(crate) const SAMPLES: &str = "samples.jtl";
 /// Every file a results directory may hold besides MANIFEST.json: the only names a manifest may
 /// list (a downloaded manifest is untrusted input).
-pub const FILES: [&str; 4] = [SUMMARY, hlog::NAME, timeline::NAME, SAMPLES];
+pub(crate) const FILES: [&str; 4] = [SUMMARY, hlog::NAME, timeline::NAME, SAMPLES];
 
 pub struct ResultsWriter {
     dir: PathBuf,
@@ -118,7 +117,7 @@ impl Sink for ResultsWriter {
             for c in CacheClass::ALL {
                 if let Some(s) = d.series(ti, c) {
                     for m in Metric::ALL {
-                        let h = &s.h[m as usize];
+                        let h = &s.h[m];
                         if !h.is_empty() {
                             let (metric, basis) = m.tag_parts();
                             hlog.write(

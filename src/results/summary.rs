@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::cache_status::{self, CacheClass};
-use crate::engine::client::ErrorKind;
-use crate::engine::recorder::{IntervalData, Metric, Series};
+use crate::measure::{ErrorKind, IntervalData, Metric, Series};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -109,12 +109,12 @@ impl ClassSummary {
             count: s.count(),
             bytes: s.bytes,
             corrected: Latencies {
-                total: Stats::of(&s.h[Metric::Total as usize]),
-                ttfb: Stats::of(&s.h[Metric::Ttfb as usize]),
+                total: Stats::of(&s.h[Metric::Total]),
+                ttfb: Stats::of(&s.h[Metric::Ttfb]),
             },
             service: Latencies {
-                total: Stats::of(&s.h[Metric::TotalService as usize]),
-                ttfb: Stats::of(&s.h[Metric::TtfbService as usize]),
+                total: Stats::of(&s.h[Metric::TotalService]),
+                ttfb: Stats::of(&s.h[Metric::TtfbService]),
             },
         }
     }
@@ -147,10 +147,63 @@ impl TargetSummary {
     }
 }
 
+/// How the load was made: `open` (intended send times), `closed` (N workers), `mirror` (live
+/// traffic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModel {
+    #[default]
+    Open,
+    Closed,
+    Mirror,
+}
+
+impl std::fmt::Display for LoadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoadModel::Open => "open",
+            LoadModel::Closed => "closed",
+            LoadModel::Mirror => "mirror",
+        })
+    }
+}
+
+/// The thresholds' (or the mirror gate's) verdict: `none` when there was nothing to judge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    #[default]
+    None,
+}
+
+impl Verdict {
+    /// Pass when every result passed, fail when one failed, none without results.
+    pub fn of(results: &[ThresholdResult]) -> Verdict {
+        if results.is_empty() {
+            Verdict::None
+        } else if results.iter().all(|r| r.passed) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::None => "none",
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RateSummary {
-    /// "open" or "closed"
-    pub model: String,
+    pub model: LoadModel,
     /// requests per second the schedule asked for (open model, all targets)
     pub intended_rps: Option<f64>,
     /// requests completed per second of run time
@@ -197,14 +250,72 @@ pub struct Summary {
     pub rate: RateSummary,
     pub targets: Vec<TargetSummary>,
     pub thresholds: Vec<ThresholdResult>,
-    /// "pass", "fail", or "none" (no thresholds)
-    pub verdict: String,
+    pub verdict: Verdict,
     /// `mirror` runs: input accounting and the cutover gate
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
 }
 
+/// What every summary says of its run, whoever made it (`run`, `demo`, `mirror`).
+pub struct RunMeta<'a> {
+    pub run_id: &'a str,
+    pub region: &'a str,
+    /// the effective configuration, secrets already redacted
+    pub scenario: serde_json::Value,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+    pub interval: Duration,
+    pub interrupted: bool,
+}
+
+/// RFC 3339 UTC, as every timestamp of the results directory.
+pub fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 impl Summary {
+    /// The one way a summary is made: metadata, rate, and the per-target numbers of `totals`
+    /// (`targets`: name and base URL, in target order; base URLs are redacted here). No
+    /// thresholds yet (`judged` adds them).
+    pub fn new(
+        meta: RunMeta,
+        rate: RateSummary,
+        totals: &IntervalData,
+        targets: &[(String, String)],
+    ) -> Summary {
+        Summary {
+            format_version: FORMAT_VERSION,
+            run_id: meta.run_id.to_string(),
+            region: meta.region.to_string(),
+            tool: Tool {
+                name: "edgeload".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            scenario: meta.scenario,
+            started_at: rfc3339(meta.started),
+            ended_at: rfc3339(meta.ended),
+            duration_s: (meta.ended.duration_since(meta.started))
+                .unwrap_or_default()
+                .as_secs_f64(),
+            interval_s: meta.interval.as_secs_f64(),
+            interrupted: meta.interrupted,
+            rate,
+            targets: target_summaries(totals, targets),
+            thresholds: Vec::new(),
+            verdict: Verdict::None,
+            mirror: None,
+        }
+    }
+
+    /// With threshold results and the verdict they give.
+    pub fn judged(mut self, results: Vec<ThresholdResult>) -> Summary {
+        self.verdict = Verdict::of(&results);
+        self.thresholds = results;
+        self
+    }
+
     pub fn target(&self, name: &str) -> Option<&TargetSummary> {
         self.targets.iter().find(|t| t.name == name)
     }
@@ -242,7 +353,7 @@ impl Summary {
 }
 
 /// Builds the per-target part of the summary from merged totals.
-pub fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<TargetSummary> {
+fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<TargetSummary> {
     let mut out = Vec::new();
     for (ti, (name, base)) in targets.iter().enumerate() {
         let counts = &totals.targets[ti];

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cache_status::{self, CacheClass};
-use crate::engine::recorder::{IntervalData, Metric};
+use crate::measure::{IntervalData, Metric};
 
 pub const NAME: &str = "timeline.csv";
 
@@ -44,7 +44,7 @@ pub fn rows(
         .map(|(ti, name)| {
             let c = &d.targets[ti];
             let all = d.target_all(ti);
-            let h = all.as_ref().map(|s| &s.h[Metric::Total as usize]);
+            let h = all.as_ref().map(|s| &s.h[Metric::Total]);
             let q = |p: f64| {
                 h.filter(|h| !h.is_empty())
                     .map(|h| h.value_at_quantile(p) as f64 / 1000.0)
@@ -69,7 +69,7 @@ pub fn rows(
         .collect()
 }
 
-pub struct TimelineWriter<W: Write> {
+pub(crate) struct TimelineWriter<W: Write> {
     w: csv::Writer<W>,
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use edgeload::edge::{EdgeConfig, Latency};
-use edgeload::engine::recorder::HIST_MAX_US;
+use edgeload::measure::HIST_MAX_US;
 use edgeload::results::hlog;
 use edgeload::results::manifest::Manifest;
 use edgeload::results::summary::{Stats, Summary};

@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
 use edgeload::cache_status::{CacheClass, Classifier};
-use edgeload::engine::client::{ClientConfig, ErrorKind, ThreadClient};
+use edgeload::engine::client::{ClientConfig, ThreadClient};
+use edgeload::measure::ErrorKind;
 
 /// (status line and headers, body, close after it)
 fn response(path: &str) -> (String, Vec<u8>, bool) {

@@ -12,3 +12,4 @@ mod process;
 mod report;
 mod s3;
 mod security;
+mod tidy;

@@ -143,7 +143,7 @@ fn failed_threshold_exits_1_and_says_which() {
     assert_eq!(s["verdict"], "fail");
     assert_eq!(
         Summary::read(&d.join("out/summary.json")).unwrap().verdict,
-        "fail"
+        edgeload::results::summary::Verdict::Fail
     );
     // and a passing one exits 0
     let o = run(

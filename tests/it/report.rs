@@ -5,13 +5,12 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgeload::cache_status::CacheClass;
-use edgeload::engine::Sink;
-use edgeload::engine::recorder::{IntervalData, Metric, new_hist};
+use edgeload::measure::{IntervalData, Metric, Sink, new_hist};
 use edgeload::report::model::{self, By};
 use edgeload::report::{self, ReportOptions};
 use edgeload::results::ResultsWriter;
 use edgeload::results::hlog;
-use edgeload::results::summary::{Stats, Summary, Tool, target_summaries};
+use edgeload::results::summary::{RunMeta, Stats, Summary};
 
 use crate::common::*;
 
@@ -66,10 +65,13 @@ fn merged_percentiles_equal_one_histogram_of_all_samples() {
     let g = model::groups(&runs, by);
     assert_eq!(g.len(), 1);
     assert_eq!(g[0].requests, 240);
-    assert_eq!(g[0].stats(Metric::Total as usize), Stats::of(&all));
+    assert_eq!(g[0].stats(Metric::Total), Stats::of(&all));
     // and the regions stay apart when asked
     let by_region = model::groups(&runs, "region".parse().unwrap());
-    let p50: Vec<f64> = by_region.iter().map(|g| g.stats(0).p50).collect();
+    let p50: Vec<f64> = by_region
+        .iter()
+        .map(|g| g.stats(edgeload::measure::Metric::Total).p50)
+        .collect();
     assert!(p50[0] >= 30.0 && p50[1] >= 5.0 && p50[1] < 30.0, "{p50:?}"); // eu-west-1 sorts first
     // the report's merged summary.json carries the same numbers
     let out = dir.path().join("report");
@@ -112,7 +114,7 @@ fn synthetic(dir: &Path, region: &str, scale: u64) {
                         } else {
                             v
                         };
-                        s.h[m as usize].record(v.max(1)).unwrap();
+                        s.h[m].record(v.max(1)).unwrap();
                     }
                 }
                 s.bytes += n * 40_000;
@@ -123,32 +125,26 @@ fn synthetic(dir: &Path, region: &str, scale: u64) {
         totals.add(&d);
         w.interval(&d, &totals).unwrap();
     }
-    let s = Summary {
-        format_version: 1,
-        run_id: "golden".into(),
-        region: region.into(),
-        tool: Tool {
-            name: "edgeload".into(),
-            version: "test".into(),
-        },
+    let start = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600); // 2026-01-01
+    let meta = RunMeta {
+        run_id: "golden",
+        region,
         scenario: serde_json::json!({}),
-        started_at: "2026-01-01T00:00:00Z".into(),
-        ended_at: "2026-01-01T00:00:04Z".into(),
-        duration_s: 4.0,
-        interval_s: 1.0,
+        started: start,
+        ended: start + Duration::from_secs(4),
+        interval: Duration::from_secs(1),
         interrupted: false,
-        rate: Default::default(),
-        targets: target_summaries(
-            &totals,
-            &[
-                ("fastly".into(), "https://f.example".into()),
-                ("akamai".into(), "https://a.example".into()),
-            ],
-        ),
-        thresholds: Vec::new(),
-        verdict: "none".into(),
-        mirror: None,
     };
+    let targets = [
+        ("fastly".into(), "https://f.example".into()),
+        ("akamai".into(), "https://a.example".into()),
+    ];
+    let mut s = Summary::new(meta, Default::default(), &totals, &targets);
+    s.tool.version = "test".into();
+    assert_eq!(
+        (s.started_at.as_str(), s.ended_at.as_str(), s.duration_s),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:04Z", 4.0)
+    );
     w.finish(&s).unwrap();
 }
 
@@ -254,7 +250,10 @@ fn plot_series_follow_the_data() {
         })
         .unwrap();
     let s = b.series.iter().find(|s| s.0 == "fastly p99").unwrap();
-    assert_eq!(s.1[0], g.hists[0].value_at_quantile(0.99) as f64 / 1000.0);
+    assert_eq!(
+        s.1[0],
+        g.hists[edgeload::measure::Metric::Total].value_at_quantile(0.99) as f64 / 1000.0
+    );
     // and they draw (SVG always; PNG too where a font is installed)
     let out = dir.path().join("report");
     let r = report::build(&runs, None, Vec::new(), &opts(&out, true)).unwrap();

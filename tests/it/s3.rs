@@ -369,7 +369,7 @@ fn three_regions_start_together_upload_and_merge_from_s3() {
     .unwrap();
     let start_at = {
         let t = std::time::SystemTime::now() + Duration::from_secs(3);
-        edgeload::cmd::execute::rfc3339(t)
+        edgeload::results::summary::rfc3339(t)
     };
     let regions = [
         ("us-east-1", 10u64),
@@ -465,7 +465,7 @@ fn three_regions_start_together_upload_and_merge_from_s3() {
             .iter()
             .find(|g| g.key.region.as_deref() == Some(r))
             .unwrap();
-        let p50 = g.stats(0).p50;
+        let p50 = g.stats(edgeload::measure::Metric::Total).p50;
         assert!(
             p50 >= ms as f64 && p50 < ms as f64 * 1.1 + 2.0,
             "{r}: p50 {p50} for {ms} ms"

@@ -1,0 +1,66 @@
+//! What one request produced, as the clients report it: times, status, bytes, cache class, POP.
+
+use std::time::Instant;
+
+use super::ErrorKind;
+use crate::cache_status::CacheClass;
+
+/// A POP name kept inline: classification happens per request, so no heap allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PopName {
+    len: u8,
+    buf: [u8; 23],
+}
+
+impl PopName {
+    pub fn new(s: &str) -> PopName {
+        let mut end = s.len().min(23);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut buf = [0u8; 23];
+        buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        PopName {
+            len: end as u8,
+            buf,
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+impl std::fmt::Debug for PopName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one request produced. Times are from the actual send (service time).
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    pub sent: Instant,
+    pub headers_at: Option<Instant>,
+    pub done: Instant,
+    pub status: u16,
+    pub bytes: u64,
+    pub class: CacheClass,
+    pub pop: Option<PopName>,
+    pub error: Option<ErrorKind>,
+}
+
+impl Outcome {
+    /// A request that got no response.
+    pub fn failed(sent: Instant, error: ErrorKind) -> Outcome {
+        Outcome {
+            sent,
+            headers_at: None,
+            done: Instant::now(),
+            status: 0,
+            bytes: 0,
+            class: CacheClass::Unknown,
+            pop: None,
+            error: Some(error),
+        }
+    }
+}
