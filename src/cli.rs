@@ -116,8 +116,9 @@ pub struct MirrorArgs {
     /// Extra request header "Name: value" (Accept and Accept-Encoding are part of cache keys)
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    #[arg(long, default_value = "10s")]
-    pub timeout: String,
+    /// Whole-request timeout (default 10s, as `run`)
+    #[arg(long)]
+    pub timeout: Option<String>,
     /// Progress line interval
     #[arg(long, default_value = "5s")]
     pub progress: String,

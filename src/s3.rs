@@ -37,6 +37,8 @@ pub enum S3Error {
     },
     #[error("{dir} has no MANIFEST.json: the run is not complete, nothing uploaded")]
     Incomplete { dir: String },
+    #[error("s3://{bucket}/{key}: not found")]
+    NotFound { bucket: String, key: String },
     #[error("{dir}: {msg}; nothing uploaded")]
     Modified { dir: String, msg: String },
     #[error("s3://{bucket}/{key}: region rejected: {msg}")]
@@ -301,16 +303,50 @@ async fn multipart(
     result
 }
 
-async fn get(c: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, S3Error> {
+/// The longest a response body may take to arrive: the SDK's timeouts end with the headers.
+fn body_deadline(c: &Client) -> Duration {
+    (c.config().timeout_config())
+        .and_then(|t| t.operation_attempt_timeout())
+        .unwrap_or(ATTEMPT_TIMEOUT)
+}
+
+/// Reads an object whose size is known (from a manifest): a different Content-Length fails
+/// before the body is read, so a hostile listing cannot make us hold a huge object.
+async fn get(c: &Client, bucket: &str, key: &str, max: u64) -> Result<Vec<u8>, S3Error> {
     let o = c
         .get_object()
         .bucket(bucket)
         .key(key)
         .send()
         .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                S3Error::NotFound {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                }
+            } else {
+                remote(bucket, key, e)
+            }
+        })?;
+    let len = o.content_length().unwrap_or(-1);
+    if len < 0 || len as u64 > max {
+        return Err(S3Error::Mismatch {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            got: format!("{len} bytes announced"),
+            want: format!("at most {max} bytes"),
+        });
+    }
+    let body = tokio::time::timeout(body_deadline(c), o.body.collect())
+        .await
+        .map_err(|_| S3Error::Remote {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            msg: "the body did not arrive in time (--s3-timeout)".into(),
+        })?
         .map_err(|e| remote(bucket, key, e))?;
-    let b = o.body.collect().await.map_err(|e| remote(bucket, key, e))?;
-    Ok(b.into_bytes().to_vec())
+    Ok(body.into_bytes().to_vec())
 }
 
 /// The region folders directly under a run prefix (`.../runs/RUN_ID/REGION/`).
@@ -353,16 +389,11 @@ pub async fn download_dir(
     dest: &Path,
 ) -> Result<Option<PathBuf>, S3Error> {
     let mkey = src.key(MANIFEST);
-    let mbytes = match c.get_object().bucket(&src.bucket).key(&mkey).send().await {
-        Ok(o) => o
-            .body
-            .collect()
-            .await
-            .map_err(|e| remote(&src.bucket, &mkey, e))?
-            .into_bytes()
-            .to_vec(),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(remote(&src.bucket, &mkey, e)),
+    // a manifest is a few hundred bytes; 1 MB is plenty
+    let mbytes = match get(c, &src.bucket, &mkey, 1 << 20).await {
+        Ok(b) => b,
+        Err(S3Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let m = crate::results::manifest::Manifest::parse(&mbytes, MANIFEST).map_err(|msg| {
         S3Error::Untrusted {
@@ -377,7 +408,7 @@ pub async fn download_dir(
     })?;
     for f in &m.files {
         let key = src.key(&f.name);
-        let data = get(c, &src.bucket, &key).await?;
+        let data = get(c, &src.bucket, &key, f.size).await?;
         let sum = sha256(&data);
         if data.len() as u64 != f.size || sum != f.sha256 {
             return Err(S3Error::Mismatch {

@@ -157,10 +157,21 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Errors name the line, column and key, but never quote the file's text: a scenario holds
+    /// header values and target URLs that may be secrets.
     pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
-        toml::from_str(text).map_err(|e: toml::de::Error| ScenarioError::Parse {
-            path: name.to_string(),
-            msg: e.to_string().trim_end().to_string(),
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let at = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            ScenarioError::Parse {
+                path: name.to_string(),
+                msg: format!(
+                    "line {line}, column {col}: {}",
+                    crate::guard::redact::text(e.message().trim_end())
+                ),
+            }
         })
     }
 

@@ -108,7 +108,10 @@ pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
             .map(|d| duration("--dedupe", d))
             .transpose()?,
         client: ClientConfig {
-            timeout: duration("--timeout", &a.timeout)?,
+            timeout: match &a.timeout {
+                Some(t) => duration("--timeout", t)?,
+                None => ClientConfig::default().timeout,
+            },
             headers,
             ..ClientConfig::default()
         },

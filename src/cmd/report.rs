@@ -40,7 +40,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
     s3_warnings.append(&mut warnings);
     let warnings = s3_warnings;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::guard::quote::escape(w));
     }
     if runs.is_empty() {
         return usage("no complete results directory to report on");
@@ -53,7 +53,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
         let (b, mut bw2) = report::load_all(&base_inputs).map_err(|e| UsageError(e.to_string()))?;
         bw.append(&mut bw2);
         for w in &bw {
-            eprintln!("warning: baseline: {w}");
+            eprintln!("warning: baseline: {}", crate::guard::quote::escape(w));
         }
         if b.is_empty() {
             return usage("--baseline: no complete results directory");
@@ -73,7 +73,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
             std::fs::read_to_string(a.out.join("summary.json")).unwrap_or_default()
         );
     }
-    eprint!("{}", r.text);
+    eprint!("{}", crate::guard::quote::escape_lines(&r.text));
     eprintln!(
         "{} results directories merged; report in {} (report.md, report.html{}, hgrm/, summary.json)",
         runs.len(),

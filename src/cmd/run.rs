@@ -13,7 +13,7 @@ use crate::cache_status::{Classifier, CustomRule};
 use crate::cli::RunArgs;
 use crate::engine::client::ClientConfig;
 use crate::engine::schedule::{Schedule, Stage};
-use crate::engine::{Control, EngineConfig, Model, Target, check_base};
+use crate::engine::{Control, EngineConfig, Model, Target, check_base, defaults};
 use crate::scenario::Scenario;
 use crate::threshold::Threshold;
 use crate::urls::{Order, UrlList};
@@ -50,17 +50,92 @@ fn check_target(name: &str, base: &str) -> anyhow::Result<()> {
 pub(crate) fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
     match h.split_once(':') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => usage(format!("-H {h:?}: expected \"Name: value\"")),
+        // the text is not quoted: a header without its colon may be a secret's value
+        _ => usage(format!(
+            "-H starting {:?}: expected \"Name: value\"",
+            crate::guard::quote::escape(h.split([' ', '=']).next().unwrap_or_default())
+        )),
     }
 }
 
-/// Builds the plan from flags, scenario and defaults.
+/// Builds the plan: flags over the scenario file over the defaults (written once, in the rooms
+/// that own them: `engine::defaults`, `ClientConfig::default`), merged here, field by field, in
+/// the small functions below; the result is validated and typed.
 pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let sc = match &a.scenario {
         Some(p) => Scenario::load(p).map_err(|e| UsageError(e.to_string()))?,
         None => Scenario::default(),
     };
-    // targets
+    let targets = targets(a, &sc)?;
+    let source = url_source(a, &sc)?;
+    let order = order(a, &sc)?;
+    let load = load(a, &sc, source.trace_times.as_deref())?;
+    let (client, headers) = http(a, &sc)?;
+    let classifier = classifier(a, &sc);
+    let thresholds = thresholds(a, &sc, &targets)?;
+    let out = output(a, &sc)?;
+    let threads = a.threads.or(sc.load.threads).unwrap_or_else(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        default_threads(cpus, &targets)
+    });
+    if threads == 0 {
+        return usage("--threads must be at least 1");
+    }
+    let seed = a.seed.or(sc.seed).unwrap_or(1);
+    let scenario = serde_json::json!({
+        "name": sc.name,
+        "scenario_file": a.scenario.as_ref().map(|p| p.display().to_string()),
+        "urls": source.path.display().to_string(),
+        "url_count": source.urls.len(),
+        "order": order.to_string(),
+        "seed": seed,
+        "targets": targets.iter().map(|t| serde_json::json!({"name": t.name, "base_url": crate::guard::redact::url(&t.base)})).collect::<Vec<_>>(),
+        "model": model_echo(&load.model),
+        "trace_speed": a.trace.as_ref().map(|_| a.speed),
+        "stages": load.stages.as_ref().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+        "duration_s": load.duration.map(|d| d.as_secs_f64()),
+        "requests_per_target": load.requests,
+        "sweep": load.sweep,
+        "threads": threads,
+        "headers": headers.iter().map(|(k, v)| {
+            (k.clone(), serde_json::Value::String(crate::guard::redact::header_value(k, v).to_string()))
+        }).collect::<serde_json::Map<_, _>>(),
+        "timeout_ms": client.timeout.as_secs_f64() * 1e3,
+        "keepalive": client.keepalive,
+        "method": if client.method_head { "HEAD" } else { "GET" },
+        "age_fallback": classifier.age_fallback,
+        "custom_cache_rules": classifier.rules.len(),
+        "thresholds": thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
+        "interval_s": out.interval.as_secs_f64(),
+    });
+    Ok(Plan {
+        engine: EngineConfig {
+            targets,
+            urls: Arc::new(source.urls),
+            order,
+            seed,
+            model: load.model,
+            duration: load.closed_duration,
+            requests: load.requests,
+            sweep: load.sweep,
+            threads,
+            interval: out.interval,
+            client,
+            classifier,
+            samples: out.samples,
+            grace: out.grace,
+        },
+        out: out.dir,
+        run_id: out.run_id,
+        region: out.region,
+        thresholds,
+        scenario,
+        progress: !a.quiet,
+    })
+}
+
+/// `--target` flags, or the scenario's `[targets]`; names unique.
+fn targets(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();
     if a.targets.is_empty() {
         for (name, base) in &sc.targets {
@@ -83,48 +158,77 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             return usage(format!("target name {:?} is given twice", t.name));
         }
     }
-    // URL list, or a trace whose rows are both the URLs and their send times
-    let mut trace_times: Option<Vec<f64>> = None;
-    let (url_path, urls): (PathBuf, UrlList) = if let Some(tp) = &a.trace {
+    Ok(targets)
+}
+
+/// Where the requests come from: a URL list, or a trace whose rows are both the URLs and their
+/// send times (seconds from the first).
+struct UrlSource {
+    path: PathBuf,
+    urls: UrlList,
+    trace_times: Option<Vec<f64>>,
+}
+
+fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
+    if let Some(tp) = &a.trace {
         let f = std::fs::File::open(tp)
             .map_err(|e| UsageError(format!("cannot read trace {}: {e}", tp.display())))?;
         let rows =
             crate::extract::read_trace(std::io::BufReader::new(f), &tp.display().to_string())
                 .map_err(UsageError)?;
         let t0 = rows[0].0;
-        trace_times = Some(rows.iter().map(|(t, _)| (t - t0) as f64 / 1e6).collect());
-        (
-            tp.clone(),
-            UrlList::from_paths(rows.into_iter().map(|(_, p)| p)),
-        )
-    } else {
-        let url_path: PathBuf = match (&a.urls, &sc.urls) {
-            (Some(p), _) => p.clone(),
-            (None, Some(p)) => sc.resolve(p),
-            (None, None) => {
-                return usage(
-                    "no URL list: give a file or --trace (or `urls = ...` in the scenario)",
-                );
-            }
-        };
-        let urls = UrlList::read_file(&url_path).map_err(|e| UsageError(e.to_string()))?;
-        (url_path, urls)
+        let times = rows.iter().map(|(t, _)| (t - t0) as f64 / 1e6).collect();
+        return Ok(UrlSource {
+            path: tp.clone(),
+            urls: UrlList::from_paths(rows.into_iter().map(|(_, p)| p)),
+            trace_times: Some(times),
+        });
+    }
+    let path: PathBuf = match (&a.urls, &sc.urls) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => sc.resolve(p),
+        (None, None) => {
+            return usage("no URL list: give a file or --trace (or `urls = ...` in the scenario)");
+        }
     };
-    // load model
-    let order: Order = match &a.order {
+    let urls = UrlList::read_file(&path).map_err(|e| UsageError(e.to_string()))?;
+    Ok(UrlSource {
+        path,
+        urls,
+        trace_times: None,
+    })
+}
+
+fn order(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Order> {
+    Ok(match &a.order {
         Some(_) if a.trace.is_some() => return usage("--trace replays in trace order: no --order"),
         Some(o) => o.parse().map_err(UsageError)?,
         None if a.trace.is_some() => Order::Sequential,
         None => sc.order.unwrap_or_default(),
+    })
+}
+
+/// The load model and when the run ends.
+struct Load {
+    model: Model,
+    /// the closed model's end in time (the open model's schedule has its own)
+    closed_duration: Option<Duration>,
+    /// the duration asked for (echoed)
+    duration: Option<Duration>,
+    requests: Option<u64>,
+    sweep: bool,
+    stages: Option<Vec<Stage>>,
+}
+
+fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Result<Load> {
+    let run_duration = match &a.duration {
+        Some(d) => Some(duration("--duration", d)?),
+        None => sc.load.duration.map(|d| d.0),
     };
-    let dur_flag = a
-        .duration
-        .as_deref()
-        .map(|d| duration("--duration", d))
-        .transpose()?;
-    let run_duration = dur_flag.or(sc.load.duration.map(|d| d.0));
     let requests = a.requests.or(sc.load.requests);
     let sweep = a.sweep || sc.load.sweep.unwrap_or(false);
+    // a flag that chooses a model hides the scenario's other model
+    let flag_model = a.rate.is_some() || a.stages.is_some() || a.concurrency.is_some();
     let stages: Option<Vec<Stage>> = match &a.stages {
         Some(s) => Some(
             s.split(',')
@@ -132,15 +236,11 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
                 .collect::<Result<_, _>>()
                 .map_err(|e| UsageError(format!("--stages: {e}")))?,
         ),
-        None if a.rate.is_some() || a.concurrency.is_some() => None,
+        None if flag_model => None,
         None => sc.load.stages.clone(),
     };
-    let rate = a.rate.or(if a.concurrency.is_some() || a.stages.is_some() {
-        None
-    } else {
-        sc.load.rate
-    });
-    let concurrency = a.concurrency.or(if a.rate.is_some() || a.stages.is_some() {
+    let rate = a.rate.or(if flag_model { None } else { sc.load.rate });
+    let concurrency = a.concurrency.or(if flag_model {
         None
     } else {
         sc.load.concurrency
@@ -149,11 +249,14 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         Some(t) => duration("--think", t)?,
         None => sc.load.think.map(|d| d.0).unwrap_or_default(),
     };
+    let max_in_flight = a
+        .max_in_flight
+        .or(sc.load.max_in_flight)
+        .unwrap_or(defaults::MAX_IN_FLIGHT);
     let bounded = requests.is_some() || sweep;
-    let default_duration = Duration::from_secs(10);
     let model = match (rate, &stages, concurrency) {
         _ if trace_times.is_some() => {
-            if a.rate.is_some() || a.stages.is_some() || a.concurrency.is_some() || sweep {
+            if flag_model || sweep {
                 return usage(
                     "--trace sets its own pacing: no --rate, --stages, --concurrency or --sweep",
                 );
@@ -162,8 +265,8 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
                 return usage(format!("--speed {}: must be > 0", a.speed));
             }
             Model::Open {
-                schedule: Schedule::from_times(trace_times.as_deref().unwrap_or_default(), a.speed),
-                max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
+                schedule: Schedule::from_times(trace_times.unwrap_or_default(), a.speed),
+                max_in_flight,
             }
         }
         (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
@@ -178,71 +281,88 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             }
             // a count-bounded open run ends by its count; the schedule must not end it first
             let d = run_duration.unwrap_or(if bounded {
-                Duration::from_secs(86_400 * 365)
+                defaults::UNBOUNDED
             } else {
-                default_duration
+                defaults::DURATION
             });
             Model::Open {
                 schedule: Schedule::constant(r, d),
-                max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
+                max_in_flight,
             }
         }
-        (None, Some(st), None) => {
-            if st.is_empty() {
-                return usage("--stages: no stages");
-            }
-            let mut st = st.clone();
-            if let Some(d) = run_duration {
-                // --duration cuts the stages short
-                let mut left = d;
-                st.retain_mut(|s| {
-                    if left.is_zero() {
-                        return false;
-                    }
-                    if s.duration > left {
-                        let frac = left.as_secs_f64() / s.duration.as_secs_f64();
-                        s.to = s.from + (s.to - s.from) * frac;
-                        s.duration = left;
-                    }
-                    left = left.saturating_sub(s.duration);
-                    true
-                });
-            }
-            Model::Open {
-                schedule: Schedule::new(&st),
-                max_in_flight: a.max_in_flight.or(sc.load.max_in_flight).unwrap_or(512),
-            }
-        }
-        (None, None, c) => {
-            let c = match c {
+        (None, Some(st), None) => Model::Open {
+            schedule: Schedule::new(&cut_stages(st, run_duration)?),
+            max_in_flight,
+        },
+        (None, None, c) => Model::Closed {
+            concurrency: match c {
                 Some(0) => return usage("--concurrency must be at least 1"),
                 Some(c) => c,
-                None if sweep || requests.is_some() => 32,
+                None if bounded => defaults::SWEEP_CONCURRENCY,
                 None => {
                     return usage(
                         "choose a load model: --rate R (open), --stages S (open, ramps) or --concurrency N (closed)",
                     );
                 }
-            };
-            Model::Closed {
-                concurrency: c,
-                think,
-            }
-        }
+            },
+            think,
+        },
     };
     let closed_duration = match &model {
-        Model::Closed { .. } => run_duration.or(if bounded {
-            None
-        } else {
-            Some(default_duration)
-        }),
+        Model::Closed { .. } => run_duration.or((!bounded).then_some(defaults::DURATION)),
         Model::Open { .. } => None,
     };
-    // HTTP
-    let mut headers: Vec<(String, String)> = sc
-        .http
-        .headers
-        .iter()
+    Ok(Load {
+        duration: closed_duration.or(run_duration),
+        model,
+        closed_duration,
+        requests,
+        sweep,
+        stages,
+    })
+}
+
+/// `--duration` cuts the stages short (the last one kept is cut in proportion).
+fn cut_stages(st: &[Stage], run_duration: Option<Duration>) -> anyhow::Result<Vec<Stage>> {
+    if st.is_empty() {
+        return usage("--stages: no stages");
+    }
+    let mut st = st.to_vec();
+    if let Some(d) = run_duration {
+        let mut left = d;
+        st.retain_mut(|s| {
+            if left.is_zero() {
+                return false;
+            }
+            if s.duration > left {
+                let frac = left.as_secs_f64() / s.duration.as_secs_f64();
+                s.to = s.from + (s.to - s.from) * frac;
+                s.duration = left;
+            }
+            left = left.saturating_sub(s.duration);
+            true
+        });
+    }
+    Ok(st)
+}
+
+fn model_echo(m: &Model) -> serde_json::Value {
+    match m {
+        Model::Open {
+            schedule,
+            max_in_flight,
+        } => serde_json::json!({
+            "open": { "mean_rate_per_target": schedule.mean_rate(), "schedule_s": schedule.duration().as_secs_f64(), "max_in_flight": max_in_flight }
+        }),
+        Model::Closed { concurrency, think } => serde_json::json!({
+            "closed": { "concurrency": concurrency, "think_ms": think.as_secs_f64() * 1e3 }
+        }),
+    }
+}
+
+/// The client settings, and the headers as given (for the echo, redacted there).
+fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String, String)>)> {
+    let mut headers: Vec<(String, String)> = (sc.http.headers.iter())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for h in &a.headers {
@@ -258,33 +378,27 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             Some("HEAD") | Some("head") => true,
             Some(m) => return usage(format!("http.method {m:?}: GET or HEAD only")),
         };
+    let d = ClientConfig::default();
     let client = ClientConfig {
         timeout: match &a.timeout {
             Some(t) => duration("--timeout", t)?,
-            None => sc
-                .http
-                .timeout
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(10)),
+            None => sc.http.timeout.map_or(d.timeout, |t| t.0),
         },
         connect_timeout: match &a.connect_timeout {
             Some(t) => duration("--connect-timeout", t)?,
-            None => sc
-                .http
-                .connect_timeout
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(3)),
+            None => sc.http.connect_timeout.map_or(d.connect_timeout, |t| t.0),
         },
         headers: headers.clone(),
-        keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(true),
+        keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(d.keepalive),
         method_head,
         lean_http1: !a.reqwest,
     };
-    let classifier = Classifier {
-        rules: sc
-            .cache
-            .rules
-            .iter()
+    Ok((client, headers))
+}
+
+fn classifier(a: &RunArgs, sc: &Scenario) -> Classifier {
+    Classifier {
+        rules: (sc.cache.rules.iter())
             .map(|r| CustomRule {
                 header: r.header.to_ascii_lowercase(),
                 pattern: r.pattern.clone(),
@@ -292,7 +406,11 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             })
             .collect(),
         age_fallback: a.age_fallback || sc.cache.age_fallback.unwrap_or(false),
-    };
+    }
+}
+
+/// The scenario's thresholds, then the flags'; each names a known target, if any.
+fn thresholds(a: &RunArgs, sc: &Scenario, targets: &[Target]) -> anyhow::Result<Vec<Threshold>> {
     let mut thresholds = sc.thresholds.clone();
     for t in &a.thresholds {
         thresholds.push(t.parse::<Threshold>().map_err(UsageError)?);
@@ -307,104 +425,49 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             ));
         }
     }
+    Ok(thresholds)
+}
+
+/// Where and how the results are written.
+struct Output {
+    dir: PathBuf,
+    run_id: String,
+    region: String,
+    interval: Duration,
+    samples: bool,
+    grace: Duration,
+}
+
+fn output(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Output> {
     let interval = match &a.interval {
         Some(i) => duration("--interval", i)?,
-        None => sc
-            .output
-            .interval
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(1)),
+        None => sc.output.interval.map_or(defaults::INTERVAL, |d| d.0),
     };
     if interval < Duration::from_millis(10) {
         return usage("--interval must be at least 10ms");
     }
     let grace = match &a.grace {
         Some(g) => duration("--grace", g)?,
-        None => Duration::from_secs(2),
+        None => defaults::GRACE,
     };
-    let threads = a
-        .threads
-        .or(sc.load.threads)
-        .unwrap_or_else(|| {
-            let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-            default_threads(cpus, &targets)
-        })
-        .max(1);
     let run_id = a.run_id.clone().unwrap_or_else(new_run_id);
     crate::guard::names::label("--run-id", &run_id).map_err(UsageError)?;
-    let region = a
-        .region
-        .clone()
+    let region = (a.region.clone())
         .or(sc.region.clone())
         .unwrap_or_else(|| "local".into());
     crate::guard::names::label("--region", &region).map_err(UsageError)?;
-    let out = match &a.out {
-        Some(o) => o.clone(),
-        None => match &sc.output.dir {
-            Some(d) => sc.resolve(d),
-            None => PathBuf::from("reports").join(&run_id),
-        },
+    let dir = match (&a.out, &sc.output.dir) {
+        (Some(o), _) => o.clone(),
+        (None, Some(d)) => sc.resolve(d),
+        (None, None) => PathBuf::from("reports").join(&run_id),
     };
-    let samples = a.samples || sc.output.samples.unwrap_or(false);
-    let seed = a.seed.or(sc.seed).unwrap_or(1);
-
-    let scenario_echo = serde_json::json!({
-        "name": sc.name,
-        "scenario_file": a.scenario.as_ref().map(|p| p.display().to_string()),
-        "urls": url_path.display().to_string(),
-        "url_count": urls.len(),
-        "order": order.to_string(),
-        "seed": seed,
-        "targets": targets.iter().map(|t| serde_json::json!({"name": t.name, "base_url": crate::guard::redact::url(&t.base)})).collect::<Vec<_>>(),
-        "model": match &model {
-            Model::Open { schedule, max_in_flight } => serde_json::json!({
-                "open": { "mean_rate_per_target": schedule.mean_rate(), "schedule_s": schedule.duration().as_secs_f64(), "max_in_flight": max_in_flight }
-            }),
-            Model::Closed { concurrency, think } => serde_json::json!({
-                "closed": { "concurrency": concurrency, "think_ms": think.as_secs_f64() * 1e3 }
-            }),
-        },
-        "trace_speed": a.trace.as_ref().map(|_| a.speed),
-        "stages": stages.as_ref().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
-        "duration_s": closed_duration.or(run_duration).map(|d| d.as_secs_f64()),
-        "requests_per_target": requests,
-        "sweep": sweep,
-        "threads": threads,
-        "headers": headers.iter().map(|(k, v)| {
-            (k.clone(), serde_json::Value::String(crate::guard::redact::header_value(k, v).to_string()))
-        }).collect::<serde_json::Map<_, _>>(),
-        "timeout_ms": client.timeout.as_secs_f64() * 1e3,
-        "keepalive": client.keepalive,
-        "method": if method_head { "HEAD" } else { "GET" },
-        "age_fallback": classifier.age_fallback,
-        "custom_cache_rules": classifier.rules.len(),
-        "thresholds": thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
-        "interval_s": interval.as_secs_f64(),
-    });
-
-    Ok(Plan {
-        engine: EngineConfig {
-            targets,
-            urls: Arc::new(urls),
-            order,
-            seed,
-            model,
-            duration: closed_duration,
-            requests,
-            sweep,
-            threads,
-            interval,
-            client,
-            classifier,
-            samples,
-            grace,
-        },
-        out,
+    Ok(Output {
+        dir,
         run_id,
         region,
-        thresholds,
-        scenario: scenario_echo,
-        progress: !a.quiet,
+        interval,
+        samples: a.samples || sc.output.samples.unwrap_or(false),
+        grace,
     })
 }
 

@@ -54,14 +54,32 @@ async fn interrupted() {
     }
 }
 
+/// `s` as one shell word.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && (s.bytes()).all(|b| b.is_ascii_alphanumeric() || b"/._-:=@%+,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The command that resumes an upload (objects already there are skipped).
 fn retry_command(dir: &Path, url: &S3Url, a: &S3Args) -> String {
-    let mut cmd = format!("edgeload upload {} {url}", dir.display());
+    let d = dir.display().to_string();
+    let mut cmd = format!(
+        "edgeload upload {} {}",
+        shell_word(&d),
+        shell_word(&url.to_string())
+    );
     if let Some(e) = &a.endpoint_url {
-        cmd += &format!(" --endpoint-url {}", crate::guard::redact::url(e));
+        cmd += &format!(
+            " --endpoint-url {}",
+            shell_word(&crate::guard::redact::url(e))
+        );
     }
     if let Some(r) = &a.s3_region {
-        cmd += &format!(" --s3-region {r}");
+        cmd += &format!(" --s3-region {}", shell_word(r));
     }
     format!(
         "the local results are intact in {}; retry with: {cmd}",

@@ -30,6 +30,25 @@ use client::{Client, ClientConfig, ThreadClient};
 use recorder::{Msg, Recorder};
 use schedule::Schedule;
 
+/// The defaults of a run, written once: `run` and `EngineConfig::new` use these (the client's
+/// are `ClientConfig::default`).
+pub mod defaults {
+    use std::time::Duration;
+
+    /// open model: most requests outstanding
+    pub const MAX_IN_FLIGHT: usize = 512;
+    /// a run without --duration, --requests or --sweep
+    pub const DURATION: Duration = Duration::from_secs(10);
+    /// an open run bounded by its count only: a schedule that outlasts any count
+    pub const UNBOUNDED: Duration = Duration::from_secs(86_400 * 365);
+    /// closed model with --requests or --sweep and no --concurrency
+    pub const SWEEP_CONCURRENCY: usize = 32;
+    pub const INTERVAL: Duration = Duration::from_secs(1);
+    /// how long requests in flight may finish after a stop
+    pub const GRACE: Duration = Duration::from_secs(2);
+    pub(crate) const THREADS: usize = 2;
+}
+
 /// A CDN under test: a name (label in every output) and the base URL paths are appended to.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -169,7 +188,9 @@ pub fn check_base(base: &str) -> Result<(), String> {
         return Err(format!("{base:?}: no host"));
     }
     if u.query().is_some() || u.fragment().is_some() {
-        return Err(format!("{base:?}: a base URL has no query or fragment"));
+        // (not quoted whole: a query may hold a signature)
+        let head = &base[..base.find(['?', '#']).unwrap_or(base.len())];
+        return Err(format!("{head:?}: a base URL has no query or fragment"));
     }
     Ok(())
 }
@@ -188,12 +209,12 @@ impl EngineConfig {
             duration: None,
             requests: None,
             sweep: false,
-            threads: 2,
-            interval: Duration::from_secs(1),
+            threads: defaults::THREADS,
+            interval: defaults::INTERVAL,
             client: ClientConfig::default(),
             classifier: Classifier::default(),
             samples: false,
-            grace: Duration::from_secs(2),
+            grace: defaults::GRACE,
         }
     }
 

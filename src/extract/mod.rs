@@ -552,6 +552,10 @@ struct Piece<'a> {
     len: u64,
 }
 
+/// The longest line a plain file's piece reads past its end: a longer one (a crash dump, a
+/// file of NULs) is cut there and counted as one (malformed) line.
+const MAX_LINE: u64 = 1 << 20;
+
 /// Reads up to `n` bytes at `off` onto `buf`; fewer at the end of the file (or of a file that
 /// shrank meanwhile).
 fn read_at(f: &std::fs::File, off: u64, n: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
@@ -591,10 +595,31 @@ impl Piece<'_> {
         let from = start.saturating_sub(1);
         buf.clear();
         read_at(self.handle, from, end - from, buf)?;
-        // the last line that starts in the piece runs to its newline
-        while buf.last() != Some(&b'\n') && from + (buf.len() as u64) < self.len {
+        // the first line that starts in the piece; none (a piece inside a long line): empty
+        let begin = if start == 0 {
+            Some(0)
+        } else {
+            memchr::memchr(b'\n', buf)
+                .map(|i| i + 1)
+                .filter(|&b| b < buf.len())
+        };
+        let Some(begin) = begin else {
+            buf.clear();
+            let at = At {
+                file: self.file,
+                piece: self.index,
+                offset: start,
+            };
+            local.block(None, o, at, &[], progress);
+            return Ok(());
+        };
+        // the last line that starts in the piece runs to its newline (or MAX_LINE past the
+        // piece: a longer line is cut there, and no later piece starts a line inside it)
+        let limit = end.saturating_add(MAX_LINE).min(self.len);
+        while buf.last() != Some(&b'\n') && from + (buf.len() as u64) < limit {
             let before = buf.len();
-            read_at(self.handle, from + before as u64, 64 << 10, buf)?;
+            let want = (limit - from - before as u64).min(64 << 10);
+            read_at(self.handle, from + before as u64, want, buf)?;
             if buf.len() == before {
                 break; // the file shrank
             }
@@ -602,11 +627,6 @@ impl Piece<'_> {
                 buf.truncate(before + i + 1);
             }
         }
-        let begin = if start == 0 {
-            0
-        } else {
-            memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1)
-        };
         let at = At {
             file: self.file,
             piece: self.index,
@@ -1108,6 +1128,33 @@ pub fn read_trace<R: Read>(r: R, name: &str) -> Result<Vec<(i64, String)>, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line far longer than a piece (a crash dump, a file of NULs) is read once, up to
+    /// MAX_LINE past its piece, by the piece it starts in; the pieces inside it read nothing
+    /// more (each used to read to the line's end: quadratic time, memory of threads x file).
+    #[test]
+    fn a_huge_line_is_cut_once_not_read_by_every_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("access.log");
+        let line = "203.0.113.7 - - [26/Nov/2026:12:00:00 +0000] \"GET /a.jpg HTTP/1.1\" 200 5 \"-\" \"UA\"\n";
+        let mut text = line.to_string();
+        text.push_str(&"x".repeat(3 << 20));
+        text.push('\n');
+        text.push_str(line);
+        std::fs::write(&p, text).unwrap();
+        for threads in [1, 2] {
+            let o = Options {
+                threads,
+                block_size: 4096,
+                ..Options::default()
+            };
+            let ex = extract(&[Source::File(p.clone())], &o, &Progress::default()).unwrap();
+            assert_eq!(ex.stats.lines, 3, "{:?}", ex.stats);
+            assert_eq!(ex.rows.len(), 1);
+            assert_eq!(ex.rows[0].count, 2);
+            assert_eq!(ex.stats.malformed_total(), 1);
+        }
+    }
 
     /// copytruncate rotation while extract reads the log: the rest of the file is gone, and
     /// extract reports what it read (a memory-mapped read died of SIGBUS here).

@@ -20,6 +20,12 @@ pub(crate) fn is_secret_header(name: &str) -> bool {
         "password",
         "signature",
         "session",
+        "passwd",
+        "pwd",
+        "credential",
+        "jwt",
+        "bearer",
+        "private",
     ]
     .iter()
     .any(|s| n.contains(s))
@@ -35,47 +41,73 @@ pub fn header_value<'a>(name: &str, value: &'a str) -> &'a str {
 }
 
 /// `https://user:pass@host/x` -> `https://user:REDACTED@host/x`, `https://tok@host` ->
-/// `https://REDACTED@host`. Works on the text (no URL parser): a string that is not a valid URL,
-/// quoted in an error message, is redacted the same way, and nothing else of it changes.
+/// `https://REDACTED@host`. A string the URL parser takes is redacted as the parser reads it
+/// (`http:u:p@h`, `http:\\u:p@h` and other spellings it accepts carry credentials too); any
+/// other string loses everything between its scheme and its last `@`, so a password holding a
+/// `/`, `?` or `#` cannot escape. Nothing changes without an `@`.
 pub fn url(u: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = u.find("://") else {
+    if !u.contains('@') {
+        return Cow::Borrowed(u);
+    }
+    if let Ok(mut p) = url::Url::parse(u) {
+        if p.password().is_some() {
+            let _ = p.set_password(Some(REDACTED));
+            return Cow::Owned(p.to_string());
+        }
+        if !p.username().is_empty() {
+            let _ = p.set_username(REDACTED);
+            return Cow::Owned(p.to_string());
+        }
+        if p.has_authority() || !u.contains("//") {
+            return Cow::Borrowed(u);
+        }
+    }
+    let Some(colon) = u.find(':') else {
         return Cow::Borrowed(u);
     };
-    let auth_start = scheme_end + 3;
-    let rest = &u[auth_start..];
-    let auth_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..auth_len].rfind('@') else {
-        return Cow::Borrowed(u);
-    };
-    let userinfo = &rest[..at];
-    let shown = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:{REDACTED}"),
-        None => REDACTED.to_string(),
-    };
-    Cow::Owned(format!("{}{shown}{}", &u[..auth_start], &rest[at..]))
+    let auth_start =
+        colon + 1 + u[colon + 1..].len() - u[colon + 1..].trim_start_matches(['/', '\\']).len();
+    match u.rfind('@') {
+        Some(at) if at >= auth_start => {
+            Cow::Owned(format!("{}{REDACTED}{}", &u[..auth_start], &u[at..]))
+        }
+        _ => Cow::Borrowed(u),
+    }
 }
 
-/// Redacts every URL inside free text (an error message from a library, say).
+/// Redacts every URL-like word of free text (an error message quoting input): each
+/// whitespace-separated word holding a `:` before an `@` goes through `url`, quotes and
+/// brackets around it kept.
 pub fn text(s: &str) -> Cow<'_, str> {
-    if !s.contains("://") || !s.contains('@') {
+    if !s.contains('@') {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        // the URL starts after the last separator before its scheme
-        let start = rest[..i]
-            .rfind(|c: char| c.is_whitespace() || "\"'(<[{,=".contains(c))
-            .map_or(0, |p| p + 1);
-        let end = rest[i + 3..]
-            .find(|c: char| c.is_whitespace() || "\"'>)]},".contains(c))
-            .map_or(rest.len(), |p| i + 3 + p);
-        out.push_str(&rest[..start]);
-        out.push_str(&url(&rest[start..end]));
-        rest = &rest[end..];
+    let mut changed = false;
+    for (i, word) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let core = word.trim_matches(|c: char| "\"'`()<>[]{},;".contains(c));
+        let suspect = core.find(':').is_some_and(|c| core[c..].contains('@'));
+        if suspect {
+            let start = word.find(core).unwrap_or(0);
+            let red = url(core);
+            if red != core {
+                changed = true;
+                out.push_str(&word[..start]);
+                out.push_str(&red);
+                out.push_str(&word[start + core.len()..]);
+                continue;
+            }
+        }
+        out.push_str(word);
     }
-    out.push_str(rest);
-    Cow::Owned(out)
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 #[cfg(test)]
@@ -89,22 +121,33 @@ mod tests {
                 "https://u:p@cdn.example/x",
                 "https://u:REDACTED@cdn.example/x",
             ),
-            ("https://tok@cdn.example", "https://REDACTED@cdn.example"),
+            ("https://tok@cdn.example", "https://REDACTED@cdn.example/"),
             ("http://u:p@[::1]:8/a@b", "http://u:REDACTED@[::1]:8/a@b"),
-            ("https://u:p:q@h?x=@", "https://u:REDACTED@h?x=@"),
+            ("https://u:p:q@h?x=@", "https://u:REDACTED@h/?x=@"),
             ("https://u:p@@h/", "https://u:REDACTED@h/"),
-            ("not a url u:p@h", "not a url u:p@h"),
+            ("http:u:hunter2@h/", "http://u:REDACTED@h/"),
+            ("http:///u:hunter2@h/", "http://u:REDACTED@h/"),
+            ("http:\\\\u:hunter2@h/", "http://u:REDACTED@h/"),
+            ("http://u:pa/ss@h/", "http://REDACTED@h/"),
+            ("http://u:p#ss@h/", "http://REDACTED@h/"),
+            ("ht!tp://u:s3cret@h/x", "ht!tp://REDACTED@h/x"),
             (
                 "https://cdn.example/a@2x.jpg",
                 "https://cdn.example/a@2x.jpg",
             ),
+            ("plain text, no at sign", "plain text, no at sign"),
         ] {
             assert_eq!(url(given), shown, "{given}");
         }
         assert_eq!(
             text("cannot parse \"ht!tps://u:s3cret@h/x\": bad, also (http://a:b@c)"),
-            "cannot parse \"ht!tps://u:REDACTED@h/x\": bad, also (http://a:REDACTED@c)"
+            "cannot parse \"ht!tps://REDACTED@h/x\": bad, also (http://a:REDACTED@c/)"
         );
+        for secret in ["s3,cr)et", "p'w", "p\"w", "a\u{a0}b"] {
+            let msg = format!("error: {:?} is bad", format!("http://u:{secret}@h/x"));
+            assert!(!text(&msg).contains(secret), "{}", text(&msg));
+        }
+        assert_eq!(text("no secret here: a@b"), "no secret here: a@b");
     }
 
     #[test]

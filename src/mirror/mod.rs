@@ -407,7 +407,7 @@ async fn run_async(
             && last_progress.elapsed() >= every
         {
             last_progress = Instant::now();
-            eprintln!("{}", snapshot.2);
+            eprintln!("{}", crate::guard::quote::escape(&snapshot.2));
         }
         if gate_ok {
             break Ending::GatePassed;
@@ -589,7 +589,7 @@ fn snapshot(
             "enqueued": enq, "queue_depth": depth, "in_flight": s.in_flight[ti], "pops": pops,
             "gate_held_s": tr.since.map(|x| now - x),
         }));
-        let l = format!("target=\"{}\"", t.name);
+        let l = format!("target=\"{}\"", status::label_value(&t.name));
         prom += &format!("edgeload_mirror_requests_total{{{l}}} {}\n", tot.requests);
         prom += &format!(
             "edgeload_mirror_hit_ratio{{{l}}} {}\n",
@@ -601,7 +601,8 @@ fn snapshot(
         for (p, w) in tr.pops.iter_mut() {
             let (r, _) = w.ratio(now);
             prom += &format!(
-                "edgeload_mirror_pop_hit_ratio{{{l},pop=\"{p}\"}} {}\n",
+                "edgeload_mirror_pop_hit_ratio{{{l},pop=\"{}\"}} {}\n",
+                status::label_value(p),
                 r.unwrap_or(f64::NAN)
             );
         }

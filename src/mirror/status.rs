@@ -12,6 +12,21 @@ use hyper_util::rt::TokioIo;
 
 pub(crate) type Snapshot = Arc<Mutex<(String, String)>>;
 
+/// A Prometheus label value as the text exposition format writes it: backslash, double quote
+/// and line feed escaped (POP names come from CDN response headers).
+pub(crate) fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Binds and serves in the background; the returned handle stops it when dropped.
 pub async fn serve(
     addr: SocketAddr,
@@ -51,4 +66,16 @@ pub async fn serve(
             });
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_cannot_break_out_of_their_quotes() {
+        assert_eq!(super::label_value("FRA"), "FRA");
+        assert_eq!(
+            super::label_value("x\"} 1\nevil{a=\"\\"),
+            "x\\\"} 1\\nevil{a=\\\"\\\\"
+        );
+    }
 }

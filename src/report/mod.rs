@@ -2,6 +2,7 @@
 //! report.html (self-contained), exports (.hgrm, merged summary.json). Uses `results` and
 //! `cache_status`, never the engine's running parts.
 
+mod doc;
 pub mod export;
 pub mod load;
 pub mod model;
@@ -81,62 +82,82 @@ pub fn load_all(inputs: &[PathBuf]) -> Result<(Vec<RunData>, Vec<String>), load:
     Ok((runs, warnings))
 }
 
-fn metadata(runs: &[RunData]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| region | run | target(s) | started (UTC) | duration | model | intended req/s | achieved req/s | verdict |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---:|---|---:|---:|---|");
+fn metadata(runs: &[RunData]) -> doc::Table {
+    use doc::{Align::*, Span, text};
+    let mut rows = Vec::new();
     for r in runs {
         let s = &r.summary;
         let targets: Vec<&str> = s.targets.iter().map(|t| t.name.as_str()).collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.1} s | {} | {} | {:.1}{} | {}{} |",
-            s.region,
-            s.run_id,
-            targets.join(", "),
-            s.started_at,
-            s.duration_s,
-            s.rate.model,
-            s.rate
-                .intended_rps
-                .map(|r| format!("{r:.1}"))
-                .unwrap_or_else(|| "-".into()),
-            s.rate.achieved_rps,
-            if s.rate.fell_behind {
-                " **fell behind**"
-            } else {
-                ""
-            },
+        let mut achieved = vec![text(format!("{:.1}", s.rate.achieved_rps))];
+        if s.rate.fell_behind {
+            achieved.extend([text(" "), Span::Strong("fell behind".into())]);
+        }
+        let verdict = format!(
+            "{}{}",
             s.verdict,
-            if s.interrupted { " (interrupted)" } else { "" },
+            if s.interrupted { " (interrupted)" } else { "" }
         );
+        rows.push(vec![
+            vec![text(s.region.as_str())],
+            vec![text(s.run_id.as_str())],
+            vec![text(targets.join(", "))],
+            vec![text(s.started_at.as_str())],
+            vec![text(format!("{:.1} s", s.duration_s))],
+            vec![text(s.rate.model.to_string())],
+            vec![text(
+                (s.rate.intended_rps)
+                    .map(|r| format!("{r:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+            )],
+            achieved,
+            vec![text(verdict)],
+        ]);
     }
-    out
+    doc::Table {
+        head: [
+            "region",
+            "run",
+            "target(s)",
+            "started (UTC)",
+            "duration",
+            "model",
+            "intended req/s",
+            "achieved req/s",
+            "verdict",
+        ]
+        .map(String::from)
+        .to_vec(),
+        align: vec![Left, Left, Left, Left, Right, Left, Right, Right, Left],
+        rows,
+    }
 }
 
-fn thresholds(runs: &[RunData]) -> String {
-    let mut out = String::new();
+fn thresholds(runs: &[RunData]) -> Vec<Vec<doc::Span>> {
+    use doc::{Span, text};
+    let mut out = Vec::new();
     for r in runs {
         for t in &r.summary.thresholds {
-            let _ = writeln!(
-                out,
-                "- {} {} `{}` [{}] observed {}{}",
-                if t.passed { "PASS" } else { "**FAIL**" },
-                r.summary.region,
-                t.expr,
-                t.target,
-                t.observed
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "-".into()),
-                if t.note.is_empty() {
-                    String::new()
+            out.push(vec![
+                if t.passed {
+                    text("PASS")
                 } else {
-                    format!(" ({})", t.note)
-                }
-            );
+                    Span::Strong("FAIL".into())
+                },
+                text(format!(" {} ", r.summary.region)),
+                Span::Code(t.expr.clone()),
+                text(format!(
+                    " [{}] observed {}{}",
+                    t.target,
+                    t.observed
+                        .map(|v| format!("{v:.3}"))
+                        .unwrap_or_else(|| "-".into()),
+                    if t.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", t.note)
+                    }
+                )),
+            ]);
         }
     }
     out
@@ -321,36 +342,38 @@ pub fn build(
         }
     }
 
-    let mut md = String::new();
-    let _ = writeln!(md, "# edgeload report\n");
-    let _ = writeln!(md, "## Runs\n\n{}", metadata(runs));
-    let _ = writeln!(
-        md,
-        "## Latency (ms from the intended send time, body fully read)\n\n{}",
-        tables::markdown(&head, &rows)
-    );
-    let _ = writeln!(
-        md,
-        "## Corrected and service time, total and TTFB (ms)\n\n{}",
-        tables::markdown(&dhead, &drows)
-    );
+    use doc::{Block, Section, Table};
+    let section = |title: &str, blocks: Vec<Block>| Section {
+        title: title.to_string(),
+        blocks,
+    };
+    let mut sections = vec![
+        section("Runs", vec![Block::Table(metadata(runs))]),
+        section(
+            "Latency (ms from the intended send time, body fully read)",
+            vec![Block::Table(Table::plain(&head, &rows))],
+        ),
+        section(
+            "Corrected and service time, total and TTFB (ms)",
+            vec![Block::Table(Table::plain(&dhead, &drows))],
+        ),
+    ];
     if let Some((h, r)) = &comparison {
-        let _ = writeln!(
-            md,
-            "## Comparison (corrected total, ratio = second / first)\n\n{}",
-            tables::markdown(h, r)
-        );
+        sections.push(section(
+            "Comparison (corrected total, ratio = second / first)",
+            vec![Block::Table(Table::plain(h, r))],
+        ));
     }
     let th = thresholds(runs);
     if !th.is_empty() {
-        let _ = writeln!(md, "## Thresholds\n\n{th}");
+        sections.push(section("Thresholds", vec![Block::List(th)]));
     }
     if !warnings.is_empty() {
-        let _ = writeln!(md, "## Warnings\n");
-        for w in &warnings {
-            let _ = writeln!(md, "- {w}");
-        }
-        md.push('\n');
+        let items = warnings
+            .iter()
+            .map(|w| vec![doc::text(w.as_str())])
+            .collect();
+        sections.push(section("Warnings", vec![Block::List(items)]));
     }
 
     let mut svgs: Vec<(String, String)> = Vec::new();
@@ -367,19 +390,17 @@ pub fn build(
             svgs.push((s.title.clone(), plots::render(&pdir, s)?));
             plot_files.push(s.file.clone());
         }
-        let _ = writeln!(md, "## Plots\n");
-        for f in &plot_files {
-            let _ = writeln!(md, "![{f}](plots/{f}.svg)");
-        }
+        sections.push(section("Plots", vec![Block::Plots(plot_files.clone())]));
     }
+    let report = doc::Doc {
+        title: "edgeload report".into(),
+        sections,
+    };
+    let md = report.markdown();
     // every file appears whole or not at all
     let write = crate::guard::atomic::write;
     write(&o.out.join("report.md"), md.as_bytes()).map_err(io)?;
-    write(
-        &o.out.join("report.html"),
-        html(&md_to_sections(&md), &svgs).as_bytes(),
-    )
-    .map_err(io)?;
+    write(&o.out.join("report.html"), report.html(&svgs).as_bytes()).map_err(io)?;
 
     // exports
     let edir = o.out.join("hgrm");
@@ -571,112 +592,4 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         },
         mirror: None,
     }
-}
-
-/// Splits report.md into (heading, body) sections for the HTML page.
-fn md_to_sections(md: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in md.lines() {
-        if let Some(h) = line.strip_prefix("## ") {
-            out.push((h.to_string(), String::new()));
-        } else if let Some(last) = out.last_mut() {
-            last.1.push_str(line);
-            last.1.push('\n');
-        }
-    }
-    out
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn md_table_to_html(body: &str) -> String {
-    let mut out = String::new();
-    let mut in_table = false;
-    let mut in_list = false;
-    for line in body.lines() {
-        if line.starts_with('|') {
-            if line.starts_with("|---") {
-                continue;
-            }
-            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
-            if !in_table {
-                out.push_str("<table><tr>");
-                for c in &cells {
-                    let _ = write!(out, "<th>{}</th>", esc(c));
-                }
-                out.push_str("</tr>\n");
-                in_table = true;
-            } else {
-                out.push_str("<tr>");
-                for c in &cells {
-                    let c = c.replace("**", "");
-                    let _ = write!(out, "<td>{}</td>", esc(&c));
-                }
-                out.push_str("</tr>\n");
-            }
-        } else {
-            if in_table {
-                out.push_str("</table>\n");
-                in_table = false;
-            }
-            if let Some(item) = line.strip_prefix("- ") {
-                if !in_list {
-                    out.push_str("<ul>");
-                    in_list = true;
-                }
-                let _ = write!(
-                    out,
-                    "<li>{}</li>",
-                    esc(&item.replace("**", "").replace('`', ""))
-                );
-            } else if in_list {
-                out.push_str("</ul>\n");
-                in_list = false;
-            }
-        }
-    }
-    if in_table {
-        out.push_str("</table>\n");
-    }
-    if in_list {
-        out.push_str("</ul>\n");
-    }
-    out
-}
-
-/// One self-contained page: tables, inline SVG plots, no external resources.
-fn html(sections: &[(String, String)], svgs: &[(String, String)]) -> String {
-    let mut out = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>edgeload report</title><style>\
-body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}\
-th{background:#f3f3f3}h2{margin-top:1.5em}.plot{margin:1em 0}</style></head><body><h1>edgeload report</h1>\n",
-    );
-    for (h, body) in sections {
-        if h == "Plots" {
-            continue;
-        }
-        let _ = write!(out, "<h2>{}</h2>\n{}", esc(h), md_table_to_html(body));
-    }
-    if !svgs.is_empty() {
-        out.push_str("<h2>Plots</h2>\n");
-        for (title, svg) in svgs {
-            let svg = svg.trim_start_matches(|c| c != '<');
-            let svg = match svg.find("<svg") {
-                Some(i) => &svg[i..],
-                None => svg,
-            };
-            let _ = writeln!(
-                out,
-                "<div class=\"plot\" title=\"{}\">{svg}</div>",
-                esc(title)
-            );
-        }
-    }
-    out.push_str("</body></html>\n");
-    out
 }

@@ -87,31 +87,6 @@ pub(crate) fn detail_rows(groups: &[Group]) -> (Vec<String>, Vec<Vec<String>>) {
     (head, rows)
 }
 
-pub fn markdown<H: AsRef<str>>(head: &[H], rows: &[Vec<String>]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "| {} |",
-        head.iter()
-            .map(|h| h.as_ref())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    let _ = writeln!(
-        out,
-        "|{}",
-        head.iter()
-            .enumerate()
-            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
-            .collect::<String>()
-    );
-    for r in rows {
-        let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-    }
-    out
-}
-
 pub fn text<H: AsRef<str>>(head: &[H], rows: &[Vec<String>]) -> String {
     let mut w: Vec<usize> = head.iter().map(|h| h.as_ref().len()).collect();
     for r in rows {

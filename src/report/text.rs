@@ -157,5 +157,6 @@ pub fn render(s: &Summary) -> String {
         }
         let _ = writeln!(out, "verdict: {}", s.verdict);
     }
-    out
+    // names and POPs come from files and CDN headers: no terminal control gets through
+    crate::guard::quote::escape_lines(&out).into_owned()
 }

@@ -563,3 +563,70 @@ fn labels_that_would_be_paths_or_keys_are_refused() {
         );
     }
 }
+
+/// An S3 endpoint that answers a listing with no regions, then sends a MANIFEST.json's headers
+/// and trickles its body, one byte every 300 ms (at most 100): the SDK's timeouts end with the
+/// headers, edgeload's deadline covers the body.
+fn trickling_s3() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                if first.contains("list-type=2") {
+                    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><Prefix>p/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>";
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                        xml.len()
+                    );
+                    return;
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+                for _ in 0..100 {
+                    if s.write_all(b"{").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{}", addr.port())
+}
+
+#[test]
+fn a_trickling_s3_body_does_not_hang_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = trickling_s3();
+    let t = Instant::now();
+    let o = run_bin(
+        &[
+            "download",
+            "s3://b/p/",
+            "-o",
+            "down",
+            "--endpoint-url",
+            &endpoint,
+            "--s3-region",
+            "x",
+            "--s3-timeout",
+            "2s",
+            "--s3-attempts",
+            "1",
+        ],
+        tmp.path(),
+    );
+    let e = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("did not arrive in time"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
