@@ -92,12 +92,7 @@ impl PreciseTimer {
 }
 
 fn run(s: &Shared) {
-    // The default 50 us timer slack would make every wake-up that much late.
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; no memory is passed.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
+    crate::sys::precise_timer_slack();
     let mut q = match s.q.lock() {
         Ok(q) => q,
         Err(_) => return,
@@ -232,19 +227,7 @@ struct LocalState {
 impl LocalTimer {
     /// Must be called inside the runtime (it registers with its reactor).
     pub fn new() -> std::io::Result<LocalTimer> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: timerfd_create returns a new descriptor we own, or -1
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: raw is a valid descriptor, owned from here on
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let fd = crate::sys::timerfd()?;
         // SAFETY: an OwnedFd stays open and returns the same descriptor until it is dropped
         // with the AsyncFd
         let fd = unsafe {
@@ -287,29 +270,9 @@ impl LocalTimer {
     }
 
     fn arm(&self, deadline: Instant) {
-        use std::os::fd::AsRawFd;
-        let d = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_nanos(1));
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: d.as_secs() as libc::time_t,
-                tv_nsec: d.subsec_nanos() as libc::c_long,
-            },
-        };
-        // SAFETY: a valid timerfd and a fully initialised itimerspec
-        unsafe {
-            libc::timerfd_settime(
-                self.fd.get_ref().as_raw_fd(),
-                0,
-                &spec,
-                std::ptr::null_mut(),
-            )
-        };
+        use std::os::fd::AsFd;
+        let d = deadline.saturating_duration_since(Instant::now());
+        crate::sys::arm_timerfd(self.fd.get_ref().as_fd(), d);
     }
 
     /// Fires due sleepers and keeps the timerfd armed for the next; never returns.

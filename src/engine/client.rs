@@ -1,68 +1,13 @@
-//! The only code that awaits HTTP: sends one request, times headers (TTFB) and body (total),
-//! classifies the response and the failure kinds.
+//! The engine's clients: the per-thread `ThreadClient` (the lean HTTP/1.1 client for `http://`,
+//! reqwest for the rest), reqwest's `Client`, the request settings and headers, credentials.
+//! Both stacks name failures and end timeouts by the rules of `failure.rs`.
 
 use std::time::{Duration, Instant};
 
+use super::failure;
 use crate::cache_status::Classifier;
 use crate::measure::{ErrorKind, Outcome, PopName};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-
-/// Walks an error's source chain to name the failure.
-pub(crate) fn error_kind(e: &reqwest::Error) -> ErrorKind {
-    if e.is_timeout() {
-        return ErrorKind::Timeout;
-    }
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut text = String::new();
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            match io.kind() {
-                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                    return ErrorKind::Reset;
-                }
-                K::TimedOut => return ErrorKind::Timeout,
-                K::ConnectionRefused
-                | K::AddrNotAvailable
-                | K::HostUnreachable
-                | K::NetworkUnreachable => {
-                    return ErrorKind::Connect;
-                }
-                _ => {}
-            }
-        }
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_timeout() {
-                return ErrorKind::Timeout;
-            }
-            if h.is_incomplete_message() || h.is_canceled() {
-                return ErrorKind::Reset;
-            }
-            if h.is_parse() || h.is_user() {
-                return ErrorKind::Protocol;
-            }
-        }
-        text.push_str(&s.to_string().to_ascii_lowercase());
-        text.push(' ');
-        src = s.source();
-    }
-    if text.contains("dns error")
-        || text.contains("failed to lookup")
-        || text.contains("name or service")
-    {
-        ErrorKind::Dns
-    } else if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
-        ErrorKind::Tls
-    } else if e.is_connect() {
-        ErrorKind::Connect
-    } else if text.contains("reset") || text.contains("closed") || text.contains("eof") {
-        ErrorKind::Reset
-    } else if e.is_body() || e.is_decode() {
-        ErrorKind::Protocol
-    } else {
-        ErrorKind::Other
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -251,6 +196,7 @@ impl ThreadClient {
 pub struct Client {
     http: reqwest::Client,
     classifier: Classifier,
+    timeout: Duration,
 }
 
 impl Client {
@@ -269,7 +215,11 @@ impl Client {
         let http = b
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        Ok(Client { http, classifier })
+        Ok(Client {
+            http,
+            classifier,
+            timeout: cfg.timeout,
+        })
     }
 
     /// Sends one request and reads the whole body, counting bytes without keeping them; the
@@ -292,7 +242,10 @@ impl Client {
         }
         let mut resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Outcome::failed(sent, error_kind(&e)),
+            Err(e) => {
+                let o = Outcome::failed(sent, failure::from_reqwest(&e));
+                return failure::at_deadline(o, self.timeout);
+            }
         };
         let headers_at = Instant::now();
         let status = resp.status().as_u16();
@@ -307,12 +260,12 @@ impl Client {
                 Ok(Some(c)) => bytes += c.len() as u64,
                 Ok(None) => break,
                 Err(e) => {
-                    error = Some(error_kind(&e));
+                    error = Some(failure::from_reqwest(&e));
                     break;
                 }
             }
         }
-        Outcome {
+        let o = Outcome {
             sent,
             headers_at: Some(headers_at),
             done: Instant::now(),
@@ -321,6 +274,7 @@ impl Client {
             class,
             pop,
             error,
-        }
+        };
+        failure::at_deadline(o, self.timeout)
     }
 }

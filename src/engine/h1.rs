@@ -222,16 +222,9 @@ impl Headers for Parsed<'_> {
     }
 }
 
+/// An I/O error's kind by the rule both stacks share (what it does not name: a reset).
 fn io_kind(e: &io::Error) -> ErrorKind {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
-            ErrorKind::Connect
-        }
-        K::TimedOut => ErrorKind::Timeout,
-        K::InvalidData => ErrorKind::Protocol,
-        _ => ErrorKind::Reset,
-    }
+    super::failure::from_io(e).unwrap_or(ErrorKind::Reset)
 }
 
 /// A response head, kept outside the request future so that a timeout or a failure in the
@@ -511,13 +504,7 @@ impl H1 {
                 error: ErrorKind::for_status(r.head.status),
             },
             Some(Err(kind)) => fail(kind),
-            None => {
-                let o = fail(ErrorKind::Timeout);
-                Outcome {
-                    done: deadline.unwrap_or(o.done),
-                    ..o
-                }
-            }
+            None => super::failure::at_deadline(fail(ErrorKind::Timeout), self.timeout),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! time (open model) or send at once (closed model), and record; the calling thread aggregates
 //! finished intervals in order and hands them to a `Sink` (the results writer).
 
-mod background;
 pub mod client;
+mod failure;
 pub mod h1;
 pub mod recorder;
 pub mod schedule;
@@ -239,8 +239,8 @@ impl EngineConfig {
 pub fn run(
     cfg: EngineConfig,
     control: &Control,
-    sink: &mut dyn Sink,
-    on_interval: &mut dyn FnMut(&IntervalData, &IntervalData, Duration),
+    sink: &mut (dyn Sink + Send),
+    on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
 ) -> Result<RunStats, EngineError> {
     let mut urls = Vec::with_capacity(cfg.targets.len());
     let mut bases = Vec::with_capacity(cfg.targets.len());
@@ -346,10 +346,50 @@ pub fn run(
     }
     drop(tx);
 
-    // Aggregate: emit interval k once every thread's watermark has passed it. The thread does
-    // this in the background: its once-an-interval burst must not delay the workers (started
-    // above: threads started from here on would inherit the lower priority).
-    let _background = background::Background::this_thread();
+    // Aggregate on a thread of its own, lowered for good (sys::background_thread): its
+    // once-an-interval burst must not delay the workers, and nothing needs restoring after.
+    let agg = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("edgeload-agg".into())
+            .spawn_scoped(s, || {
+                crate::sys::background_thread();
+                aggregate(rx, threads, n_targets, &shared, control, sink, on_interval)
+            })
+            .map_err(EngineError::Thread)?
+            .join()
+            .map_err(|_| EngineError::Thread(std::io::Error::other("the aggregator panicked")))
+    });
+    for h in handles {
+        let _ = h.join();
+    }
+    let (totals, next_emit) = agg??;
+    let elapsed = Instant::now().saturating_duration_since(start);
+    Ok(RunStats {
+        started: start_wall,
+        elapsed,
+        totals,
+        intervals: next_emit,
+        interrupted: control.is_stopped(),
+        sent: shared.sent.load(Ordering::Relaxed),
+        abandoned: shared.abandoned.load(Ordering::Relaxed),
+        planned,
+        intended_rate,
+    })
+}
+
+/// Emits interval k once every thread's watermark has passed it, in order, to the sink and
+/// `on_interval`; aborts in-flight requests once a stop is older than the grace period.
+/// Returns the run's totals and how many intervals were emitted.
+fn aggregate(
+    rx: mpsc::Receiver<Msg>,
+    threads: usize,
+    n_targets: usize,
+    shared: &Shared,
+    control: &Control,
+    sink: &mut (dyn Sink + Send),
+    on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
+) -> Result<(IntervalData, u64), EngineError> {
+    let start = shared.start;
     let mut watermarks = vec![0u64; threads];
     let mut pending: BTreeMap<u64, IntervalData> = BTreeMap::new();
     let mut totals = IntervalData::new(0, n_targets);
@@ -415,24 +455,10 @@ pub fn run(
             }
         }
     }
-    for h in handles {
-        let _ = h.join();
+    match sink_err {
+        Some(e) => Err(EngineError::Sink(e)),
+        None => Ok((totals, next_emit)),
     }
-    if let Some(e) = sink_err {
-        return Err(EngineError::Sink(e));
-    }
-    let elapsed = Instant::now().saturating_duration_since(start);
-    Ok(RunStats {
-        started: start_wall,
-        elapsed,
-        totals,
-        intervals: next_emit,
-        interrupted: control.is_stopped(),
-        sent: shared.sent.load(Ordering::Relaxed),
-        abandoned: shared.abandoned.load(Ordering::Relaxed),
-        planned,
-        intended_rate,
-    })
 }
 
 fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
@@ -486,10 +512,7 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         Err(_) => return, // checked before the threads started
     };
     // paced sends sleep on a timerfd in this runtime: no timer thread, no cross-thread wake
-    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; no memory is passed.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
+    crate::sys::precise_timer_slack();
     let Ok(timer) = rt.block_on(async { crate::precise::LocalTimer::new() }) else {
         return;
     };

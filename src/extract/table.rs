@@ -85,71 +85,16 @@ struct Slots {
 // SAFETY: Slots owns its allocation of plain data, like a Vec<Slot>.
 unsafe impl Send for Slots {}
 
-const HUGE: usize = 2 << 20;
-
 impl Slots {
     fn bytes(len: usize) -> usize {
         len * std::mem::size_of::<Slot>()
     }
 
     fn new(len: usize) -> Slots {
-        let p = map_zeroed(Slots::bytes(len));
+        let p = crate::sys::alloc_zeroed(Slots::bytes(len));
         let ptr = std::ptr::NonNull::new(p.cast::<Slot>()).expect("mapping checked");
         Slots { ptr, len }
     }
-}
-
-/// `size` zeroed bytes straight from the kernel (no memset: fresh anonymous pages are zero;
-/// the allocator would zero them again for an alignment of 64). From 2 MiB on, 2 MiB-aligned and
-/// advised for huge pages before the first touch.
-fn map_zeroed(size: usize) -> *mut u8 {
-    let huge = size >= HUGE;
-    let extra = if huge { HUGE } else { 0 };
-    // SAFETY: an anonymous private mapping; an unaligned head and tail are unmapped at once and
-    // nothing else refers to them
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            size + extra,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            std::alloc::handle_alloc_error(
-                std::alloc::Layout::from_size_align(size, 64).expect("layout"),
-            );
-        }
-        if !huge {
-            populate(p, size);
-            return p.cast();
-        }
-        let addr = p as usize;
-        let aligned = (addr + HUGE - 1) & !(HUGE - 1);
-        if aligned > addr {
-            libc::munmap(p, aligned - addr);
-        }
-        let tail = addr + size + HUGE - (aligned + size);
-        if tail > 0 {
-            libc::munmap((aligned + size) as *mut libc::c_void, tail);
-        }
-        libc::madvise(aligned as *mut libc::c_void, size, libc::MADV_HUGEPAGE);
-        populate(aligned as *mut libc::c_void, size);
-        aligned as *mut u8
-    }
-}
-
-/// Backs a fresh table with writable zeroed pages in one call. Hashed keys touch every page
-/// anyway, and page by page each first probe (a read) would map the shared zero page and the
-/// first write would then replace it: a second fault and a TLB flush on every thread.
-/// Best effort (Linux 5.14+); without it the pages fault in as before.
-///
-/// # Safety
-/// `p..p + size` is a private anonymous mapping of this process.
-unsafe fn populate(p: *mut libc::c_void, size: usize) {
-    // SAFETY: per the contract; populating changes no contents (fresh pages are zero)
-    unsafe { libc::madvise(p, size, libc::MADV_POPULATE_WRITE) };
 }
 
 impl std::ops::Deref for Slots {
@@ -169,8 +114,8 @@ impl std::ops::DerefMut for Slots {
 
 impl Drop for Slots {
     fn drop(&mut self) {
-        // SAFETY: mapped by map_zeroed with this size
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), Slots::bytes(self.len)) };
+        // SAFETY: from alloc_zeroed with this size, not used after
+        unsafe { crate::sys::free_zeroed(self.ptr.as_ptr().cast(), Slots::bytes(self.len)) };
     }
 }
 

@@ -189,3 +189,26 @@ fn every_pub_item_has_a_reader_outside_its_room() {
         lonely.join("\n")
     );
 }
+
+/// Every dependency in Cargo.toml's `[dependencies]` is used by the code (cargo-machete's check,
+/// without installing it): its crate name appears in src/ or examples/.
+#[test]
+fn no_dependency_is_unused() {
+    let toml = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let deps = &toml[toml.find("[dependencies]").unwrap() + "[dependencies]".len()..];
+    let deps = &deps[..deps.find("\n[").unwrap_or(deps.len())];
+    let mut code = String::new();
+    for dir in ["src", "examples"] {
+        for f in rs_files(&root().join(dir)) {
+            code += &std::fs::read_to_string(f).unwrap();
+        }
+    }
+    let unused: Vec<String> = deps
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .filter(|k| !k.is_empty() && !k.starts_with('#'))
+        .filter(|k| !is_word(&code, &k.replace('-', "_")))
+        .map(str::to_string)
+        .collect();
+    assert!(unused.is_empty(), "unused dependencies: {unused:?}");
+}

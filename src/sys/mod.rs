@@ -1,0 +1,214 @@
+//! The operating system's specifics, in one place: thread timer slack, a background thread's
+//! scheduling, timerfd, and zeroed anonymous memory with huge pages. Linux calls behind
+//! `cfg(target_os = "linux")`; elsewhere the scheduling and slack calls do nothing and memory
+//! comes from the allocator (the timerfd, which the engine's pacing needs, is Linux-only).
+
+use std::time::Duration;
+
+/// Makes the calling thread's timer wake-ups precise: the default 50 us timer slack would make
+/// every paced send that much late.
+pub(crate) fn precise_timer_slack() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+}
+
+/// Lowers the calling thread for good (best effort, never fails): SCHED_BATCH (no wake-up
+/// preemption) and nice +10. For a thread that does only bookkeeping while others keep time
+/// (the engine's aggregator: its once-an-interval burst must not delay the workers). Threads
+/// it starts later inherit this.
+pub(crate) fn background_thread() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param; only a thread on the
+    // default policy is changed. gettid has no preconditions; get/setpriority with PRIO_PROCESS
+    // and a thread id change that thread only (Linux); getpriority may return -1 as a value.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_getscheduler(0) == libc::SCHED_OTHER {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
+        }
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if *libc::__errno_location() == 0 && nice < 10 {
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice + 10);
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec CLOCK_MONOTONIC timerfd.
+#[cfg(target_os = "linux")]
+pub(crate) fn timerfd() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: timerfd_create returns a new descriptor we own, or -1
+    let raw = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a valid descriptor, owned from here on
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// Arms a timerfd to expire once, `after` from now (at least 1 ns).
+#[cfg(target_os = "linux")]
+pub(crate) fn arm_timerfd(fd: std::os::fd::BorrowedFd<'_>, after: Duration) {
+    use std::os::fd::AsRawFd;
+    let d = after.max(Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        },
+    };
+    // SAFETY: a valid timerfd and a fully initialised itimerspec
+    unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+}
+
+/// Huge-page size the zeroed mappings align to.
+const HUGE: usize = 2 << 20;
+
+/// `size` zeroed bytes, 64-aligned (at least). On Linux straight from the kernel (no memset:
+/// fresh anonymous pages are zero; the allocator would zero them again for an alignment of
+/// 64), from 2 MiB on 2 MiB-aligned and advised for huge pages, and populated writable in one
+/// call. Free with `free_zeroed(p, size)`.
+pub(crate) fn alloc_zeroed(size: usize) -> *mut u8 {
+    #[cfg(target_os = "linux")]
+    {
+        let huge = size >= HUGE;
+        let extra = if huge { HUGE } else { 0 };
+        // SAFETY: an anonymous private mapping; an unaligned head and tail are unmapped at once
+        // and nothing else refers to them
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                size + extra,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                std::alloc::handle_alloc_error(
+                    std::alloc::Layout::from_size_align(size, 64).expect("layout"),
+                );
+            }
+            if !huge {
+                populate(p, size);
+                return p.cast();
+            }
+            let addr = p as usize;
+            let aligned = (addr + HUGE - 1) & !(HUGE - 1);
+            if aligned > addr {
+                libc::munmap(p, aligned - addr);
+            }
+            let tail = addr + size + HUGE - (aligned + size);
+            if tail > 0 {
+                libc::munmap((aligned + size) as *mut libc::c_void, tail);
+            }
+            libc::madvise(aligned as *mut libc::c_void, size, libc::MADV_HUGEPAGE);
+            populate(aligned as *mut libc::c_void, size);
+            aligned as *mut u8
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let layout = std::alloc::Layout::from_size_align(size.max(1), 64).expect("layout");
+        // SAFETY: a non-zero size
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        p
+    }
+}
+
+/// Frees what `alloc_zeroed(size)` returned.
+///
+/// # Safety
+/// `p` came from `alloc_zeroed(size)` with this `size`, and is not used after.
+pub(crate) unsafe fn free_zeroed(p: *mut u8, size: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: mapped by alloc_zeroed with this size
+    unsafe {
+        libc::munmap(p.cast(), size);
+    }
+    #[cfg(not(target_os = "linux"))]
+    // SAFETY: allocated by alloc_zeroed with this layout
+    unsafe {
+        std::alloc::dealloc(
+            p,
+            std::alloc::Layout::from_size_align(size.max(1), 64).expect("layout"),
+        );
+    }
+}
+
+/// Backs a fresh mapping with writable zeroed pages in one call. Hashed keys touch every page
+/// anyway, and page by page each first probe (a read) would map the shared zero page and the
+/// first write would then replace it: a second fault and a TLB flush on every thread.
+/// Best effort (Linux 5.14+); without it the pages fault in as before.
+///
+/// # Safety
+/// `p..p + size` is a private anonymous mapping of this process.
+#[cfg(target_os = "linux")]
+unsafe fn populate(p: *mut libc::c_void, size: usize) {
+    // SAFETY: per the contract; populating changes no contents (fresh pages are zero)
+    unsafe { libc::madvise(p, size, libc::MADV_POPULATE_WRITE) };
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    fn nice() -> libc::c_int {
+        // SAFETY: reads the calling thread's nice value
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+    }
+
+    fn policy() -> libc::c_int {
+        // SAFETY: reads the calling thread's policy
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    /// A background thread lowers only itself: the thread that started it, and one started
+    /// before, keep their scheduling (so a second run in the same process is not slowed).
+    #[test]
+    fn a_background_thread_lowers_only_itself() {
+        let (p0, n0) = (policy(), nice());
+        let (p1, n1) = std::thread::spawn(|| {
+            super::background_thread();
+            (policy(), nice())
+        })
+        .join()
+        .unwrap();
+        // (tests may run already lowered, under `nice` or `chrt -b`: expect what is left)
+        let want_p = if p0 == libc::SCHED_OTHER {
+            libc::SCHED_BATCH
+        } else {
+            p0
+        };
+        assert_eq!((p1, n1), (want_p, if n0 < 10 { n0 + 10 } else { n0 }));
+        assert_eq!((policy(), nice()), (p0, n0));
+    }
+
+    #[test]
+    fn zeroed_memory_is_zero_and_aligned() {
+        for size in [4096, 3 << 20] {
+            let p = super::alloc_zeroed(size);
+            assert_eq!(p as usize % 64, 0);
+            // SAFETY: size bytes were just allocated
+            let s = unsafe { std::slice::from_raw_parts(p, size) };
+            assert!(s.iter().all(|&b| b == 0));
+            // SAFETY: from alloc_zeroed(size)
+            unsafe { super::free_zeroed(p, size) };
+        }
+    }
+}
