@@ -20,6 +20,6 @@ pub mod report;
 pub mod results;
 pub mod s3;
 pub mod scenario;
-mod sys;
+pub mod sys;
 pub mod threshold;
 pub mod urls;

@@ -5,6 +5,7 @@ use edgeload::cli::{Cli, Command};
 use edgeload::cmd::{self, EXIT_ERROR, EXIT_INTERRUPTED, Interrupted};
 
 fn main() {
+    edgeload::sys::release_startup_pages();
     let cli = Cli::parse();
     let res = match cli.cmd {
         Command::Run(a) => cmd::run::run(a),
