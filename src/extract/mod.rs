@@ -556,30 +556,35 @@ struct Piece<'a> {
 /// file of NULs) is cut there and counted as one (malformed) line.
 const MAX_LINE: u64 = 1 << 20;
 
-/// Reads up to `n` bytes at `off` onto `buf`; fewer at the end of the file (or of a file that
-/// shrank meanwhile).
-fn read_at(f: &std::fs::File, off: u64, n: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let start = buf.len();
-    buf.resize(start + n as usize, 0);
+/// Reads up to `n` bytes at `off` into `buf[at..]` and returns how many came: fewer at the end
+/// of the file (or of a file that shrank meanwhile). `buf` only grows (zeroed once), so a
+/// worker's buffer is not cleared again for every piece.
+fn read_at(
+    f: &std::fs::File,
+    off: u64,
+    n: u64,
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> std::io::Result<usize> {
+    let want = at + n as usize;
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
     let mut got = 0usize;
-    while got < n as usize {
+    while at + got < want {
+        let dst = &mut buf[at + got..want];
         #[cfg(unix)]
-        let r = std::os::unix::fs::FileExt::read_at(f, &mut buf[start + got..], off + got as u64);
+        let r = std::os::unix::fs::FileExt::read_at(f, dst, off + got as u64);
         #[cfg(windows)]
-        let r =
-            std::os::windows::fs::FileExt::seek_read(f, &mut buf[start + got..], off + got as u64);
+        let r = std::os::windows::fs::FileExt::seek_read(f, dst, off + got as u64);
         match r {
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(start + got);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     }
-    buf.truncate(start + got);
-    Ok(())
+    Ok(got)
 }
 
 impl Piece<'_> {
@@ -593,18 +598,16 @@ impl Piece<'_> {
         let (start, end) = (self.range.start, self.range.end);
         // from the byte before the piece: whether a line starts at `start` shows there
         let from = start.saturating_sub(1);
-        buf.clear();
-        read_at(self.handle, from, end - from, buf)?;
+        let mut len = read_at(self.handle, from, end - from, buf, 0)?;
         // the first line that starts in the piece; none (a piece inside a long line): empty
         let begin = if start == 0 {
             Some(0)
         } else {
-            memchr::memchr(b'\n', buf)
+            memchr::memchr(b'\n', &buf[..len])
                 .map(|i| i + 1)
-                .filter(|&b| b < buf.len())
+                .filter(|&b| b < len)
         };
         let Some(begin) = begin else {
-            buf.clear();
             let at = At {
                 file: self.file,
                 piece: self.index,
@@ -616,15 +619,15 @@ impl Piece<'_> {
         // the last line that starts in the piece runs to its newline (or MAX_LINE past the
         // piece: a longer line is cut there, and no later piece starts a line inside it)
         let limit = end.saturating_add(MAX_LINE).min(self.len);
-        while buf.last() != Some(&b'\n') && from + (buf.len() as u64) < limit {
-            let before = buf.len();
-            let want = (limit - from - before as u64).min(64 << 10);
-            read_at(self.handle, from + before as u64, want, buf)?;
-            if buf.len() == before {
+        while len > 0 && buf[len - 1] != b'\n' && from + (len as u64) < limit {
+            let want = (limit - from - len as u64).min(64 << 10);
+            let got = read_at(self.handle, from + len as u64, want, buf, len)?;
+            if got == 0 {
                 break; // the file shrank
             }
-            if let Some(i) = memchr::memchr(b'\n', &buf[before..]) {
-                buf.truncate(before + i + 1);
+            match memchr::memchr(b'\n', &buf[len..len + got]) {
+                Some(i) => len += i + 1,
+                None => len += got,
             }
         }
         let at = At {
@@ -633,7 +636,7 @@ impl Piece<'_> {
             offset: from + begin as u64,
         };
         let mut parser = self.parser.clone();
-        local.block(parser.as_mut(), o, at, &buf[begin..], progress);
+        local.block(parser.as_mut(), o, at, &buf[begin..len], progress);
         #[cfg(test)]
         if let Some(hook) = &progress.after_piece {
             hook();
@@ -720,7 +723,8 @@ pub fn extract(
             continue;
         }
         let mut head = Vec::new();
-        read_at(&f, 0, len.min(64 << 10), &mut head).map_err(io)?;
+        let got = read_at(&f, 0, len.min(64 << 10), &mut head, 0).map_err(io)?;
+        head.truncate(got);
         if is_compressed(&head) {
             streamed.push(i as u32);
             continue;
