@@ -136,6 +136,13 @@ impl std::str::FromStr for Threshold {
                 .map_err(|_| bad("value is not a number"))?
                 * mult
         };
+        // values no measurement can meet or fail meaningfully
+        if !value.is_finite() || value < 0.0 {
+            return Err(bad("the value must be a finite number, not negative"));
+        }
+        if matches!(kind, Kind::HitRatio | Kind::ErrorRate) && value > 1.0 {
+            return Err(bad("a ratio is between 0 and 1 (0% and 100%)"));
+        }
         Ok(Threshold {
             text: text.trim().to_string(),
             target,
@@ -151,7 +158,8 @@ impl Threshold {
         match &self.kind {
             Kind::HitRatio => t.hit_ratio,
             Kind::ErrorRate => (t.requests > 0).then_some(t.error_rate),
-            Kind::Rps => (duration_s > 0.0).then(|| t.requests as f64 / duration_s),
+            // what the target served, not what it refused
+            Kind::Rps => (duration_s > 0.0).then(|| successes(t) as f64 / duration_s),
             Kind::Latency {
                 class,
                 ttfb,
@@ -169,7 +177,36 @@ impl Threshold {
         }
     }
 
-    /// One result per target it applies to. No samples (e.g. no misses at all) passes, noted.
+    /// Whether a threshold without an observation passes, and why: never on no data. A run
+    /// without a successful response fails every threshold; `hit_ratio` needs classified
+    /// responses; a class with no samples (no misses at all) passes only beside successful,
+    /// classified responses of other classes.
+    fn without_observation(&self, t: &TargetSummary) -> (bool, String) {
+        if successes(t) == 0 {
+            return (false, "no successful response".into());
+        }
+        let classified = classified(t);
+        match &self.kind {
+            Kind::HitRatio => (
+                false,
+                format!(
+                    "no response carried a recognised cache status ({} unknown): add a rule or the header the CDN needs",
+                    class_count(t, CacheClass::Unknown)
+                ),
+            ),
+            Kind::Latency { class, .. } if class != "all" && classified > 0 => (
+                true,
+                format!("no {class} samples among {classified} classified responses"),
+            ),
+            Kind::Latency { class, .. } if class != "all" => (
+                false,
+                format!("no {class} samples, and no response carried a recognised cache status"),
+            ),
+            _ => (false, "no samples".into()),
+        }
+    }
+
+    /// One result per target it applies to. No data never passes (see `without_observation`).
     pub fn evaluate(&self, s: &Summary) -> Vec<ThresholdResult> {
         let targets: Vec<&TargetSummary> = match &self.target {
             Some(name) => s.targets.iter().filter(|t| &t.name == name).collect(),
@@ -189,8 +226,9 @@ impl Threshold {
             .map(|t| {
                 let observed = self.observe(t, s.duration_s);
                 let (passed, note) = match observed {
+                    Some(_) if successes(t) == 0 => (false, "no successful response".into()),
                     Some(v) => (self.op.holds(v, self.value), String::new()),
-                    None => (true, "no samples".to_string()),
+                    None => self.without_observation(t),
                 };
                 ThresholdResult {
                     expr: self.text.clone(),
@@ -202,6 +240,23 @@ impl Threshold {
             })
             .collect()
     }
+}
+
+/// Requests that got a response without an error (no failure, no 4xx/5xx status).
+fn successes(t: &TargetSummary) -> u64 {
+    t.requests.saturating_sub(t.errors)
+}
+
+fn class_count(t: &TargetSummary, c: CacheClass) -> u64 {
+    t.class(c.as_str()).map_or(0, |s| s.count)
+}
+
+/// Responses whose cache status was recognised (every class but `unknown` and `error`).
+fn classified(t: &TargetSummary) -> u64 {
+    (CacheClass::ALL.into_iter())
+        .filter(|c| !matches!(c, CacheClass::Unknown | CacheClass::Error))
+        .map(|c| class_count(t, c))
+        .sum()
 }
 
 #[cfg(test)]
@@ -249,6 +304,10 @@ mod tests {
             ("warm.p99<1ms", "unknown cache class"),
             ("p99<150", "needs a unit"),
             ("hit_ratio>=x", "not a number"),
+            ("p99<NaNms", "finite"),
+            ("p99<-5ms", "not negative"),
+            ("hit_ratio>=1.5", "between 0 and 1"),
+            ("error_rate<150%", "between 0 and 1"),
         ] {
             let e = s.parse::<Threshold>().unwrap_err();
             assert!(e.contains(why), "{s}: {e}");

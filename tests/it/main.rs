@@ -5,6 +5,7 @@ mod common;
 mod errors;
 mod extract;
 mod formats;
+mod gates;
 mod h1;
 mod measure;
 mod mirror;
