@@ -1,9 +1,7 @@
 //! edgeload: load testing and cache warming for image CDNs.
 //!
-//! Rooms (see DESIGN.md): `cli` and `cmd` wire things together; `engine` sends and measures;
-//! `results` writes the results directory; `report` renders it; `edge` is the simulated CDN;
-//! `urls`, `cache_status`, `scenario` and `threshold` are pure helpers; `guard` is the trust
-//! boundary (redaction, names from untrusted input, quoting, atomic files).
+//! The rooms, their order (a room imports only rooms below it) and their invariants are in
+//! ARCHITECTURE.md, which `tests/it/tidy.rs` keeps true.
 
 pub mod cache_status;
 pub mod cli;

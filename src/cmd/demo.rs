@@ -19,6 +19,12 @@ use crate::urls::{Order, UrlList};
 pub(crate) const DEMO_URLS: &str = include_str!("../../scenarios/demo-urls.csv");
 
 pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
+    if !(a.rate > 0.0 && a.rate <= 100_000.0) {
+        return super::usage(format!(
+            "--rate {}: between 0 and 100000 (exclusive of 0)",
+            a.rate
+        ));
+    }
     let urls =
         Arc::new(UrlList::read(DEMO_URLS.as_bytes(), "demo-urls.csv").context("bundled URL list")?);
     let edge =

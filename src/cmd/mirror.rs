@@ -15,6 +15,13 @@ use crate::extract::Filters;
 use crate::mirror::window::Gate;
 use crate::mirror::{self, Ending, Input, MirrorConfig};
 
+fn at_least_1(flag: &str, n: usize) -> anyhow::Result<usize> {
+    if n == 0 {
+        return usage(format!("{flag} must be at least 1"));
+    }
+    Ok(n)
+}
+
 pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
     let mut inputs: Vec<Input> = Vec::new();
     for p in &a.follow {
@@ -100,8 +107,8 @@ pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
             ..Filters::default()
         },
         rate: a.rate,
-        max_in_flight: a.max_in_flight.max(1),
-        queue: a.queue.max(1),
+        max_in_flight: at_least_1("--max-in-flight", a.max_in_flight)?,
+        queue: at_least_1("--queue", a.queue)?,
         dedupe: a
             .dedupe
             .as_deref()
@@ -109,7 +116,7 @@ pub fn config(a: &MirrorArgs) -> anyhow::Result<MirrorConfig> {
             .transpose()?,
         client: ClientConfig {
             timeout: match &a.timeout {
-                Some(t) => duration("--timeout", t)?,
+                Some(t) => super::run::positive("--timeout", duration("--timeout", t)?)?,
                 None => ClientConfig::default().timeout,
             },
             headers,

@@ -78,8 +78,8 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         default_threads(cpus, &targets)
     });
-    if threads == 0 {
-        return usage("--threads must be at least 1");
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return usage(format!("--threads {threads}: between 1 and {MAX_THREADS}"));
     }
     let seed = a.seed.or(sc.seed).unwrap_or(1);
     let scenario = serde_json::json!({
@@ -132,6 +132,18 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         scenario,
         progress: !a.quiet,
     })
+}
+
+/// More worker threads than this is a mistake, not a load test (each has a runtime and
+/// histograms; 100000 exhausted the machine and panicked).
+const MAX_THREADS: usize = 1024;
+
+/// A duration that must be more than zero (`-d 0`, `--timeout 0s` are mistakes, not runs).
+pub(crate) fn positive(flag: &str, d: Duration) -> anyhow::Result<Duration> {
+    if d.is_zero() {
+        return usage(format!("{flag} must be more than 0s"));
+    }
+    Ok(d)
 }
 
 /// `--target` flags, or the scenario's `[targets]`; names unique.
@@ -224,8 +236,13 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
     let run_duration = match &a.duration {
         Some(d) => Some(duration("--duration", d)?),
         None => sc.load.duration.map(|d| d.0),
-    };
+    }
+    .map(|d| positive("--duration (load.duration)", d))
+    .transpose()?;
     let requests = a.requests.or(sc.load.requests);
+    if requests == Some(0) {
+        return usage("--requests (load.requests) must be at least 1");
+    }
     let sweep = a.sweep || sc.load.sweep.unwrap_or(false);
     // a flag that chooses a model hides the scenario's other model
     let flag_model = a.rate.is_some() || a.stages.is_some() || a.concurrency.is_some();
@@ -253,6 +270,9 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
         .max_in_flight
         .or(sc.load.max_in_flight)
         .unwrap_or(defaults::MAX_IN_FLIGHT);
+    if max_in_flight == 0 {
+        return usage("--max-in-flight (load.max_in_flight) must be at least 1");
+    }
     let bounded = requests.is_some() || sweep;
     let model = match (rate, &stages, concurrency) {
         _ if trace_times.is_some() => {
@@ -380,14 +400,20 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
         };
     let d = ClientConfig::default();
     let client = ClientConfig {
-        timeout: match &a.timeout {
-            Some(t) => duration("--timeout", t)?,
-            None => sc.http.timeout.map_or(d.timeout, |t| t.0),
-        },
-        connect_timeout: match &a.connect_timeout {
-            Some(t) => duration("--connect-timeout", t)?,
-            None => sc.http.connect_timeout.map_or(d.connect_timeout, |t| t.0),
-        },
+        timeout: positive(
+            "--timeout (http.timeout)",
+            match &a.timeout {
+                Some(t) => duration("--timeout", t)?,
+                None => sc.http.timeout.map_or(d.timeout, |t| t.0),
+            },
+        )?,
+        connect_timeout: positive(
+            "--connect-timeout (http.connect_timeout)",
+            match &a.connect_timeout {
+                Some(t) => duration("--connect-timeout", t)?,
+                None => sc.http.connect_timeout.map_or(d.connect_timeout, |t| t.0),
+            },
+        )?,
         headers: headers.clone(),
         keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(d.keepalive),
         method_head,

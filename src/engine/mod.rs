@@ -1,7 +1,8 @@
 //! The load engine: worker threads (each a single-threaded tokio runtime with its own HTTP
 //! client and recorder) pull request numbers from one atomic counter, wait for the intended send
-//! time (open model) or send at once (closed model), and record; the calling thread aggregates
-//! finished intervals in order and hands them to a `Sink` (the results writer).
+//! time (open model) or send at once (closed model), and record; an aggregator thread of its
+//! own merges finished intervals in order and hands them to a `measure::Sink` (the results
+//! writer).
 
 pub mod client;
 mod failure;
@@ -359,6 +360,11 @@ pub fn run(
             .join()
             .map_err(|_| EngineError::Thread(std::io::Error::other("the aggregator panicked")))
     });
+    if !matches!(agg, Ok(Ok(_))) {
+        // nothing would record what the workers send: stop them now
+        control.stop();
+        control.abort();
+    }
     for h in handles {
         let _ = h.join();
     }

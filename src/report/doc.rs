@@ -60,20 +60,49 @@ pub(crate) struct Doc {
     pub(crate) sections: Vec<Section>,
 }
 
+/// Text as Markdown shows it literally: line breaks become spaces (a cell or item is one line),
+/// and the characters Markdown would read as markup or HTML are backslash-escaped.
+fn md_text(x: &str, in_table: bool) -> String {
+    let mut out = String::with_capacity(x.len());
+    for c in x.chars() {
+        match c {
+            '\r' | '\n' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '|' if in_table => out.push_str("\\|"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A code span fenced by more backticks than the text holds in a row.
+fn md_code(x: &str) -> String {
+    let x = x.replace(['\r', '\n'], " ");
+    let mut run = 0;
+    let mut longest = 0;
+    for c in x.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest == 0 {
+        format!("{fence}{x}{fence}")
+    } else {
+        format!("{fence} {x} {fence}")
+    }
+}
+
 fn md_spans(spans: &[Span], in_table: bool) -> String {
     let mut out = String::new();
     for s in spans {
-        let t = |x: &str| {
-            if in_table {
-                x.replace('|', "\\|")
-            } else {
-                x.to_string()
-            }
-        };
         match s {
-            Span::Text(x) => out += &t(x),
-            Span::Strong(x) => out += &format!("**{}**", t(x)),
-            Span::Code(x) => out += &format!("`{}`", t(x)),
+            Span::Text(x) => out += &md_text(x, in_table),
+            Span::Strong(x) => out += &format!("**{}**", md_text(x, in_table)),
+            Span::Code(x) if in_table => out += &md_code(&x.replace('|', "\\|")),
+            Span::Code(x) => out += &md_code(x),
         }
     }
     out
@@ -244,7 +273,12 @@ mod tests {
             "{h}"
         );
         let md = d.markdown();
-        assert!(md.contains("| a \\| b\"><script>x</script>' | 1 |"), "{md}");
-        assert!(md.contains("- **FAIL** `a | b"), "{md}");
+        assert!(
+            md.contains("| a \\| b\"\\>\\<script\\>x\\</script\\>' | 1 |"),
+            "{md}"
+        );
+        assert!(md.contains("- **FAIL** `a | b\"><script>"), "{md}");
+        assert_eq!(md_code("a`b"), "`` a`b ``");
+        assert_eq!(md_text("x\ny_*", false), "x y\\_\\*");
     }
 }

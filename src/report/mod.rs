@@ -577,7 +577,14 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         duration_s: (t1 - t0).max(0.0),
         interval_s: runs.first().map(|r| r.summary.interval_s).unwrap_or(1.0),
         interrupted: runs.iter().any(|r| r.summary.interrupted),
-        rate: Default::default(),
+        // the runs' model when they share one (the first run's otherwise)
+        rate: crate::results::summary::RateSummary {
+            model: runs
+                .first()
+                .map(|r| r.summary.rate.model)
+                .unwrap_or_default(),
+            ..Default::default()
+        },
         targets: targets.into_values().collect(),
         thresholds: runs
             .iter()

@@ -133,7 +133,11 @@ pub fn release_startup_pages() {
         let mut range = (0usize, 0usize);
         // SAFETY: the callback only reads the loader's structures and writes `range`
         unsafe { libc::dl_iterate_phdr(Some(first), (&mut range as *mut (usize, usize)).cast()) };
-        let page = 4096usize;
+        // SAFETY: sysconf has no preconditions
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            p if p > 0 => p as usize,
+            _ => return,
+        };
         let (start, end) = (
             (range.0 + page - 1) & !(page - 1),
             (range.0 + range.1) & !(page - 1),

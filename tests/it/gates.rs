@@ -108,3 +108,65 @@ fn a_class_without_samples_passes_only_beside_classified_responses() {
     let want = 20.0 / v["duration_s"].as_f64().unwrap();
     assert!((rps - want).abs() < 1e-9, "{rps} {want}");
 }
+
+/// Settings that make no run are errors naming the flag, not silent substitutes or panics
+/// (issue 17, item 7, in part).
+#[test]
+fn settings_that_make_no_run_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("urls.txt"), "/a.jpg\n").unwrap();
+    let t = format!("e=http://127.0.0.1:{}", free_port());
+    let base = ["run", "urls.txt", "-t", t.as_str()];
+    for (extra, needle) in [
+        (&["-r", "10", "-d", "0"][..], "--duration"),
+        (&["-c", "1", "-n", "0"][..], "--requests"),
+        (&["-c", "1", "--timeout", "0s"][..], "--timeout"),
+        (
+            &["-c", "1", "--connect-timeout", "0s"][..],
+            "--connect-timeout",
+        ),
+        (&["-r", "10", "--max-in-flight", "0"][..], "--max-in-flight"),
+        (&["-c", "1", "--threads", "0"][..], "--threads"),
+        (&["-c", "1", "--threads", "100000"][..], "--threads"),
+    ] {
+        let o = Command::new(bin())
+            .args(base)
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert!(
+            e.contains(needle) && !e.contains("panicked"),
+            "{extra:?}: {e}"
+        );
+    }
+    for (args, needle) in [
+        (
+            &["mirror", "--stdin", "-t", t.as_str(), "--queue", "0"][..],
+            "--queue",
+        ),
+        (
+            &[
+                "mirror",
+                "--stdin",
+                "-t",
+                t.as_str(),
+                "--max-in-flight",
+                "0",
+            ][..],
+            "--max-in-flight",
+        ),
+        (&["demo", "--rate", "0"][..], "--rate"),
+    ] {
+        let o = Command::new(bin())
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(needle), "{args:?}: {e}");
+    }
+}

@@ -57,18 +57,34 @@ fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
+/// The rooms a line names through `crate::` (also in a `use crate::{a::x, b}` group, whose
+/// lines may follow; `$crate::` is a macro's, `crate::*` names every room).
 fn crate_refs(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = line;
     while let Some(i) = rest.find("crate::") {
         let after = &rest[i + "crate::".len()..];
-        let name: String = after
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        // `edgeload::crate::` does not exist; `$crate::` is a macro's
-        if !rest[..i].ends_with('$') && !name.is_empty() {
-            out.push(name);
+        if !rest[..i].ends_with('$') {
+            if let Some(group) = after.strip_prefix('{') {
+                let inner = &group[..group.find('}').unwrap_or(group.len())];
+                for part in inner.split(',') {
+                    let name: String = (part.trim().chars())
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() {
+                        out.push(name);
+                    }
+                }
+            } else if after.starts_with('*') {
+                out.push("*".into());
+            } else {
+                let name: String = (after.chars())
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.push(name);
+                }
+            }
         }
         rest = after;
     }
@@ -91,6 +107,12 @@ fn rooms_import_only_rooms_below_them() {
         let text = std::fs::read_to_string(&f).unwrap();
         for (n, line) in code_lines(&text) {
             for r in crate_refs(line) {
+                if r == "*" {
+                    wrong.push(format!(
+                        "{}:{n}: a glob import of the crate root",
+                        f.display()
+                    ));
+                }
                 match rooms.iter().position(|x| *x == r) {
                     Some(i) if i < me => wrong.push(format!(
                         "{}:{n}: {room} imports {r}, a room above it",
@@ -136,8 +158,11 @@ fn pub_items() -> Vec<(String, String, String)> {
             };
             let rest = rest
                 .trim_start_matches("async ")
-                .trim_start_matches("unsafe ")
-                .trim_start_matches("const fn ");
+                .trim_start_matches("unsafe ");
+            // `pub const fn name` is a fn; `pub const NAME` a const
+            let rest = rest
+                .strip_prefix("const fn ")
+                .map_or(rest.to_string(), |r| format!("fn {r}"));
             let Some((kind, after)) = rest.split_once(' ') else {
                 continue;
             };
@@ -154,6 +179,8 @@ fn pub_items() -> Vec<(String, String, String)> {
     out
 }
 
+/// Whether `word` appears as a whole identifier in `text`. By name only: a common method name
+/// (`new`, `parse`) always finds a reader somewhere, so the pub check is a lower bound.
 fn is_word(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(i, _)| {
         let before = text[..i].chars().next_back();
@@ -211,4 +238,15 @@ fn no_dependency_is_unused() {
         .map(str::to_string)
         .collect();
     assert!(unused.is_empty(), "unused dependencies: {unused:?}");
+}
+
+#[test]
+fn the_tidy_reader_sees_groups_globs_and_macros() {
+    assert_eq!(
+        crate_refs("use crate::{engine::x, urls};"),
+        ["engine", "urls"]
+    );
+    assert_eq!(crate_refs("let x = crate::cmd::run::f();"), ["cmd"]);
+    assert_eq!(crate_refs("$crate::foo"), Vec::<String>::new());
+    assert_eq!(crate_refs("use crate::*;"), ["*"]);
 }
