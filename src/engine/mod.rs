@@ -102,6 +102,8 @@ pub enum EngineError {
     Client(String),
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Unsupported(std::io::Error),
     #[error("writing results: {0}")]
     Sink(std::io::Error),
 }
@@ -304,6 +306,8 @@ pub fn run(
     if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
+    // the workers pace on a timerfd: where there is none, say so before any thread starts
+    drop(crate::sys::timerfd().map_err(EngineError::Unsupported)?);
     let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);
     let n_targets = cfg.targets.len();
     let threads = cfg.threads.max(1);

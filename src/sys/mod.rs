@@ -1,7 +1,8 @@
 //! The operating system's specifics, in one place: thread timer slack, a background thread's
 //! scheduling, timerfd, and zeroed anonymous memory with huge pages. Linux calls behind
-//! `cfg(target_os = "linux")`; elsewhere the scheduling and slack calls do nothing and memory
-//! comes from the allocator (the timerfd, which the engine's pacing needs, is Linux-only).
+//! `cfg(target_os = "linux")`; elsewhere (other Unixes: macOS laptops) the scheduling and slack
+//! calls do nothing, memory comes from the allocator, and the timerfd that the engine's pacing
+//! needs is an error, so `report`, `extract` and `edge` still build and run there.
 
 use std::time::Duration;
 
@@ -150,7 +151,21 @@ pub fn release_startup_pages() {
     }
 }
 
+/// Elsewhere there is no timerfd: the engine's pacing cannot start (a clear error), while
+/// `report`, `extract`, `edge` and the rest work.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn timerfd() -> std::io::Result<std::os::fd::OwnedFd> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "the engine's precise pacing needs Linux (timerfd)",
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn arm_timerfd(_fd: std::os::fd::BorrowedFd<'_>, _after: Duration) {}
+
 /// Huge-page size the zeroed mappings align to.
+#[cfg(target_os = "linux")]
 const HUGE: usize = 2 << 20;
 
 /// `size` zeroed bytes, 64-aligned (at least). On Linux straight from the kernel (no memset:
