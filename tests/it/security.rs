@@ -271,26 +271,7 @@ fn a_manifest_naming_a_path_cannot_write_outside_the_output_folder() {
     let mut v: serde_json::Value = serde_json::from_str(&m).unwrap();
     v["files"][0]["name"] = "../secret.txt".into();
     std::fs::write(dir.join("MANIFEST.json"), v.to_string()).unwrap();
-    let (endpoint, accepted) = silent_server();
-    let o = run_bin(
-        &[
-            "upload",
-            "r",
-            "s3://b/p/",
-            "--endpoint-url",
-            &endpoint,
-            "--s3-region",
-            "x",
-        ],
-        d,
-    );
-    let e = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(
-        e.contains("\"../secret.txt\"") && e.contains("not a results file"),
-        "{e}"
-    );
-    assert!(accepted.try_recv().is_err(), "it connected to S3");
+    refused_before_any_request(d, &["\"../secret.txt\"", "not a results file"]);
 }
 
 #[test]
@@ -303,17 +284,27 @@ fn an_edited_results_file_is_not_uploaded() {
         .open(dir.join("timeline.csv"))
         .unwrap();
     t.write_all(b"edited,after,the,run\n").unwrap();
+    refused_before_any_request(d, &["does not match its MANIFEST.json", "timeline.csv"]);
+}
+
+/// `upload r` in `d` exits 2 naming `needles`, without a connection to S3.
+fn refused_before_any_request(d: &Path, needles: &[&str]) {
     let (endpoint, accepted) = silent_server();
-    let o = run_bin(
-        &["upload", "r", "s3://b/p/", "--endpoint-url", &endpoint],
-        d,
-    );
+    let args = [
+        "upload",
+        "r",
+        "s3://b/p/",
+        "--endpoint-url",
+        &endpoint,
+        "--s3-region",
+        "x",
+    ];
+    let o = run_bin(&args, d);
     let e = text(&o);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(
-        e.contains("does not match its MANIFEST.json") && e.contains("timeline.csv"),
-        "{e}"
-    );
+    for n in needles {
+        assert!(e.contains(n), "{n:?} in {e}");
+    }
     assert!(accepted.try_recv().is_err(), "it connected to S3");
 }
 
@@ -351,26 +342,32 @@ fn an_s3_endpoint_that_never_answers_does_not_hang_upload_or_download() {
         )),
         "{e}"
     );
+    download_fails_in_time(d, &endpoint, "1s", Duration::from_secs(60));
+}
+
+/// `download s3://b/p/` from `endpoint` with `--s3-timeout timeout` exits 2 within `limit`;
+/// returns what it printed.
+fn download_fails_in_time(d: &Path, endpoint: &str, timeout: &str, limit: Duration) -> String {
     let t = Instant::now();
-    let o = run_bin(
-        &[
-            "download",
-            "s3://b/p/",
-            "-o",
-            "down",
-            "--endpoint-url",
-            &endpoint,
-            "--s3-region",
-            "x",
-            "--s3-timeout",
-            "1s",
-            "--s3-attempts",
-            "1",
-        ],
-        d,
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    let args = [
+        "download",
+        "s3://b/p/",
+        "-o",
+        "down",
+        "--endpoint-url",
+        endpoint,
+        "--s3-region",
+        "x",
+        "--s3-timeout",
+        timeout,
+        "--s3-attempts",
+        "1",
+    ];
+    let o = run_bin(&args, d);
+    let e = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(t.elapsed() < limit, "{:?}", t.elapsed());
+    e
 }
 
 #[test]
@@ -607,26 +604,6 @@ fn trickling_s3() -> String {
 fn a_trickling_s3_body_does_not_hang_download() {
     let tmp = tempfile::tempdir().unwrap();
     let endpoint = trickling_s3();
-    let t = Instant::now();
-    let o = run_bin(
-        &[
-            "download",
-            "s3://b/p/",
-            "-o",
-            "down",
-            "--endpoint-url",
-            &endpoint,
-            "--s3-region",
-            "x",
-            "--s3-timeout",
-            "2s",
-            "--s3-attempts",
-            "1",
-        ],
-        tmp.path(),
-    );
-    let e = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{e}");
+    let e = download_fails_in_time(tmp.path(), &endpoint, "2s", Duration::from_secs(20));
     assert!(e.contains("did not arrive in time"), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
