@@ -149,6 +149,10 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         achieved_rps: achieved,
         planned_requests: stats.planned,
         sent: stats.sent,
+        unsent: match (model, stats.planned) {
+            (LoadModel::Open, Some(p)) if !stats.interrupted => p.saturating_sub(stats.sent),
+            _ => 0,
+        },
         completed,
         abandoned: stats.abandoned,
         send_lag: lag,

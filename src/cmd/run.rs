@@ -134,6 +134,10 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// The highest rate per target `run` accepts: beyond it no machine keeps a schedule, and the
+/// run would be a flood measuring the generator (`--stages 1e9/1s` sent 66k req/s for 15 s).
+const MAX_RATE: f64 = 1_000_000.0;
+
 /// More worker threads than this is a mistake, not a load test (each has a runtime and
 /// histograms; 100000 exhausted the machine and panicked).
 const MAX_THREADS: usize = 1024;
@@ -284,8 +288,24 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
             if !(a.speed > 0.0 && a.speed.is_finite()) {
                 return usage(format!("--speed {}: must be > 0", a.speed));
             }
+            // --duration cuts the trace (in replay time)
+            let times = trace_times.unwrap_or_default();
+            // (the schedule keeps a trace's times monotonic: so does the cut)
+            let mut latest = f64::MIN;
+            let keep = run_duration.map_or(times.len(), |d| {
+                (times.iter())
+                    .position(|&t| {
+                        latest = latest.max(t);
+                        latest / a.speed >= d.as_secs_f64()
+                    })
+                    .unwrap_or(times.len())
+            });
+            let schedule = Schedule::from_times(&times[..keep], a.speed);
             Model::Open {
-                schedule: Schedule::from_times(trace_times.unwrap_or_default(), a.speed),
+                schedule: match run_duration {
+                    Some(d) => schedule.lasting(d),
+                    None => schedule,
+                },
                 max_in_flight,
             }
         }
@@ -296,8 +316,10 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
         }
         (Some(_), Some(_), None) => return usage("give --rate or --stages, not both"),
         (Some(r), None, None) => {
-            if !(r > 0.0 && r.is_finite()) {
-                return usage(format!("--rate {r}: must be > 0"));
+            if !(r > 0.0 && r <= MAX_RATE) {
+                return usage(format!(
+                    "--rate {r}: between 0 and {MAX_RATE} req/s per target"
+                ));
             }
             // a count-bounded open run ends by its count; the schedule must not end it first
             let d = run_duration.unwrap_or(if bounded {
@@ -346,6 +368,11 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
 fn cut_stages(st: &[Stage], run_duration: Option<Duration>) -> anyhow::Result<Vec<Stage>> {
     if st.is_empty() {
         return usage("--stages: no stages");
+    }
+    if let Some(s) = st.iter().find(|s| s.from.max(s.to) > MAX_RATE) {
+        return usage(format!(
+            "--stages {s}: more than {MAX_RATE} req/s per target is no rate one machine sends"
+        ));
     }
     let mut st = st.to_vec();
     if let Some(d) = run_duration {

@@ -318,9 +318,11 @@ pub fn run(
     };
     let start = Instant::now() + Duration::from_millis(20); // let the threads come up first
     let start_wall = SystemTime::now() + Duration::from_millis(20);
+    // when sending stops: the closed model's duration, the open model's schedule (a request
+    // due before it but still waiting for a free slot then is never sent: counted as unsent)
     let deadline = match &cfg.model {
         Model::Closed { .. } => cfg.duration.map(|d| start + d),
-        Model::Open { .. } => None,
+        Model::Open { schedule, .. } => start.checked_add(schedule.duration()),
     };
     sink.begin(start_wall).map_err(EngineError::Sink)?;
     let shared = Arc::new(Shared {
@@ -337,11 +339,14 @@ pub fn run(
         reqwest,
     });
     let (tx, rx) = mpsc::channel::<Msg>();
+    // this run's own stop and abort: the caller's control (Ctrl-C) stops it too, and so does
+    // the end of the run; the caller's is never changed here (demo runs twice with one)
+    let run_ctl = Control::default();
     let mut handles = Vec::with_capacity(threads);
     for tid in 0..threads {
         let sh = shared.clone();
         let tx = tx.clone();
-        let ctl = control.clone();
+        let ctl = (control.clone(), run_ctl.clone());
         handles.push(
             std::thread::Builder::new()
                 .name(format!("edgeload-w{tid}"))
@@ -358,7 +363,8 @@ pub fn run(
             .name("edgeload-agg".into())
             .spawn_scoped(s, || {
                 crate::sys::background_thread();
-                aggregate(rx, threads, n_targets, &shared, control, sink, on_interval)
+                let ctl = (control, &run_ctl);
+                aggregate(rx, threads, n_targets, &shared, ctl, sink, on_interval)
             })
             .map_err(EngineError::Thread)?
             .join()
@@ -366,8 +372,8 @@ pub fn run(
     });
     if !matches!(agg, Ok(Ok(_))) {
         // nothing would record what the workers send: stop them now
-        control.stop();
-        control.abort();
+        run_ctl.stop();
+        run_ctl.abort();
     }
     for h in handles {
         let _ = h.join();
@@ -395,7 +401,7 @@ fn aggregate(
     threads: usize,
     n_targets: usize,
     shared: &Shared,
-    control: &Control,
+    (user, run): (&Control, &Control),
     sink: &mut (dyn Sink + Send),
     on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
 ) -> Result<(IntervalData, u64), EngineError> {
@@ -413,10 +419,14 @@ fn aggregate(
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        if control.is_stopped() {
+        // Ctrl-C, or the end of the run: sending stops; requests in flight get the grace
+        if user.is_stopped() || shared.deadline.is_some_and(|d| Instant::now() >= d) {
+            run.stop();
+        }
+        if run.is_stopped() {
             let at = *stop_seen_at.get_or_insert_with(Instant::now);
             if at.elapsed() >= shared.cfg.grace {
-                control.abort();
+                run.abort();
             }
         }
         match msg {
@@ -426,7 +436,7 @@ fn aggregate(
                     && let Err(e) = sink.samples(&rows)
                 {
                     sink_err = Some(e);
-                    control.stop();
+                    run.stop();
                 }
             }
             Some(Msg::Interval {
@@ -457,7 +467,7 @@ fn aggregate(
                         && let Err(e) = sink.interval(&d, &totals)
                     {
                         sink_err = Some(e);
-                        control.stop();
+                        run.stop();
                     }
                     on_interval(&d, &totals, start.elapsed());
                     next_emit += 1;
@@ -471,7 +481,14 @@ fn aggregate(
     }
 }
 
-fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>, ctl: Control) {
+/// `ctl`: the caller's control (its stop: Ctrl-C) and this run's (stop and abort).
+fn worker_thread(
+    tid: usize,
+    threads: usize,
+    sh: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    ctl: (Control, Control),
+) {
     // The thread's own timers (pacing, the interval ticker, the lean client's watchdog) are
     // on its LocalTimer; tokio's time driver, which does bookkeeping on every park, is only
     // started for reqwest.
@@ -552,10 +569,14 @@ fn worker_thread(tid: usize, threads: usize, sh: Arc<Shared>, tx: mpsc::Sender<M
         // sleepers (they then see `stopped`); on abort it returns, and the loop below drops
         // the workers with their requests in flight.
         set.push(Box::pin(async {
-            until_true(ctl.stop.subscribe()).await;
+            let (user, run) = &ctl;
+            tokio::select! {
+                _ = until_true(user.stop.subscribe()) => {}
+                _ = until_true(run.stop.subscribe()) => {}
+            }
             local.stopped.set(true);
             local.timer.wake_all();
-            until_true(ctl.abort.subscribe()).await;
+            until_true(run.abort.subscribe()).await;
             sh.abandoned
                 .fetch_add(local.in_flight.get(), Ordering::Relaxed);
             Part::Aborted
@@ -656,6 +677,9 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
                 // the closed model only waited for the start: it sends as soon as it can
                 intended = now;
             }
+        }
+        if matches!(cfg.model, Model::Open { .. }) && sh.deadline.is_some_and(|d| now >= d) {
+            break; // due before the end but not sent by then: unsent
         }
         let idx = sh.picker.pick(j);
         let url = &sh.urls[t][idx];

@@ -125,11 +125,19 @@ impl Schedule {
                 times[i] = times[i - 1];
             }
         }
-        let end = times.last().copied().unwrap_or(0.0);
+        let last = times.last().copied().unwrap_or(0.0);
+        let first = times.first().copied().unwrap_or(0.0);
+        // the trace lasts one mean gap (at least a second) past its last request, as a
+        // constant rate's schedule lasts one interval past its last: the run ends then, and a
+        // last request sent a little late still goes (`lasting` sets the end a --duration says)
+        let gap = if times.len() > 1 {
+            (last - first) / (times.len() - 1) as f64
+        } else {
+            0.0
+        };
         Schedule {
             segs: Vec::new(),
-            // the last request is due at `end`: the schedule lasts until just after it
-            end: end + 1e-6,
+            end: last + gap.max(1.0),
             total: times.len() as f64,
             times: Some(times.into()),
         }
@@ -141,6 +149,12 @@ impl Schedule {
             to: rate,
             duration,
         }])
+    }
+
+    /// The same schedule ending at `d` (a trace cut by --duration: its requests are due before).
+    pub fn lasting(mut self, d: Duration) -> Schedule {
+        self.end = d.as_secs_f64();
+        self
     }
 
     pub fn duration(&self) -> Duration {
@@ -278,6 +292,12 @@ mod tests {
         assert_eq!(s.send_time(1), Some(Duration::from_millis(250)));
         assert_eq!(s.send_time(3), Some(Duration::from_secs(1)));
         assert_eq!(s.send_time(4), None);
+        // one mean gap (1/3 s), at least a second, past the last request: 1 s + 1 s
+        assert_eq!(s.duration(), Duration::from_secs(2));
+        assert_eq!(
+            s.lasting(Duration::from_secs(3)).duration(),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]

@@ -478,6 +478,7 @@ async fn run_async(
         achieved_rps: completed as f64 / elapsed.max(1e-9),
         planned_requests: None,
         sent: s.sent.iter().sum(),
+        unsent: 0,
         completed,
         abandoned: s.in_flight.iter().sum(),
         send_lag: None,

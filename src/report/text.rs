@@ -57,6 +57,14 @@ pub fn render(s: &Summary) -> String {
             );
         }
     }
+    if r.unsent > 0 {
+        let _ = writeln!(
+            out,
+            "  UNSENT: {} requests were due before the end and never sent (the target or the \
+             in-flight cap held them back)",
+            r.unsent
+        );
+    }
     if let Some(l) = &r.send_lag {
         let _ = writeln!(
             out,

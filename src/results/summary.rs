@@ -210,6 +210,10 @@ pub struct RateSummary {
     pub achieved_rps: f64,
     pub planned_requests: Option<u64>,
     pub sent: u64,
+    /// open model: requests due before the end that were never sent (the generator or the
+    /// in-flight cap could not keep up: the coordinated-omission signal)
+    #[serde(default)]
+    pub unsent: u64,
     pub completed: u64,
     /// in flight when the run was stopped and the grace period ended
     pub abandoned: u64,

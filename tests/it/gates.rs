@@ -1,5 +1,5 @@
-//! No gate passes on no data (issue 17, item 1): thresholds judged against what the embedded
-//! edge knows it served.
+//! Numbers a cutover can rest on (issue 17): no gate passes on no data, the run ends when it
+//! says, settings that make no run are refused; judged against what the embedded edge served.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -168,5 +168,91 @@ fn settings_that_make_no_run_are_refused() {
         let e = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
         assert!(e.contains(needle), "{args:?}: {e}");
+    }
+}
+
+/// At the duration, sending stops: requests due but held back by the in-flight cap are counted
+/// as unsent, requests in flight get the grace, and the run is not "interrupted". Before, the
+/// open model sent every planned request however late (`--rate 200 -d 2s --max-in-flight 5`
+/// against a slow target took 4.1 s), and a trace ignored `-d`.
+#[test]
+fn the_run_ends_when_it_says() {
+    let edge = delayed_edge(std::time::Duration::from_millis(200));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n").unwrap();
+    let t = format!("e={}", edge.base_url());
+    let started = std::time::Instant::now();
+    let o = Command::new(bin())
+        .args(["run", "urls.txt", "-t", &t, "-r", "200", "-d", "2s"])
+        .args(["--max-in-flight", "5", "--grace", "1s", "--json", "-q"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v["rate"];
+    let (sent, unsent) = (r["sent"].as_u64().unwrap(), r["unsent"].as_u64().unwrap());
+    // 5 slots of 200 ms for 2 s: about 50 sent, the rest of the 400 never
+    assert!((40..=60).contains(&sent), "{r}");
+    assert_eq!(sent + unsent, 400, "{r}");
+    assert_eq!(edge.stats().requests, sent, "the edge saw what was sent");
+    assert_eq!(v["interrupted"], false);
+    assert!(took < std::time::Duration::from_millis(3500), "{took:?}");
+
+    // a trace of 20 s, cut by -d 2s: the requests due in the first 2 s, then the end
+    let rows: String = (0..20)
+        .map(|i| format!("{},/t/{i}.jpg\n", 1_767_225_600 + i))
+        .collect();
+    std::fs::write(d.join("trace.csv"), format!("timestamp,path\n{rows}")).unwrap();
+    let before = edge.stats().requests;
+    let started = std::time::Instant::now();
+    let o = Command::new(bin())
+        .args([
+            "run",
+            "--trace",
+            "trace.csv",
+            "-t",
+            &t,
+            "-d",
+            "2s",
+            "--json",
+            "-q",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["rate"]["planned_requests"], 2, "{}", v["rate"]);
+    assert_eq!(edge.stats().requests - before, 2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
+
+#[test]
+fn impossible_rates_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("urls.txt"), "/a.jpg\n").unwrap();
+    for extra in [&["--stages", "1e9/1s"][..], &["-r", "5e6"][..]] {
+        let o = Command::new(bin())
+            .args(["run", "urls.txt", "-t", "e=http://127.0.0.1:9"])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        assert!(e.contains("1000000"), "{e}");
     }
 }
