@@ -290,10 +290,14 @@ async fn run_async(
         let limiter = cfg
             .rate
             .and_then(|r| NonZeroU32::new(r.ceil() as u32))
-            .map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
+            // spaced evenly from the start: no burst of a second's worth at once
+            .map(|r| {
+                let q = Quota::per_second(r).allow_burst(NonZeroU32::MIN);
+                Arc::new(RateLimiter::direct(q))
+            });
         let max = cfg.max_in_flight.max(1);
         let sem = Arc::new(Semaphore::new(max));
-        let (client, state) = (client.clone(), state.clone());
+        let (client, state, stop) = (client.clone(), state.clone(), stop.clone());
         senders.push(tokio::spawn(async move {
             while let Some((url, head)) = rx.recv().await {
                 if let Some(l) = &limiter {
@@ -302,6 +306,10 @@ async fn run_async(
                 let Ok(permit) = sem.clone().acquire_owned().await else {
                     break;
                 };
+                // once stopped, nothing more leaves: what is queued stays unsent (counted)
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 if let Ok(mut s) = state.lock() {
                     s.sent[ti] += 1;
                     s.in_flight[ti] += 1;
@@ -428,9 +436,15 @@ async fn run_async(
             }
         }
     };
-    // stop reading, drain briefly, flush
+    // stop reading and sending, let what is in flight finish briefly, flush
     stop.store(true, Ordering::Relaxed);
-    for h in inputs {
+    // the inputs see `stop` within a poll; stdin may sit in a read until its next line: it is
+    // left behind (the process ends, and it only ever enqueues)
+    let wait_inputs = Instant::now() + Duration::from_secs(1);
+    while inputs.iter().any(|h| !h.is_finished()) && Instant::now() < wait_inputs {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for h in inputs.into_iter().filter(|h| h.is_finished()) {
         match h.join() {
             Ok(Err(e)) => eprintln!(
                 "warning: input: {}",
@@ -478,7 +492,10 @@ async fn run_async(
         achieved_rps: completed as f64 / elapsed.max(1e-9),
         planned_requests: None,
         sent: s.sent.iter().sum(),
-        unsent: 0,
+        // queued (accepted) but not sent by the stop
+        unsent: (per_target.iter().zip(&s.sent))
+            .map(|((enq, _), sent)| enq.saturating_sub(*sent))
+            .sum(),
         completed,
         abandoned: s.in_flight.iter().sum(),
         send_lag: None,

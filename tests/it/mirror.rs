@@ -506,3 +506,77 @@ fn rotated_gz_files_are_read_only_when_asked() {
         assert!(!paths.contains_key("/not-rotation.jpg"));
     }
 }
+
+/// The mirror stops when asked (issue 17, item 9): SIGTERM with stdin idle ends it (the stdin
+/// reader used to be joined, so it waited for the next line); the rate holds from the first
+/// second (no burst of a second's worth at the start); after a --max-duration stop nothing more
+/// leaves, so the edge saw exactly what the summary says was sent.
+#[test]
+fn mirror_stops_when_asked() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("new={}", edge.base_url());
+    let mut child = std::process::Command::new(bin())
+        .args(["mirror", "--stdin", "-t", &target, "-q"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(line("/first.jpg").as_bytes()).unwrap();
+    wait_for("the first request", || edge.stats().requests == 1);
+    let t = Instant::now();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop(stdin);
+
+    let before = edge.stats().requests;
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "mirror",
+            "--stdin",
+            "-t",
+            &target,
+            "--rate",
+            "10",
+            "--max-duration",
+            "2s",
+        ])
+        .args(["--json", "-q"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = (0..200).map(|i| line(&format!("/r/{i}.jpg"))).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "--max-duration ends with the gate not reached"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sent = v["rate"]["sent"].as_u64().unwrap();
+    // 10 per second, spaced: about 20 in 2 s (30 with the old burst), never more than 22
+    assert!((12..=22).contains(&sent), "sent {sent}: {}", v["rate"]);
+    assert_eq!(
+        edge.stats().requests - before,
+        sent,
+        "the edge saw more than was sent"
+    );
+}
