@@ -88,6 +88,8 @@ pub fn hit_ratio(counts_by_class: &[u64; CacheClass::COUNT]) -> Option<f64> {
 /// and for slices of pairs (tests, log records).
 pub trait Headers {
     fn header(&self, name: &str) -> Option<&str>;
+    /// Calls `f` with each header's name (for the names seen on `unknown` responses).
+    fn each_name(&self, f: &mut dyn FnMut(&str));
     /// `header` for a name known when compiling: a lookup with a name filter checks the bit
     /// computed once instead of hashing the name again (about ten of these a response).
     fn known(&self, name: &Name) -> Option<&str> {
@@ -138,6 +140,9 @@ impl Headers for reqwest::header::HeaderMap {
     fn header(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| v.to_str().ok())
     }
+    fn each_name(&self, f: &mut dyn FnMut(&str)) {
+        self.keys().for_each(|k| f(k.as_str()));
+    }
 }
 
 impl Headers for [(&str, &str)] {
@@ -146,6 +151,67 @@ impl Headers for [(&str, &str)] {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
     }
+    fn each_name(&self, f: &mut dyn FnMut(&str)) {
+        self.iter().for_each(|(k, _)| f(k));
+    }
+}
+
+/// Headers every response may carry that never say what a cache did: left out of the names
+/// reported for `unknown` responses.
+const NOT_CACHE_HEADERS: [&str; 12] = [
+    "date",
+    "content-length",
+    "content-type",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "etag",
+    "last-modified",
+    "accept-ranges",
+    "server",
+    "vary",
+    "cache-control",
+];
+
+/// At most this many names are kept per thread.
+const UNKNOWN_NAMES_MAX: usize = 24;
+
+thread_local! {
+    /// Header names seen on this thread's `unknown` responses (lowercase, sorted, bounded).
+    static UNKNOWN_NAMES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    static UNKNOWN_SEEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Notes the header names of an `unknown` response: of a thread's first 64 such responses, then
+/// of one in 4096 (against a target that sends no cache header every response is unknown: the
+/// names repeat, and the hot path must not pay for them each time).
+fn note_unknown<H: Headers + ?Sized>(h: &H) {
+    let n = UNKNOWN_SEEN.get();
+    UNKNOWN_SEEN.set(n + 1);
+    if n >= 64 && !n.is_multiple_of(4096) {
+        return;
+    }
+    UNKNOWN_NAMES.with_borrow_mut(|names| {
+        h.each_name(&mut |n| {
+            let n = n.to_ascii_lowercase();
+            if names.len() < UNKNOWN_NAMES_MAX
+                && !NOT_CACHE_HEADERS.contains(&n.as_str())
+                && let Err(i) = names.binary_search(&n)
+            {
+                names.insert(i, n);
+            }
+        })
+    });
+}
+
+/// The header names this thread saw on responses it classified `unknown` (and forgets them):
+/// what a user needs to write a rule, or to see that a header must be asked for.
+pub fn take_unknown_names() -> Vec<String> {
+    UNKNOWN_SEEN.set(0);
+    UNKNOWN_NAMES.with_borrow_mut(std::mem::take)
 }
 
 /// A scenario rule: when `header` matches `pattern`, the class is `class`. Checked before built-ins.
@@ -174,7 +240,11 @@ impl Classifier {
                 return (r.class, pop);
             }
         }
-        (builtin_class(h, self.age_fallback), pop)
+        let class = builtin_class(h, self.age_fallback);
+        if class == CacheClass::Unknown {
+            note_unknown(h);
+        }
+        (class, pop)
     }
 }
 

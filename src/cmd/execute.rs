@@ -167,7 +167,8 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         interval,
         interrupted: stats.interrupted,
     };
-    let summary = Summary::new(meta, rate, &stats.totals, &bases);
+    let mut summary = Summary::new(meta, rate, &stats.totals, &bases);
+    summary.unknown_headers = stats.unknown_headers;
     let results = (plan.thresholds.iter())
         .flat_map(|t| t.evaluate(&summary))
         .collect();

@@ -38,6 +38,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
     let inputs = resolve(&a.inputs, &a, &mut s3_warnings)?;
     let (runs, mut warnings) = report::load_all(&inputs).map_err(|e| UsageError(e.to_string()))?;
     s3_warnings.append(&mut warnings);
+    s3_warnings.extend(report::unknown_warnings(&runs));
     let warnings = s3_warnings;
     for w in &warnings {
         eprintln!("warning: {}", crate::guard::quote::escape(w));

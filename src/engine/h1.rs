@@ -212,6 +212,9 @@ impl<'a> Parsed<'a> {
 }
 
 impl Headers for Parsed<'_> {
+    fn each_name(&self, f: &mut dyn FnMut(&str)) {
+        self.headers.iter().for_each(|h| f(h.name));
+    }
     fn header(&self, name: &str) -> Option<&str> {
         self.lookup(name_bit(name.as_bytes()), |n| {
             n.eq_ignore_ascii_case(name.as_bytes())

@@ -151,6 +151,8 @@ pub struct RunStats {
     /// planned requests (all targets), when the plan has a count
     pub planned: Option<u64>,
     pub intended_rate: Option<f64>,
+    /// header names seen on responses classified `unknown` (every thread's, sorted)
+    pub unknown_headers: Vec<String>,
 }
 
 struct Shared {
@@ -378,7 +380,7 @@ pub fn run(
     for h in handles {
         let _ = h.join();
     }
-    let (totals, next_emit) = agg??;
+    let (totals, next_emit, unknown_headers) = agg??;
     let elapsed = Instant::now().saturating_duration_since(start);
     Ok(RunStats {
         started: start_wall,
@@ -390,6 +392,7 @@ pub fn run(
         abandoned: shared.abandoned.load(Ordering::Relaxed),
         planned,
         intended_rate,
+        unknown_headers,
     })
 }
 
@@ -404,8 +407,9 @@ fn aggregate(
     (user, run): (&Control, &Control),
     sink: &mut (dyn Sink + Send),
     on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
-) -> Result<(IntervalData, u64), EngineError> {
+) -> Result<(IntervalData, u64, Vec<String>), EngineError> {
     let start = shared.start;
+    let mut unknown = std::collections::BTreeSet::new();
     let mut watermarks = vec![0u64; threads];
     let mut pending: BTreeMap<u64, IntervalData> = BTreeMap::new();
     let mut totals = IntervalData::new(0, n_targets);
@@ -431,6 +435,7 @@ fn aggregate(
         }
         match msg {
             None => continue,
+            Some(Msg::UnknownNames(names)) => unknown.extend(names),
             Some(Msg::Samples(rows)) => {
                 if sink_err.is_none()
                     && let Err(e) = sink.samples(&rows)
@@ -477,7 +482,7 @@ fn aggregate(
     }
     match sink_err {
         Some(e) => Err(EngineError::Sink(e)),
-        None => Ok((totals, next_emit)),
+        None => Ok((totals, next_emit, unknown.into_iter().collect())),
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) enum Msg {
     },
     /// A batch of samples.jtl rows.
     Samples(Vec<u8>),
+    /// Header names the thread saw on responses it classified `unknown` (sent once, at its end).
+    UnknownNames(Vec<String>),
 }
 
 /// The per-thread recorder.
@@ -166,6 +168,10 @@ impl Recorder {
             && !s.buf.is_empty()
         {
             let _ = self.tx.send(Msg::Samples(s.buf));
+        }
+        let names = crate::cache_status::take_unknown_names();
+        if !names.is_empty() {
+            let _ = self.tx.send(Msg::UnknownNames(names));
         }
         let idx = self.cur.idx;
         let last = self.cur.take_sparse(idx);

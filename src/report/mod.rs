@@ -37,6 +37,22 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
+/// Warnings about runs whose responses carried no recognised cache status, above 1 %
+/// (`text::unknown_warning`), one per region and target.
+pub fn unknown_warnings(runs: &[RunData]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in runs {
+        for t in &r.summary.targets {
+            if t.unknown_share.is_some_and(|u| u > text::UNKNOWN_WARN)
+                && let Some(w) = text::unknown_warning(&r.summary, t)
+            {
+                out.push(format!("{}: {w}", r.summary.region));
+            }
+        }
+    }
+    out
+}
+
 /// Loads every results directory under `inputs`: (runs, warnings about skipped ones).
 pub fn load_all(inputs: &[PathBuf]) -> Result<(Vec<RunData>, Vec<String>), load::LoadError> {
     let mut runs = Vec::new();
@@ -530,6 +546,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 requests: g.requests,
                 bytes: g.bytes,
                 hit_ratio: g.hit_ratio(),
+                unknown_share: crate::results::summary::unknown_share(&g.classes),
                 errors: g.errors.unwrap_or(0),
                 error_rate: g.error_rate().unwrap_or(0.0),
                 errors_by_kind,
@@ -596,6 +613,14 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
             Verdict::None
         } else {
             Verdict::Pass
+        },
+        unknown_headers: {
+            let mut h: Vec<String> = (runs.iter())
+                .flat_map(|r| r.summary.unknown_headers.iter().cloned())
+                .collect();
+            h.sort();
+            h.dedup();
+            h
         },
         mirror: None,
     }

@@ -24,6 +24,36 @@ fn row(out: &mut String, c: &ClassSummary) {
     );
 }
 
+/// Above this share of `unknown` responses, the terminal and the report warn.
+pub(crate) const UNKNOWN_WARN: f64 = 0.01;
+
+/// The share of responses with no recognised cache status, and, above 1 %, what to do: the
+/// header names seen on them (a rule can use one) and the header Akamai needs to be asked for.
+pub(crate) fn unknown_warning(
+    s: &Summary,
+    t: &crate::results::summary::TargetSummary,
+) -> Option<String> {
+    let share = t.unknown_share.filter(|u| *u > 0.0)?;
+    if share <= UNKNOWN_WARN {
+        return Some(format!(
+            "unknown cache status: {:.2}% of responses",
+            share * 100.0
+        ));
+    }
+    let seen = if s.unknown_headers.is_empty() {
+        "none besides the usual".to_string()
+    } else {
+        s.unknown_headers.join(", ")
+    };
+    Some(format!(
+        "WARNING: {:.1}% of {}'s responses carried no recognised cache status (headers seen on \
+         them: {seen}); add a [cache] rule for the one that says HIT/MISS, or ask for it \
+         (Akamai: -H 'Pragma: akamai-x-cache-on')",
+        share * 100.0,
+        t.name
+    ))
+}
+
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
     let r = &s.rate;
@@ -101,6 +131,9 @@ pub fn render(s: &Summary) -> String {
             t.error_rate * 100.0,
             t.bytes as f64 / 1e6
         );
+        if let Some(w) = unknown_warning(s, t) {
+            let _ = writeln!(out, "  {w}");
+        }
         let _ = writeln!(
             out,
             "  {:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9} |{:>9}{:>9}",

@@ -127,6 +127,10 @@ pub struct TargetSummary {
     pub requests: u64,
     pub bytes: u64,
     pub hit_ratio: Option<f64>,
+    /// the share of responses whose cache status was not recognised (class `unknown`); None
+    /// without a response
+    #[serde(default)]
+    pub unknown_share: Option<f64>,
     pub errors: u64,
     pub error_rate: f64,
     pub errors_by_kind: BTreeMap<String, u64>,
@@ -255,6 +259,9 @@ pub struct Summary {
     pub targets: Vec<TargetSummary>,
     pub thresholds: Vec<ThresholdResult>,
     pub verdict: Verdict,
+    /// response header names seen on responses classified `unknown` (what a rule could use)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_headers: Vec<String>,
     /// `mirror` runs: input accounting and the cutover gate
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
@@ -309,6 +316,7 @@ impl Summary {
             targets: target_summaries(totals, targets),
             thresholds: Vec::new(),
             verdict: Verdict::None,
+            unknown_headers: Vec::new(),
             mirror: None,
         }
     }
@@ -356,6 +364,15 @@ impl Summary {
     }
 }
 
+/// Unknown responses over all responses (requests that failed before a response excluded).
+pub fn unknown_share(classes: &[u64; CacheClass::COUNT]) -> Option<f64> {
+    let responses: u64 = (CacheClass::ALL.iter())
+        .filter(|c| **c != CacheClass::Error)
+        .map(|c| classes[c.index()])
+        .sum();
+    (responses > 0).then(|| classes[CacheClass::Unknown.index()] as f64 / responses as f64)
+}
+
 /// Builds the per-target part of the summary from merged totals.
 fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<TargetSummary> {
     let mut out = Vec::new();
@@ -383,6 +400,7 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
             requests: counts.requests,
             bytes: all.bytes,
             hit_ratio: cache_status::hit_ratio(&counts.classes),
+            unknown_share: unknown_share(&counts.classes),
             errors,
             error_rate: if counts.requests > 0 {
                 errors as f64 / counts.requests as f64

@@ -65,6 +65,34 @@ fn hit_ratio_fails_when_no_response_carried_a_cache_status() {
     assert!(!r[0].1 && r[0].2.contains("20 unknown"), "{r:?}");
     assert!(!r[1].1 && r[1].2.contains("no response carried"), "{r:?}");
     assert_eq!(v["verdict"], "fail");
+    // unknown is visible (item 2): its share in summary.json, a warning on the terminal and
+    // in the report, with the header names seen on those responses
+    assert_eq!(v["targets"][0]["unknown_share"], 1.0, "{}", v["targets"][0]);
+    assert!(v["unknown_headers"].is_array() || v.get("unknown_headers").is_none());
+    let o = Command::new(bin())
+        .args([
+            "run", "urls.txt", "-t", &t, "-c", "1", "-n", "4", "-o", "unk",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("WARNING: 100.0% of e's responses carried no recognised cache status")
+            && e.contains("Pragma: akamai-x-cache-on"),
+        "{e}"
+    );
+    let o = Command::new(bin())
+        .args(["report", "unk", "-o", "rep", "--no-plots"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
+    assert!(
+        md.contains("## Warnings") && md.contains("no recognised cache status"),
+        "{md}"
+    );
     // asked properly, the same edge passes
     let (o, v) = run_json(
         dir.path(),
