@@ -9,6 +9,38 @@ use edgeload::edge::dialect::Dialect;
 
 use crate::common::*;
 
+/// The binary with `args` in `d`.
+fn edgeload(d: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(d)
+        .output()
+        .unwrap()
+}
+
+/// The binary, given `args` then `more` in `d`, refuses them: exit 2, naming `needle`.
+fn refused(d: &Path, args: &[&str], more: &[&str], needle: &str) {
+    let all: Vec<&str> = args.iter().chain(more).copied().collect();
+    let o = edgeload(d, &all);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{all:?}: {e}");
+    assert!(
+        e.contains(needle) && !e.contains("panicked"),
+        "{all:?}: {e}"
+    );
+}
+
+/// The command exited 0 and printed summary.json: parsed.
+fn json_ok(o: &Output) -> serde_json::Value {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 fn run_json(
     d: &Path,
     target: &str,
@@ -22,11 +54,7 @@ fn run_json(
         args.extend(["--threshold", t]);
     }
     args.extend_from_slice(extra);
-    let o = Command::new(bin())
-        .args(&args)
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let o = edgeload(d, &args);
     let v = serde_json::from_slice(&o.stdout).unwrap_or_default();
     (o, v)
 }
@@ -69,24 +97,19 @@ fn hit_ratio_fails_when_no_response_carried_a_cache_status() {
     // in the report, with the header names seen on those responses
     assert_eq!(v["targets"][0]["unknown_share"], 1.0, "{}", v["targets"][0]);
     assert!(v["unknown_headers"].is_array() || v.get("unknown_headers").is_none());
-    let o = Command::new(bin())
-        .args([
+    let o = edgeload(
+        dir.path(),
+        &[
             "run", "urls.txt", "-t", &t, "-c", "1", "-n", "4", "-o", "unk",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+        ],
+    );
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         e.contains("WARNING: 100.0% of e's responses carried no recognised cache status")
             && e.contains("Pragma: akamai-x-cache-on"),
         "{e}"
     );
-    let o = Command::new(bin())
-        .args(["report", "unk", "-o", "rep", "--no-plots"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let o = edgeload(dir.path(), &["report", "unk", "-o", "rep", "--no-plots"]);
     assert_ok(&o);
     let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
     assert!(
@@ -157,18 +180,7 @@ fn settings_that_make_no_run_are_refused() {
         (&["-c", "1", "--threads", "0"][..], "--threads"),
         (&["-c", "1", "--threads", "100000"][..], "--threads"),
     ] {
-        let o = Command::new(bin())
-            .args(base)
-            .args(extra)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
-        assert!(
-            e.contains(needle) && !e.contains("panicked"),
-            "{extra:?}: {e}"
-        );
+        refused(dir.path(), &base, extra, needle);
     }
     for (args, needle) in [
         (
@@ -188,14 +200,7 @@ fn settings_that_make_no_run_are_refused() {
         ),
         (&["demo", "--rate", "0"][..], "--rate"),
     ] {
-        let o = Command::new(bin())
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
-        assert!(e.contains(needle), "{args:?}: {e}");
+        refused(dir.path(), args, &[], needle);
     }
 }
 
@@ -211,20 +216,27 @@ fn the_run_ends_when_it_says() {
     std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n").unwrap();
     let t = format!("e={}", edge.base_url());
     let started = std::time::Instant::now();
-    let o = Command::new(bin())
-        .args(["run", "urls.txt", "-t", &t, "-r", "200", "-d", "2s"])
-        .args(["--max-in-flight", "5", "--grace", "1s", "--json", "-q"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let o = edgeload(
+        d,
+        &[
+            "run",
+            "urls.txt",
+            "-t",
+            &t,
+            "-r",
+            "200",
+            "-d",
+            "2s",
+            "--max-in-flight",
+            "5",
+            "--grace",
+            "1s",
+            "--json",
+            "-q",
+        ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let took = started.elapsed();
+    let v = json_ok(&o);
     let r = &v["rate"];
     let (sent, unsent) = (r["sent"].as_u64().unwrap(), r["unsent"].as_u64().unwrap());
     // 5 slots of 200 ms for 2 s: about 50 sent, the rest of the 400 never
@@ -241,8 +253,9 @@ fn the_run_ends_when_it_says() {
     std::fs::write(d.join("trace.csv"), format!("timestamp,path\n{rows}")).unwrap();
     let before = edge.stats().requests;
     let started = std::time::Instant::now();
-    let o = Command::new(bin())
-        .args([
+    let o = edgeload(
+        d,
+        &[
             "run",
             "--trace",
             "trace.csv",
@@ -252,17 +265,9 @@ fn the_run_ends_when_it_says() {
             "2s",
             "--json",
             "-q",
-        ])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+        ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_ok(&o);
     assert_eq!(v["rate"]["planned_requests"], 2, "{}", v["rate"]);
     assert_eq!(edge.stats().requests - before, 2);
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
@@ -273,14 +278,7 @@ fn impossible_rates_are_refused_up_front() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("urls.txt"), "/a.jpg\n").unwrap();
     for extra in [&["--stages", "1e9/1s"][..], &["-r", "5e6"][..]] {
-        let o = Command::new(bin())
-            .args(["run", "urls.txt", "-t", "e=http://127.0.0.1:9"])
-            .args(extra)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
-        assert!(e.contains("1000000"), "{e}");
+        let run = ["run", "urls.txt", "-t", "e=http://127.0.0.1:9"];
+        refused(dir.path(), &run, extra, "1000000");
     }
 }
