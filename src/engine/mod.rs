@@ -308,6 +308,20 @@ pub fn run(
     if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
+    // every connection is a file: make room for them all up front (a run short of files
+    // turned every request into an instant `connect` error, in a tight loop)
+    let per_target = match &cfg.model {
+        Model::Open { max_in_flight, .. } => *max_in_flight,
+        Model::Closed { concurrency, .. } => *concurrency,
+    } as u64;
+    let needed = per_target * cfg.targets.len() as u64 + 64 + 16 * cfg.threads as u64;
+    crate::sys::open_files(needed).map_err(|(soft, hard)| {
+        EngineError::Unsupported(std::io::Error::other(format!(
+            "this run needs about {needed} open files (connections and the threads' own) and \
+             the limit is {soft} (hard limit {hard}): lower --concurrency/--max-in-flight or \
+             raise the limit (ulimit -n)"
+        )))
+    })?;
     // the workers pace on a timerfd: where there is none, say so before any thread starts
     drop(crate::sys::timerfd().map_err(EngineError::Unsupported)?);
     let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);

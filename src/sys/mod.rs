@@ -39,6 +39,36 @@ pub(crate) fn background_thread() {
     }
 }
 
+/// Makes room for `needed` open files: raises the soft RLIMIT_NOFILE up to the hard limit when
+/// it is lower. `Err((soft, hard))` when even the hard limit is too low.
+pub(crate) fn open_files(needed: u64) -> Result<(), (u64, u64)> {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit with a valid rlimit for this process
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return Ok(()); // unknown: let the system say
+        }
+        // (rlim_t is u64 on Linux, not on every Unix)
+        #[allow(clippy::unnecessary_cast)]
+        let (soft, hard) = (r.rlim_cur as u64, r.rlim_max as u64);
+        if soft >= needed {
+            return Ok(());
+        }
+        if hard < needed {
+            return Err((soft, hard));
+        }
+        r.rlim_cur = needed as libc::rlim_t;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+            return Err((soft, hard));
+        }
+    }
+    Ok(())
+}
+
 /// A non-blocking, close-on-exec CLOCK_MONOTONIC timerfd.
 #[cfg(target_os = "linux")]
 pub(crate) fn timerfd() -> std::io::Result<std::os::fd::OwnedFd> {

@@ -282,3 +282,33 @@ fn impossible_rates_are_refused_up_front() {
         refused(dir.path(), &run, extra, "1000000");
     }
 }
+
+/// A run short of open files is refused up front (it turned every request into an instant
+/// `connect` error, in a tight loop, and exited 0); a soft limit below the hard one is raised.
+#[test]
+fn a_run_needs_its_open_files_up_front() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("urls.txt"), "/a.jpg\n").unwrap();
+    let sh = |limit: &str, conc: &str| {
+        let cmd = format!(
+            "ulimit {limit} 256 && exec '{}' run urls.txt -t e={} -c {conc} -n {conc} -q",
+            bin(),
+            edge.base_url()
+        );
+        Command::new("bash")
+            .args(["-c", &cmd])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = sh("-n", "3000");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("open files") && e.contains("ulimit -n"), "{e}");
+    assert_eq!(edge.stats().requests, 0);
+    // only the soft limit low: raised, and the run goes
+    let o = sh("-Sn", "300");
+    assert_ok(&o);
+    assert_eq!(edge.stats().requests, 300);
+}
