@@ -189,11 +189,13 @@ fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
     if let Some(tp) = &a.trace {
         let f = std::fs::File::open(tp)
             .map_err(|e| UsageError(format!("cannot read trace {}: {e}", tp.display())))?;
-        let rows =
+        let mut rows =
             crate::extract::read_trace(std::io::BufReader::new(f), &tp.display().to_string())
                 .map_err(UsageError)?;
-        let t0 = rows[0].0;
-        let times = rows.iter().map(|(t, _)| (t - t0) as f64 / 1e6).collect();
+        // an unsorted trace is sorted (stable: a timestamp's rows keep their order)
+        rows.sort_by_key(|(t, _)| *t);
+        let stamps: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
+        let times = Schedule::trace_offsets(&stamps);
         return Ok(UrlSource {
             path: tp.clone(),
             urls: UrlList::from_paths(rows.into_iter().map(|(_, p)| p)),

@@ -116,6 +116,34 @@ impl Schedule {
     }
 
     /// A trace's send times (seconds from the first request), divided by `speed`.
+    /// A trace's send times in seconds from its first row, from its timestamps (unix us, in
+    /// time order): requests that share a timestamp are spread evenly over its resolution (a
+    /// log with whole seconds sends a second's 100 requests 10 ms apart, in their order, not
+    /// all at once: a burst would make a CDN collapse them and distort hit ratio and misses).
+    /// The resolution is the coarsest of 1 s, 1 ms and 1 us that every timestamp is a multiple
+    /// of.
+    pub fn trace_offsets(times_us: &[i64]) -> Vec<f64> {
+        let Some(&t0) = times_us.first() else {
+            return Vec::new();
+        };
+        let res = [1_000_000i64, 1_000, 1]
+            .into_iter()
+            .find(|r| times_us.iter().all(|t| t.rem_euclid(*r) == 0))
+            .unwrap_or(1);
+        let mut out = Vec::with_capacity(times_us.len());
+        let mut i = 0;
+        while i < times_us.len() {
+            let t = times_us[i];
+            let n = times_us[i..].iter().take_while(|&&x| x == t).count();
+            for k in 0..n {
+                let at = (t - t0) as f64 + res as f64 * k as f64 / n as f64;
+                out.push(at / 1e6);
+            }
+            i += n;
+        }
+        out
+    }
+
     pub fn from_times(offsets: &[f64], speed: f64) -> Schedule {
         let speed = if speed > 0.0 { speed } else { 1.0 };
         let mut times: Vec<f64> = offsets.iter().map(|t| (t / speed).max(0.0)).collect();
@@ -283,6 +311,18 @@ mod tests {
             Pace::Wait(Duration::ZERO)
         );
         assert_eq!(s.pace(Duration::from_millis(999), 10), Pace::Stop);
+    }
+
+    #[test]
+    fn requests_sharing_a_timestamp_are_spread_over_its_resolution() {
+        let s = 1_000_000i64;
+        // whole seconds: 4 requests in second 0, 1 in second 2
+        let t = Schedule::trace_offsets(&[10 * s, 10 * s, 10 * s, 10 * s, 12 * s]);
+        assert_eq!(t, [0.0, 0.25, 0.5, 0.75, 2.0]);
+        // milliseconds: ties spread over 1 ms
+        let t = Schedule::trace_offsets(&[5_000, 5_000, 6_000]);
+        assert_eq!(t, [0.0, 0.0005, 0.001]);
+        assert!(Schedule::trace_offsets(&[]).is_empty());
     }
 
     #[test]

@@ -106,6 +106,8 @@ struct Pending<'d> {
     target: Cow<'d, str>,
     bytes: Option<u64>,
     time: Option<i64>,
+    /// where the line is: file and byte offset, increasing in the log's order
+    pos: u64,
 }
 
 impl Pending<'_> {
@@ -115,6 +117,7 @@ impl Pending<'_> {
             target: Cow::Owned(self.target.into_owned()),
             bytes: self.bytes,
             time: self.time,
+            pos: self.pos,
         }
     }
 }
@@ -140,7 +143,8 @@ struct Example {
 #[derive(Default)]
 struct Local {
     table: Table,
-    trace: Vec<(i64, u128)>,
+    /// (time, position in the log, key): sorted by time, then in the log's order
+    trace: Vec<(i64, u64, u128)>,
     lines: u64,
     records: u64,
     matched: u64,
@@ -232,7 +236,7 @@ impl Local {
             if let Some(t) = p.time {
                 s.last = s.last.max(t);
                 if trace {
-                    self.trace.push((t, p.key));
+                    self.trace.push((t, p.pos, p.key));
                 }
             }
         }
@@ -310,6 +314,7 @@ impl Local {
                     target,
                     bytes: r.bytes,
                     time: r.time,
+                    pos: n,
                 })
             }
         }
@@ -894,7 +899,7 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
     }
     let mut examples: Vec<(u32, u64, &'static str, String)> = Vec::new();
     let mut tables: Vec<Table> = Vec::with_capacity(locals.len());
-    let mut trace: Vec<(i64, u128)> = Vec::new();
+    let mut trace: Vec<(i64, u64, u128)> = Vec::new();
     for l in locals {
         stats.lines += l.lines;
         stats.records += l.records;
@@ -935,11 +940,12 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
     if o.trace {
         let index: HashMap<u128, usize> =
             rows.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
-        trace.retain(|(_, k)| index.contains_key(&(*k).max(1)));
+        trace.retain(|(_, _, k)| index.contains_key(&(*k).max(1)));
+        // by time, and within a timestamp in the log's order (the order users sent them)
         trace.sort_unstable();
         out_trace = trace
             .into_iter()
-            .map(|(t, k)| (t, rows[index[&k.max(1)]].path.to_string()))
+            .map(|(t, _, k)| (t, rows[index[&k.max(1)]].path.to_string()))
             .collect();
     }
     Extracted {

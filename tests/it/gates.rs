@@ -312,3 +312,85 @@ fn a_run_needs_its_open_files_up_front() {
     assert_ok(&o);
     assert_eq!(edge.stats().requests, 300);
 }
+
+/// A trace keeps the log's spacing (issue 17, item 8): extract keeps the log's order within a
+/// timestamp (it sorted by URL hash), run sorts an unsorted trace and spreads the requests that
+/// share a timestamp evenly over its resolution (they all left at once).
+#[test]
+fn a_trace_keeps_the_logs_order_and_spacing() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // extract: ten lines in one second, in a known order (z, y, x, ...)
+    let names: Vec<String> = (0..10)
+        .map(|i| format!("/{}.jpg", (b'z' - i) as char))
+        .collect();
+    let log: String = names
+        .iter()
+        .map(|p| {
+            format!(
+                "203.0.113.7 - - [01/Jan/2026:00:00:00 +0000] \"GET {p} HTTP/1.1\" 200 5 \"-\" \"UA\"\n"
+            )
+        })
+        .collect();
+    std::fs::write(d.join("access.log"), log).unwrap();
+    assert_ok(&edgeload(
+        d,
+        &[
+            "extract",
+            "access.log",
+            "-o",
+            "u.csv",
+            "--trace",
+            "t.csv",
+            "-q",
+        ],
+    ));
+    let trace = std::fs::read_to_string(d.join("t.csv")).unwrap();
+    let order: Vec<&str> = trace
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1))
+        .collect();
+    assert_eq!(order, names, "{trace}");
+    // run: a later row first (unsorted), then the ten of one second
+    let mut rows = String::from("timestamp,path\n1767225601,/late.jpg\n");
+    for p in &names {
+        rows += &format!("1767225600,{p}\n");
+    }
+    std::fs::write(d.join("trace.csv"), rows).unwrap();
+    let t = format!("e={}", edge.base_url());
+    let args = [
+        "run",
+        "--trace",
+        "trace.csv",
+        "-t",
+        &t,
+        "--samples",
+        "-o",
+        "out",
+        "-q",
+    ];
+    assert_ok(&edgeload(d, &args));
+    let jtl = std::fs::read_to_string(d.join("out/samples.jtl")).unwrap();
+    let mut sent: Vec<(u64, String)> = jtl
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let url = f[13].rsplit('/').next().unwrap_or_default();
+            (f[0].parse().unwrap(), format!("/{url}"))
+        })
+        .collect();
+    sent.sort();
+    let urls: Vec<&str> = sent.iter().map(|(_, u)| u.as_str()).collect();
+    assert_eq!(
+        &urls[..10],
+        names.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(urls[10], "/late.jpg");
+    // spread over the second: 100 ms apart, not one burst
+    let span = sent[9].0 - sent[0].0;
+    assert!((850..=1000).contains(&span), "{sent:?}");
+    assert!(sent[10].0 - sent[0].0 >= 990, "{sent:?}");
+}
