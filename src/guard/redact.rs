@@ -84,10 +84,15 @@ pub fn text(s: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len());
     let mut changed = false;
-    for (i, word) in s.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
+    // words between whitespace of any kind (line breaks and tabs kept as they are)
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[end..];
         let core = word.trim_matches(|c: char| "\"'`()<>[]{},;".contains(c));
         let suspect = core.find(':').is_some_and(|c| core[c..].contains('@'));
         if suspect {
@@ -148,6 +153,10 @@ mod tests {
             assert!(!text(&msg).contains(secret), "{}", text(&msg));
         }
         assert_eq!(text("no secret here: a@b"), "no secret here: a@b");
+        assert_eq!(
+            text("failed: http://u:pw@h/x\nretry\twith http://v:q@h"),
+            "failed: http://u:REDACTED@h/x\nretry\twith http://v:REDACTED@h/"
+        );
     }
 
     #[test]
