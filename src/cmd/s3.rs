@@ -29,16 +29,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Resolves when the process gets SIGINT or SIGTERM (pending forever if neither can be
-/// watched).
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
+/// A future that resolves when the process gets SIGINT or SIGTERM (pending forever if neither
+/// can be watched). The signals are watched from this call on, not from the first poll: call it
+/// before the work starts (inside the runtime), so that a signal during the first steps of the
+/// work is not missed.
+#[cfg(unix)]
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let watch = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    async move {
+        match watch {
             (Ok(mut i), Ok(mut t)) => {
                 tokio::select! {
                     _ = i.recv() => {}
@@ -48,9 +51,14 @@ async fn interrupted() {
             _ => std::future::pending().await,
         }
     }
-    #[cfg(not(unix))]
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+}
+
+#[cfg(not(unix))]
+fn interrupted() -> impl std::future::Future<Output = ()> {
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -95,6 +103,7 @@ pub fn upload_dir(dir: &Path, dest: &str, a: &S3Args) -> anyhow::Result<s3::Uplo
     let rt = runtime()?;
     let retry = || retry_command(dir, &url, a);
     rt.block_on(async {
+        let stop = interrupted();
         tokio::select! {
             r = async {
                 let c = s3::client(&opts).await;
@@ -104,7 +113,7 @@ pub fn upload_dir(dir: &Path, dest: &str, a: &S3Args) -> anyhow::Result<s3::Uplo
                 crate::guard::redact::text(&e.to_string()),
                 retry()
             )),
-            _ = interrupted() => Err(Interrupted(format!("upload interrupted\n{}", retry())).into()),
+            _ = stop => Err(Interrupted(format!("upload interrupted\n{}", retry())).into()),
         }
     })
 }
@@ -130,12 +139,13 @@ pub(crate) fn download_to(
     let opts = options(a)?;
     let rt = runtime()?;
     rt.block_on(async {
+        let stop = interrupted();
         tokio::select! {
             r = async {
                 let c = s3::client(&opts).await;
                 s3::download_run(&c, &url, out).await
             } => Ok(r?),
-            _ = interrupted() => Err(Interrupted(format!(
+            _ = stop => Err(Interrupted(format!(
                 "download of {src} interrupted: the regions downloaded and verified so far are in {}",
                 out.display()
             )).into()),
