@@ -13,20 +13,10 @@ fi
 work=$(mktemp -d)
 port=$((30000 + RANDOM % 20000))
 head -c 4096 /dev/urandom > "$work/4k.bin"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; root $work; }
-}
-CONF
-nginx -c "$work/nginx.conf"
+# shellcheck disable=SC1091
+. "$(dirname "$0")/bench-nginx.sh"
+bench_nginx "$work" "$port"
 trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 0.3
 printf '/4k.bin\n' > "$work/urls.txt"
 url="http://127.0.0.1:$port/4k.bin"
 run() {

@@ -28,20 +28,10 @@ work=$(mktemp -d)
 port=$((30000 + RANDOM % 20000))
 head -c 4096 /dev/urandom > "$work/4k.bin"
 head -c 40960 /dev/urandom > "$work/40k.bin"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; root $work; }
-}
-CONF
-nginx -c "$work/nginx.conf"
+# shellcheck disable=SC1091
+. scripts/bench-nginx.sh
+bench_nginx "$work" "$port"
 trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 0.3
 
 # prints "requests cpu_seconds peak_rss_kb" for one generator run
 measure() {

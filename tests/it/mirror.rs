@@ -75,6 +75,22 @@ fn spawn(
     )
 }
 
+/// SIGTERM to a running mirror: it exits 130 (interrupted).
+fn terminate(child: std::process::Child) {
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -446,18 +462,7 @@ fn syslog_input_status_endpoints_and_sigterm() {
         metrics.contains("edgeload_mirror_pop_hit_ratio{target=\"new\",pop=\"FRA\"}"),
         "{metrics}"
     );
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    terminate(child);
     let out = dir.path().join("out");
     edgeload::results::manifest::Manifest::read(&out)
         .unwrap()
@@ -527,18 +532,7 @@ fn mirror_stops_when_asked() {
     stdin.write_all(line("/first.jpg").as_bytes()).unwrap();
     wait_for("the first request", || edge.stats().requests == 1);
     let t = Instant::now();
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    terminate(child);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     drop(stdin);
 
