@@ -324,6 +324,10 @@ pub struct RunArgs {
     /// A new connection per request
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Resend a request once when a reused connection was closed before any byte of the
+    /// answer (1, the default, as browsers do) or never (0); retries are counted either way
+    #[arg(long, value_name = "0|1")]
+    pub retries: Option<u8>,
     /// Send plain-http requests through reqwest instead of the built-in HTTP/1.1 client
     /// (https always goes through reqwest)
     #[arg(long)]
@@ -412,6 +416,10 @@ pub struct EdgeArgs {
     /// Fault: share of responses reset halfway through the body
     #[arg(long, default_value_t = 0.0)]
     pub reset_rate: f64,
+    /// Fault: share of requests whose connection is closed with no answer (what a client sees
+    /// when a server closes a keep-alive connection as its request arrives)
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
     /// Fault: pause between 16 KB body chunks
     #[arg(long)]
     pub slow_body: Option<String>,

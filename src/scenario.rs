@@ -90,6 +90,8 @@ pub struct Http {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub keepalive: Option<bool>,
+    /// 0 or 1: see `run --retries`
+    pub retries: Option<u8>,
     /// "GET" (default) or "HEAD"
     pub method: Option<String>,
 }

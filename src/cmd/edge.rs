@@ -64,6 +64,7 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
             stall: duration("--stall", &a.stall)?,
             error_rate: rate("--error-rate", a.error_rate)?,
             reset_rate: rate("--reset-rate", a.reset_rate)?,
+            drop_rate: rate("--drop-rate", a.drop_rate)?,
             slow_body: a
                 .slow_body
                 .as_deref()

@@ -447,6 +447,16 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
         keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(d.keepalive),
         method_head,
         lean_http1: !a.reqwest,
+        retries: match a.retries.or(sc.http.retries) {
+            None => d.retries,
+            Some(n @ (0 | 1)) => n,
+            Some(n) => {
+                return usage(format!(
+                    "--retries (http.retries) {n}: 0 or 1 (only a request whose reused \
+                     connection closed before answering is resent, and once)"
+                ));
+            }
+        },
     };
     Ok((client, headers))
 }

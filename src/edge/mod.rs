@@ -7,7 +7,6 @@ pub mod dialect;
 pub mod objects;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,6 +76,10 @@ pub struct Faults {
     pub error_rate: f64,
     /// share of responses whose connection is reset halfway through the body
     pub reset_rate: f64,
+    /// share of requests whose connection is closed before any byte of the answer, after the
+    /// response time (a server closing a keep-alive connection as the request arrives)
+    #[serde(default)]
+    pub drop_rate: f64,
     /// slow bodies: pause this long between 16 KB chunks
     pub slow_body: Option<Duration>,
 }
@@ -120,6 +123,9 @@ pub struct EdgeStats {
     pub not_modified: u64,
     pub errors_injected: u64,
     pub resets_injected: u64,
+    /// requests whose connection was closed with no answer (`drop_rate`)
+    #[serde(default)]
+    pub drops_injected: u64,
     /// body bytes of responses started (a reset response counts what it announced)
     pub bytes: u64,
     pub cached_objects: u64,
@@ -148,6 +154,7 @@ struct State {
     not_modified: AtomicU64,
     errors: AtomicU64,
     resets: AtomicU64,
+    drops: AtomicU64,
     bytes: AtomicU64,
     /// ns since epoch until which every response waits (the stall window)
     stall_until: AtomicU64,
@@ -167,6 +174,7 @@ impl State {
             not_modified: self.not_modified.load(Ordering::SeqCst),
             errors_injected: self.errors.load(Ordering::SeqCst),
             resets_injected: self.resets.load(Ordering::SeqCst),
+            drops_injected: self.drops.load(Ordering::SeqCst),
             bytes: self.bytes.load(Ordering::SeqCst),
             cached_objects: objects,
             cached_bytes: bytes,
@@ -205,6 +213,7 @@ impl State {
             &self.not_modified,
             &self.errors,
             &self.resets,
+            &self.drops,
             &self.bytes,
         ] {
             a.store(0, Ordering::SeqCst);
@@ -226,7 +235,12 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
 
 const CHUNK: u64 = 16 * 1024;
 
-async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// The one error `handle` returns: hyper then closes the connection without an answer.
+fn dropped() -> std::io::Error {
+    std::io::Error::other("injected drop")
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
     let path = req.uri().path();
     if let Some(admin) = path.strip_prefix("/_edge/") {
         return Ok(match (req.method(), admin) {
@@ -321,6 +335,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     if until > st.epoch.elapsed() {
         st.timer.sleep_until(st.epoch + until).await;
     }
+    if f.drop_rate > 0.0 && unit(mix(r ^ 0xd)) < f.drop_rate {
+        st.drops.fetch_add(1, Ordering::SeqCst);
+        return Err(dropped());
+    }
     let size = objects::object_size(&key);
     if !hit && !error {
         st.cache
@@ -412,6 +430,9 @@ fn streamed(key: String, size: u64, reset: bool, pause: Option<Duration>) -> Bod
         async move {
             if sent >= cut {
                 if reset && sent < size {
+                    // the first half goes out before the connection ends: hyper writes what it
+                    // buffered when the body is pending (and would drop it on the error)
+                    tokio::task::yield_now().await;
                     // an error ends the connection without the rest of the announced body
                     return Some((Err(std::io::Error::other("injected reset")), size));
                 }
@@ -481,6 +502,7 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
         not_modified: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         resets: AtomicU64::new(0),
+        drops: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         stall_until: AtomicU64::new(0),
         timer: crate::precise::PreciseTimer::new("edgeload-edge-timer")?,

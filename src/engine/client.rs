@@ -18,6 +18,9 @@ pub struct ClientConfig {
     pub method_head: bool,
     /// plain-http targets through the lean HTTP/1.1 client rather than reqwest
     pub lean_http1: bool,
+    /// how often (0 or 1) a request is sent again when a reused connection was closed before
+    /// any byte of the answer came back (what browsers do; every retry is counted)
+    pub retries: u8,
 }
 
 impl Default for ClientConfig {
@@ -29,6 +32,7 @@ impl Default for ClientConfig {
             keepalive: true,
             method_head: false,
             lean_http1: true,
+            retries: 1,
         }
     }
 }
@@ -133,6 +137,7 @@ impl ThreadClient {
                 cfg.timeout,
                 cfg.connect_timeout,
                 pool,
+                cfg.retries,
             );
             for b in bases {
                 h.add_origin(b, basic_auth(b, &cfg.headers).as_ref());
@@ -274,6 +279,8 @@ impl Client {
             class,
             pop,
             error,
+            // hyper's pool may resend a request it could not write; it does not say so
+            retries: 0,
         };
         failure::at_deadline(o, self.timeout)
     }

@@ -48,6 +48,8 @@ pub(crate) struct H1 {
     timeout: Duration,
     connect_timeout: Duration,
     pool: usize,
+    /// 0 or 1: a request on a reused connection closed before any answer is sent once more
+    retries: u8,
     deadlines: Deadlines,
     /// connections the server is about to close, handed to `watch` to close after it
     closing: RefCell<Vec<Conn>>,
@@ -266,6 +268,7 @@ impl H1 {
         timeout: Duration,
         connect_timeout: Duration,
         pool: usize,
+        retries: u8,
     ) -> H1 {
         let mut base = Vec::new();
         for (k, v) in headers {
@@ -286,6 +289,7 @@ impl H1 {
             timeout,
             connect_timeout,
             pool,
+            retries,
             deadlines: Deadlines::default(),
             closing: RefCell::new(Vec::new()),
             closing_waker: RefCell::new(None),
@@ -430,6 +434,7 @@ impl H1 {
         sent: Instant,
     ) -> Outcome {
         let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
+        let retries = std::cell::Cell::new(0u8);
         let fail = |error| {
             let h = head_seen.get();
             Outcome {
@@ -441,12 +446,17 @@ impl H1 {
                 class: h.map_or(CacheClass::Unknown, |h| h.class),
                 pop: h.and_then(|h| h.pop),
                 error: Some(error),
+                retries: retries.get(),
             }
         };
         let o = &self.origins[o];
         let work = async {
-            // a reused connection the server closed while idle gets one retry, on a new one
-            for attempt in 0..2 {
+            // a reused connection the server closed while idle gets `retries` (0 or 1) retries,
+            // on a new connection; the request's time runs from the first send
+            for attempt in 0..=self.retries {
+                if attempt > 0 {
+                    retries.set(attempt);
+                }
                 let pooled = if attempt == 0 {
                     o.idle.borrow_mut().pop()
                 } else {
@@ -505,6 +515,7 @@ impl H1 {
                 class: r.head.class,
                 pop: r.head.pop,
                 error: ErrorKind::for_status(r.head.status),
+                retries: retries.get(),
             },
             Some(Err(kind)) => fail(kind),
             None => super::failure::at_deadline(fail(ErrorKind::Timeout), self.timeout),

@@ -45,6 +45,8 @@ impl Default for Series {
 #[derive(Clone, Debug, Default)]
 pub struct TargetCounts {
     pub requests: u64,
+    /// requests sent again on a new connection (each counted once in `requests`)
+    pub retries: u64,
     pub classes: [u64; CacheClass::COUNT],
     pub errors: [u64; ErrorKind::COUNT],
     pub statuses: Vec<(u16, u64)>,
@@ -75,6 +77,7 @@ impl TargetCounts {
     }
     pub fn add(&mut self, o: &TargetCounts) {
         self.requests += o.requests;
+        self.retries += o.retries;
         for (a, b) in self.classes.iter_mut().zip(o.classes) {
             *a += b;
         }
@@ -283,6 +286,7 @@ pub fn record_into(
     s.bytes += o.bytes;
     let t = &mut d.targets[target];
     t.requests += 1;
+    t.retries += u64::from(o.retries);
     t.classes[class.index()] += 1;
     if let Some(e) = o.error {
         t.errors[e.index()] += 1;
@@ -320,6 +324,7 @@ mod tests {
             class,
             pop: None,
             error: None,
+            retries: 0,
         }
     }
 

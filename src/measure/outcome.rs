@@ -47,6 +47,9 @@ pub struct Outcome {
     pub class: CacheClass,
     pub pop: Option<PopName>,
     pub error: Option<ErrorKind>,
+    /// times the request was sent again after a reused connection closed before answering
+    /// (`sent` stays the first attempt's send)
+    pub retries: u8,
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl Outcome {
             class: CacheClass::Unknown,
             pop: None,
             error: Some(error),
+            retries: 0,
         }
     }
 }

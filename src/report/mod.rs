@@ -319,8 +319,9 @@ pub fn build(
     let io = |e: std::io::Error| format!("{}: {e}", o.out.display());
     std::fs::create_dir_all(&o.out).map_err(io)?;
     let groups = model::groups(runs, o.by);
-    let (head, rows) = tables::main_rows(&groups);
-    let (dhead, drows) = tables::detail_rows(&groups);
+    let table = model::table_rows(runs, o.by);
+    let (head, rows) = tables::main_rows(&table);
+    let (dhead, drows) = tables::detail_rows(&table);
 
     // comparison: a baseline, or the two targets of one run
     let mut comparison = None;
@@ -526,11 +527,13 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
             .unwrap_or_default();
         let mut errors_by_kind = BTreeMap::new();
         let mut status_codes = BTreeMap::new();
+        let mut retries = 0;
         for t in runs
             .iter()
             .flat_map(|r| r.summary.targets.iter())
             .filter(|t| t.name == name)
         {
+            retries += t.retries;
             for (k, v) in &t.errors_by_kind {
                 *errors_by_kind.entry(k.clone()).or_insert(0) += v;
             }
@@ -549,6 +552,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 unknown_share: crate::results::summary::unknown_share(&g.classes),
                 errors: g.errors.unwrap_or(0),
                 error_rate: g.error_rate().unwrap_or(0.0),
+                retries,
                 errors_by_kind,
                 status_codes,
                 pops: BTreeMap::new(),

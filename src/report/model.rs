@@ -61,6 +61,7 @@ impl Key {
     }
 }
 
+#[derive(Clone)]
 pub struct Group {
     pub key: Key,
     pub hists: PerMetric<Histogram<u64>>,
@@ -157,6 +158,48 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
     if by.class {
         for g in &mut out {
             g.errors = None;
+        }
+    }
+    out
+}
+
+/// The rows of the main table: the groups, and when they split classes a row per region and
+/// target with its classes merged (where the hit ratio and error share live), then a `TOTAL`
+/// row over everything when there is more than one group. (label, group) in table order.
+pub(crate) fn table_rows(runs: &[RunData], by: By) -> Vec<(String, Group)> {
+    let groups = groups(runs, by);
+    let mut out: Vec<(String, Group)> = Vec::new();
+    let parts = if by.class {
+        let subtotals = self::groups(runs, By { class: false, ..by });
+        let one = subtotals.len() == 1;
+        for sub in subtotals {
+            let same =
+                |g: &&Group| g.key.region == sub.key.region && g.key.target == sub.key.target;
+            out.extend((groups.iter().filter(same)).map(|g| (g.key.label(), g.clone())));
+            // the only region and target: its row is the total
+            let label = if one {
+                "TOTAL".to_string()
+            } else {
+                format!("{} / all", sub.key.label())
+            };
+            out.push((label, sub));
+        }
+        if one {
+            return out;
+        }
+        out.iter().filter(|(l, _)| l.ends_with(" / all")).count()
+    } else {
+        out.extend(groups.into_iter().map(|g| (g.key.label(), g)));
+        out.len()
+    };
+    if parts > 1 {
+        let none = By {
+            region: false,
+            target: false,
+            class: false,
+        };
+        if let Some(t) = self::groups(runs, none).pop() {
+            out.push(("TOTAL".into(), t));
         }
     }
     out

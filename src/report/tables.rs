@@ -16,8 +16,9 @@ fn ms(v: f64) -> String {
     format!("{v:.2}")
 }
 
-/// Header and rows of the main table (corrected total latency, ms).
-pub(crate) fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+/// Header and rows of the main table (corrected total latency, ms); (label, group) from
+/// `model::table_rows`.
+pub(crate) fn main_rows(groups: &[(String, Group)]) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let head = vec![
         "group",
         "samples",
@@ -37,10 +38,10 @@ pub(crate) fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>
     ];
     let rows = groups
         .iter()
-        .map(|g| {
+        .map(|(label, g)| {
             let s = g.stats(Metric::Total);
             vec![
-                g.key.label(),
+                label.clone(),
                 s.count.to_string(),
                 ms(s.mean),
                 ms(s.stddev),
@@ -66,7 +67,7 @@ pub(crate) fn main_rows(groups: &[Group]) -> (Vec<&'static str>, Vec<Vec<String>
 }
 
 /// p50/p99/p99.9 of each of the four latencies (corrected/service x total/TTFB).
-pub(crate) fn detail_rows(groups: &[Group]) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn detail_rows(groups: &[(String, Group)]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut head = vec!["group".to_string()];
     for (m, b) in Metric::ALL.map(Metric::tag_parts) {
         for p in ["p50", "p99", "p99.9"] {
@@ -75,8 +76,8 @@ pub(crate) fn detail_rows(groups: &[Group]) -> (Vec<String>, Vec<Vec<String>>) {
     }
     let rows = groups
         .iter()
-        .map(|g| {
-            let mut r = vec![g.key.label()];
+        .map(|(label, g)| {
+            let mut r = vec![label.clone()];
             for m in Metric::ALL {
                 let s: Stats = g.stats(m);
                 r.extend([ms(s.p50), ms(s.p99), ms(s.p999)]);

@@ -134,6 +134,16 @@ pub fn render(s: &Summary) -> String {
         if let Some(w) = unknown_warning(s, t) {
             let _ = writeln!(out, "  {w}");
         }
+        if t.retries > 0 {
+            let _ = writeln!(
+                out,
+                "  retries: {} requests were sent again after a reused connection closed before \
+                 answering ({:.2}% of requests; timed from the first send; --retries 0 to count \
+                 them as errors)",
+                t.retries,
+                t.retries as f64 / t.requests.max(1) as f64 * 100.0
+            );
+        }
         let _ = writeln!(
             out,
             "  {:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9} |{:>9}{:>9}",

@@ -133,6 +133,10 @@ pub struct TargetSummary {
     pub unknown_share: Option<f64>,
     pub errors: u64,
     pub error_rate: f64,
+    /// requests sent a second time on a new connection because a reused one closed before
+    /// answering (`--retries`); each is one request in `requests`
+    #[serde(default)]
+    pub retries: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub status_codes: BTreeMap<String, u64>,
     /// POP -> class -> count
@@ -402,6 +406,7 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
             hit_ratio: cache_status::hit_ratio(&counts.classes),
             unknown_share: unknown_share(&counts.classes),
             errors,
+            retries: counts.retries,
             error_rate: if counts.requests > 0 {
                 errors as f64 / counts.requests as f64
             } else {

@@ -1,5 +1,5 @@
 //! timeline.csv: one row per interval x target: requests, rate, errors, hits, misses, hit ratio,
-//! corrected p50/p99 of the total time. A stall shows as rows with zero requests.
+//! corrected p50/p99 of the total time, bytes, retries. A stall shows as rows with zero requests.
 
 use std::io::Write;
 use std::time::Duration;
@@ -28,6 +28,9 @@ pub struct Row {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub bytes: u64,
+    /// requests resent on a new connection (`--retries`); absent in files before 0.6
+    #[serde(default)]
+    pub retries: u64,
 }
 
 pub fn rows(
@@ -64,6 +67,7 @@ pub fn rows(
                 p50_ms: q(0.5),
                 p99_ms: q(0.99),
                 bytes: all.map(|s| s.bytes).unwrap_or(0),
+                retries: c.retries,
             }
         })
         .collect()
@@ -89,4 +93,28 @@ impl<W: Write> TimelineWriter<W> {
 
 pub fn read(bytes: &[u8]) -> Result<Vec<Row>, csv::Error> {
     csv::Reader::from_reader(bytes).deserialize().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A timeline written before the `retries` column reads with 0 retries; a new one
+    /// round-trips.
+    #[test]
+    fn old_files_read_and_new_ones_round_trip() {
+        let old = "run_id,region,t_s,target,requests,rps,errors,hits,misses,hit_ratio,p50_ms,p99_ms,bytes\n\
+                   r,local,0.0,edge,10,10.0,1,6,3,0.6666,1.5,9.0,4000\n";
+        let rows = super::read(old.as_bytes()).unwrap();
+        assert_eq!(
+            (rows[0].requests, rows[0].retries, rows[0].bytes),
+            (10, 0, 4000)
+        );
+        let mut row = rows[0].clone();
+        row.retries = 3;
+        row.hit_ratio = None;
+        let mut w = super::TimelineWriter::new(Vec::new());
+        w.write(&row).unwrap();
+        w.flush().unwrap();
+        let bytes = w.w.into_inner().unwrap();
+        assert_eq!(super::read(&bytes).unwrap(), vec![row]);
+    }
 }

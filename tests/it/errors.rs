@@ -65,6 +65,67 @@ fn resets_mid_body_are_reset_errors() {
         "{:?}",
         t.errors_by_kind
     );
+    // the cut is in the body: every response's head arrived (and nothing was resent)
+    assert_eq!(t.status_codes.get("200").copied(), Some(30));
+    assert_eq!((edge.stats().requests, t.retries), (30, 0));
+    // byte for byte: a raw client gets the head and part of the announced body, then the end
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(edge.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(s, "GET /img/big-1.jpg HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    let head_end = text.find("\r\n\r\n").expect("the head arrived") + 4;
+    let length: usize = (text[..head_end].lines())
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("content-length")
+        .trim()
+        .parse()
+        .unwrap();
+    let body = got.len() - head_end;
+    assert!(body > 0 && body < length, "{body} of {length} body bytes");
+}
+
+/// A server that closes a reused connection as a request arrives: the request is sent once
+/// more on a new connection (as browsers do), and counted; the edge's own count of requests
+/// is edgeload's requests plus its retries. `--retries 0` makes them errors instead.
+#[test]
+fn retries_are_counted_and_can_be_turned_off() {
+    for retries in [1u8, 0] {
+        let edge = start(EdgeConfig {
+            faults: Faults {
+                drop_rate: 0.2,
+                ..Faults::default()
+            },
+            ..fast_edge()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = engine(&edge.base_url(), paths(50), closed(2));
+        cfg.client.retries = retries;
+        cfg.requests = Some(400);
+        let f = run_in(dir.path(), cfg);
+        let truth = edge.stats();
+        let t = &f.summary.targets[0];
+        assert_eq!(t.requests, 400);
+        assert!(truth.drops_injected > 40, "{truth:?}");
+        assert_eq!(truth.requests, t.requests + t.retries, "{t:?}");
+        // each drop is an error unless it was retried (a retry runs on a new connection; a
+        // drop there is an error too)
+        assert_eq!(truth.drops_injected, t.errors + t.retries, "{t:?}");
+        if retries == 0 {
+            assert_eq!(t.retries, 0);
+        } else {
+            assert!(t.retries > 20, "{t:?}");
+        }
+        // the timeline counts the same retries
+        let rows = edgeload::results::timeline::read(
+            &std::fs::read(dir.path().join("timeline.csv")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rows.iter().map(|r| r.retries).sum::<u64>(), t.retries);
+    }
 }
 
 #[test]

@@ -393,3 +393,50 @@ fn lean_client_times_out_a_connect_that_hangs() {
         "the connect gave up after {took:?}"
     );
 }
+
+/// A retried request is timed from its first send: against an edge that takes 30 ms to answer
+/// or to drop a reused connection, a request answered after a retry took two response times.
+#[test]
+fn a_retried_request_is_timed_from_its_first_send() {
+    use edgeload::edge::{EdgeConfig, Faults, Latency};
+    use std::time::Duration;
+    let wait = Duration::from_millis(30);
+    let edge = edgeload::edge::start_local(EdgeConfig {
+        hit_latency: Latency::fixed(wait),
+        miss_latency: Latency::fixed(wait),
+        faults: Faults {
+            drop_rate: 0.4,
+            ..Faults::default()
+        },
+        ..EdgeConfig::default()
+    })
+    .unwrap();
+    let cfg = ClientConfig {
+        timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let base = reqwest::Url::parse(&edge.base_url()).unwrap();
+    let outcomes = runtime(true).block_on(async {
+        let c = ThreadClient::new(&cfg, Classifier::default(), 1, &[&base]).unwrap();
+        let mut out = Vec::new();
+        for i in 0..40 {
+            let url = base.join(&format!("/img/{}.jpg", i % 5)).unwrap();
+            out.push(beside_watch(&c, c.fetch(&url, std::time::Instant::now())).await);
+        }
+        out
+    });
+    let sent: u64 = outcomes.iter().map(|o| 1 + u64::from(o.retries)).sum();
+    assert_eq!(sent, edge.stats().requests);
+    let retried: Vec<_> = (outcomes.iter())
+        .filter(|o| o.retries == 1 && o.error.is_none())
+        .collect();
+    assert!(!retried.is_empty(), "no request was retried");
+    for o in &outcomes {
+        let took = o.done - o.sent;
+        if o.retries == 1 && o.error.is_none() {
+            assert!(took >= 2 * wait, "a retried request took {took:?}");
+        } else if o.error.is_none() {
+            assert!(took >= wait, "{took:?}");
+        }
+    }
+}

@@ -173,6 +173,34 @@ fn golden_report_md() {
     );
     // two targets in one run: the comparison table is there
     assert!(want.contains("## Comparison"));
+    // the default grouping splits classes; each region and target then has a row with its
+    // classes merged, with the hit ratio and error share, and a TOTAL row closes the table:
+    // 350 hits and 50 misses per region and target (see `synthetic`)
+    let row = |label: &str| -> Vec<String> {
+        let line = (r.text.lines())
+            .find(|l| l.starts_with(&format!("{label} ")))
+            .unwrap_or_else(|| panic!("no row {label:?} in\n{}", r.text));
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    for label in ["us-east-1 / fastly / all", "ap-southeast-1 / akamai / all"] {
+        let r = row(label);
+        assert_eq!(
+            (r[1].as_str(), &r[13][..], &r[14][..]),
+            ("400", "0.00%", "87.50%"),
+            "{r:?}"
+        );
+    }
+    let total = row("TOTAL");
+    assert_eq!(
+        (total[1].as_str(), &total[13][..], &total[14][..]),
+        ("1600", "0.00%", "87.50%"),
+        "{total:?}"
+    );
+    assert_eq!(row("us-east-1 / fastly / hit")[14], "-");
     // the .hgrm export per group
     let hgrm = std::fs::read_to_string(out.join("hgrm/us-east-1___fastly___hit.hgrm")).unwrap();
     assert!(
