@@ -13,8 +13,10 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v kill >/dev/null || need_apt+=(procps)
 # plots measure their text with a TrueType font
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
-# the CDN in the mirror's integration test
+# real caches in front of the edge: the mirror's CDN and the cache-header tests (tests/it/caches.rs)
 command -v varnishd >/dev/null || need_apt+=(varnish)
+command -v nginx >/dev/null || need_apt+=(nginx-light)
+command -v traffic_server >/dev/null || need_apt+=(trafficserver)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"

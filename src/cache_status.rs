@@ -130,6 +130,8 @@ const X_CACHE: Name = Name::new("x-cache");
 const CF_CACHE_STATUS: Name = Name::new("cf-cache-status");
 const X_CACHE_STATUS: Name = Name::new("x-cache-status");
 const CDN_CACHE: Name = Name::new("cdn-cache");
+const X_CACHE_LOOKUP: Name = Name::new("x-cache-lookup");
+const VIA: Name = Name::new("via");
 const X_VARNISH: Name = Name::new("x-varnish");
 const AGE: Name = Name::new("age");
 const X_SERVED_BY: Name = Name::new("x-served-by");
@@ -263,6 +265,9 @@ fn builtin_class<H: Headers + ?Sized>(h: &H, age_fallback: bool) -> CacheClass {
             return c;
         }
     }
+    if let Some(c) = h.known(&X_CACHE_LOOKUP).and_then(x_cache) {
+        return c;
+    }
     if let Some(v) = h.known(&X_VARNISH) {
         let ids = v.split_ascii_whitespace().count();
         if ids >= 2 {
@@ -271,6 +276,9 @@ fn builtin_class<H: Headers + ?Sized>(h: &H, age_fallback: bool) -> CacheClass {
         if ids == 1 {
             return CacheClass::Miss;
         }
+    }
+    if let Some(c) = h.known(&VIA).and_then(ats_via) {
+        return c;
     }
     if age_fallback && let Some(age) = h.known(&AGE).and_then(|a| a.trim().parse::<u64>().ok()) {
         return if age > 0 {
@@ -314,12 +322,16 @@ pub fn rfc9211(v: &str) -> Option<CacheClass> {
     }
 }
 
-/// `X-Cache` as written by CloudFront, Akamai, Azure, Fastly, KeyCDN, CDN77, Varnish setups.
+/// `X-Cache` (and Squid's `X-Cache-Lookup`) as written by CloudFront, Akamai, Azure, Fastly,
+/// KeyCDN, CDN77, Squid, Apache Traffic Server's xdebug and Varnish setups: a comma list whose
+/// last member (the tier closest to the client) decides; a member is a status word, optionally
+/// `from <host>` (Squid, Akamai, CloudFront), a Squid/Akamai `TCP_*` code (`TCP_MISS/200` too), or
+/// a single token.
 pub(crate) fn x_cache(v: &str) -> Option<CacheClass> {
-    let v = v.trim();
-    let lower = v.to_ascii_lowercase();
+    let member = v.rsplit(',').next()?.trim();
+    let lower = member.to_ascii_lowercase();
+    let first = lower.split_ascii_whitespace().next()?;
     if lower.ends_with("from cloudfront") {
-        let first = lower.split_ascii_whitespace().next()?;
         return Some(match first {
             "hit" => CacheClass::Hit,
             "refreshhit" => CacheClass::Revalidated,
@@ -331,23 +343,62 @@ pub(crate) fn x_cache(v: &str) -> Option<CacheClass> {
             _ => CacheClass::Unknown,
         });
     }
-    let first = lower.split_ascii_whitespace().next()?;
-    if first.starts_with("tcp_") || first == "private_nostore" || first == "config_nocache" {
-        return Some(match first {
-            "tcp_hit" | "tcp_mem_hit" | "tcp_ims_hit" | "tcp_negative_hit" => CacheClass::Hit,
-            "tcp_refresh_hit" => CacheClass::Revalidated,
-            "tcp_refresh_fail_hit" => CacheClass::StaleHit,
-            "tcp_miss" | "tcp_refresh_miss" | "tcp_remote_hit" | "tcp_client_refresh_miss" => {
-                CacheClass::Miss
-            }
-            "tcp_denied" => CacheClass::Error,
-            "private_nostore" | "config_nocache" => CacheClass::Pass,
-            _ => CacheClass::Unknown,
-        });
+    // "TCP_MISS/200": a Squid log code with its status
+    let word = first.split('/').next().unwrap_or(first);
+    if word.starts_with("tcp_") || word == "private_nostore" || word == "config_nocache" {
+        return Some(tcp_code(word));
     }
-    // Fastly-style comma list, shield first, edge last: the last token decides.
-    let last = v.rsplit(',').next()?.trim();
-    token(last)
+    token(word)
+}
+
+/// Squid's and Akamai's `TCP_*` result codes.
+fn tcp_code(word: &str) -> CacheClass {
+    match word {
+        "tcp_hit" | "tcp_mem_hit" | "tcp_ims_hit" | "tcp_inm_hit" | "tcp_negative_hit"
+        | "tcp_offline_hit" => CacheClass::Hit,
+        "tcp_refresh_hit" | "tcp_refresh_unmodified" => CacheClass::Revalidated,
+        "tcp_refresh_fail_hit" | "tcp_refresh_fail_old" | "tcp_stale_hit" => CacheClass::StaleHit,
+        "tcp_miss"
+        | "tcp_refresh_miss"
+        | "tcp_refresh_modified"
+        | "tcp_refresh_fail_err"
+        | "tcp_remote_hit"
+        | "tcp_client_refresh_miss"
+        | "tcp_swapfail_miss" => CacheClass::Miss,
+        "tcp_denied" => CacheClass::Error,
+        "tcp_tunnel" | "private_nostore" | "config_nocache" => CacheClass::Pass,
+        _ => CacheClass::Unknown,
+    }
+}
+
+/// Apache Traffic Server's `Via` cache codes (`insert_response_via_str` 2 or 3): in
+/// `(ApacheTrafficServer/9.2 [cMsSfW])` the letter after `c` is the cache lookup (H fresh hit,
+/// R fresh hit from RAM, S stale, A not acceptable, M miss, space: no lookup) and the one after
+/// `s` the origin server's part (S served, N not modified, space: not contacted).
+pub(crate) fn ats_via(v: &str) -> Option<CacheClass> {
+    let at = v.rfind("ApacheTrafficServer")?;
+    let codes = &v[at..];
+    let codes = &codes[codes.find('[')? + 1..];
+    let codes = &codes[..codes.find(']')?];
+    let after = |tag: u8| -> Option<u8> {
+        let b = codes.as_bytes();
+        // short form: `cMsSfW`; long form: `uScMsSfWpSeN:t cCMp sS` (the first c, s after u)
+        (0..b.len().saturating_sub(1))
+            .find(|&i| b[i] == tag && (i == 0 || b[i - 1] != b'c' && b[i - 1] != b'C'))
+            .map(|i| b[i + 1])
+    };
+    let server = after(b's');
+    Some(match after(b'c')? {
+        b'H' | b'R' => CacheClass::Hit,
+        b'M' | b'A' => CacheClass::Miss,
+        b'S' => match server {
+            Some(b'N') => CacheClass::Revalidated,
+            Some(b'S') => CacheClass::Miss,
+            _ => CacheClass::StaleHit,
+        },
+        b' ' => CacheClass::Pass,
+        _ => return None,
+    })
 }
 
 /// Cloudflare `CF-Cache-Status`.
@@ -363,15 +414,18 @@ pub fn cloudflare(v: &str) -> Option<CacheClass> {
     })
 }
 
-/// A single cache token (nginx `$upstream_cache_status`, Bunny, KeyCDN, the edge of a Fastly list).
+/// A single cache token (nginx `$upstream_cache_status`, Bunny, KeyCDN, Traffic Server, the edge
+/// of a Fastly list).
 pub fn token(v: &str) -> Option<CacheClass> {
     let t = v.trim().to_ascii_uppercase();
     Some(match t.as_str() {
-        "HIT" => CacheClass::Hit,
+        // Apache Traffic Server (xdebug, header_rewrite %{CACHE}): hit-fresh, hit-stale, miss,
+        // skipped (no lookup), none
+        "HIT" | "HIT-FRESH" => CacheClass::Hit,
         "STALE" | "UPDATING" | "HIT-STALE" => CacheClass::StaleHit,
         "REVALIDATED" => CacheClass::Revalidated,
         "MISS" | "EXPIRED" => CacheClass::Miss,
-        "BYPASS" | "PASS" => CacheClass::Pass,
+        "BYPASS" | "PASS" | "SKIPPED" | "NONE" => CacheClass::Pass,
         "ERROR" => CacheClass::Error,
         "SYNTH" | "SYNTHETIC" => CacheClass::Synthetic,
         _ => return None,
@@ -447,6 +501,66 @@ mod tests {
             (&[("X-Cache", "TCP_REMOTE_HIT")], Miss),
             (&[("X-Cache", "PRIVATE_NOSTORE")], Pass),
             (&[("X-Cache", "EXPIRED")], Miss),
+            // Squid: a status word and the host; X-Cache-Lookup when X-Cache says nothing
+            (&[("X-Cache", "HIT from squid.example.com")], Hit),
+            (&[("X-Cache", "MISS from squid.example.com:3128")], Miss),
+            (
+                &[("X-Cache-Lookup", "HIT from squid.example.com:3128")],
+                Hit,
+            ),
+            (&[("X-Cache-Lookup", "MISS from squid:3128")], Miss),
+            (
+                &[
+                    ("X-Cache", "MISS from child"),
+                    ("X-Cache-Lookup", "HIT from child:3128"),
+                ],
+                Miss,
+            ),
+            (&[("X-Cache", "TCP_MISS/200 from squid")], Miss),
+            (
+                &[("X-Cache", "TCP_REFRESH_UNMODIFIED from squid")],
+                Revalidated,
+            ),
+            (&[("X-Cache-Lookup", "TCP_MEM_HIT from x")], Hit),
+            (&[("X-Cache", "TCP_TUNNEL")], Pass),
+            // Apache Traffic Server: xdebug's X-Cache, header_rewrite's %{CACHE}, its Via codes
+            (&[("X-Cache", "hit-fresh")], Hit),
+            (&[("X-Cache", "hit-stale")], StaleHit),
+            (&[("X-Cache", "miss")], Miss),
+            (&[("X-Cache", "skipped")], Pass),
+            (&[("X-Cache-Status", "hit-fresh")], Hit),
+            (
+                &[("Via", "http/1.1 ats (ApacheTrafficServer/9.2.9 [cMsSfW])")],
+                Miss,
+            ),
+            (
+                &[("Via", "http/1.1 ats (ApacheTrafficServer/9.2.9 [cHs f ])")],
+                Hit,
+            ),
+            (
+                &[("Via", "http/1.1 ats (ApacheTrafficServer/9.2.9 [cRs f ])")],
+                Hit,
+            ),
+            (
+                &[("Via", "http/1.1 ats (ApacheTrafficServer/9.2.9 [cSsNfU])")],
+                Revalidated,
+            ),
+            (
+                &[(
+                    "Via",
+                    "http/1.1 ats (ApacheTrafficServer/9.2.9 [uScHs f p eN:t cCHp s ])",
+                )],
+                Hit,
+            ),
+            (
+                &[(
+                    "Via",
+                    "http/1.1 ats (ApacheTrafficServer/9.2.9 [uScMsSfWpSeN:t cCMp sS])",
+                )],
+                Miss,
+            ),
+            (&[("Via", "1.1 varnish (Varnish/7.1)")], Unknown),
+            (&[("X-Cache", "frobnicated")], Unknown),
             (&[("X-Cache", "UPDATING")], StaleHit),
             (&[("CF-Cache-Status", "HIT")], Hit),
             (&[("CF-Cache-Status", "UPDATING")], StaleHit),

@@ -380,7 +380,8 @@ pub struct EdgeArgs {
     /// Address to listen on
     #[arg(short, long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Cache header dialect: fastly, cloudfront, cloudflare, akamai, varnish, nginx, rfc9211
+    /// Cache header dialect: fastly, cloudfront, cloudflare, akamai, varnish, nginx, rfc9211, or
+    /// origin (none: a plain origin for a real cache in front)
     #[arg(long, default_value = "fastly")]
     pub dialect: String,
     /// POP name in the headers

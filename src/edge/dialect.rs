@@ -14,6 +14,8 @@ pub enum Dialect {
     Varnish,
     Nginx,
     Rfc9211,
+    /// no cache header at all: the edge as a plain origin, behind a real cache in tests
+    Origin,
 }
 
 impl Dialect {
@@ -35,6 +37,7 @@ impl Dialect {
             Dialect::Varnish => "varnish",
             Dialect::Nginx => "nginx",
             Dialect::Rfc9211 => "rfc9211",
+            Dialect::Origin => "origin",
         }
     }
 }
@@ -42,10 +45,9 @@ impl Dialect {
 impl std::str::FromStr for Dialect {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Dialect::ALL
-            .into_iter()
+        (Dialect::ALL.into_iter().chain([Dialect::Origin]))
             .find(|d| d.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown dialect {s:?} (fastly, cloudfront, cloudflare, akamai, varnish, nginx, rfc9211)"))
+            .ok_or_else(|| format!("unknown dialect {s:?} (fastly, cloudfront, cloudflare, akamai, varnish, nginx, rfc9211, origin)"))
     }
 }
 
@@ -65,6 +67,9 @@ pub struct Served<'a> {
 /// Header (name, value) pairs for one response.
 pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
     let mut h = Vec::with_capacity(4);
+    if d == Dialect::Origin {
+        return h;
+    }
     let pop = s.pop;
     let hm = |hit: &'static str, miss: &'static str| if s.hit { hit } else { miss };
     match d {
@@ -126,6 +131,7 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
                 h.push(("x-cache-status", hm("HIT", "MISS").to_string()));
             }
         }
+        Dialect::Origin => {}
         Dialect::Rfc9211 => {
             if !s.error {
                 let v = if s.hit {

@@ -1,6 +1,7 @@
 //! Integration tests, compiled into one binary. They start the embedded edge on loopback and run
 //! the engine in-process (measurement truth) or the `edgeload` binary (exit codes, signals).
 
+mod caches;
 mod common;
 mod errors;
 mod extract;

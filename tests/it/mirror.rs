@@ -16,6 +16,7 @@ use edgeload::logs::json::JsonFields;
 use edgeload::mirror::window::Gate;
 use edgeload::mirror::{self, Counters, Ending, Input, Mirror, MirrorConfig};
 
+use crate::caches::Varnish;
 use crate::common::*;
 
 fn line(path: &str) -> String {
@@ -89,14 +90,6 @@ fn terminate(child: std::process::Child) {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn append(p: &Path, text: &str) {
@@ -270,66 +263,6 @@ fn flood_drops_are_counted_exactly() {
         .unwrap();
 }
 
-struct Varnish {
-    child: std::process::Child,
-    workdir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Varnish {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Varnish {
-    fn start(origin_port: u16) -> Varnish {
-        let workdir = tempfile::tempdir().unwrap();
-        let vcl = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/varnish/mirror.vcl"),
-        )
-        .unwrap()
-        .replace("ORIGIN_PORT", &origin_port.to_string());
-        let vcl_path = workdir.path().join("mirror.vcl");
-        std::fs::write(&vcl_path, vcl).unwrap();
-        let port = free_port();
-        let child = std::process::Command::new("varnishd")
-            .args(["-F", "-j", "none", "-n"])
-            .arg(workdir.path().join("n"))
-            .args(["-a", &format!("127.0.0.1:{port}"), "-f"])
-            .arg(&vcl_path)
-            .args(["-s", "malloc,64m", "-p", "default_ttl=3600"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("varnishd (Debian package varnish; scripts/test.sh installs it)");
-        let v = Varnish {
-            child,
-            workdir,
-            port,
-        };
-        wait_for("varnish to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        v
-    }
-
-    fn counter(&self, name: &str) -> u64 {
-        let o = std::process::Command::new("varnishstat")
-            .args(["-1", "-j", "-n"])
-            .arg(self.workdir.path().join("n"))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        // Varnish 6.5+ nests counters under "counters"
-        let c = v.get("counters").unwrap_or(&v);
-        c[name]["value"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no {name} in varnishstat"))
-    }
-}
-
 #[test]
 fn warms_a_real_varnish_until_the_gate_passes() {
     let origin = start(EdgeConfig {
@@ -337,7 +270,7 @@ fn warms_a_real_varnish_until_the_gate_passes() {
         hit_latency: Latency::fixed(Duration::ZERO),
         ..EdgeConfig::default()
     });
-    let varnish = Varnish::start(origin.addr.port());
+    let varnish = Varnish::start("mirror.vcl", origin.addr.port());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
     std::fs::write(&log, "").unwrap();
