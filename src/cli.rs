@@ -324,6 +324,11 @@ pub struct RunArgs {
     /// A new connection per request
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Serve live Prometheus metrics at /metrics (and JSON at /status) on this address while
+    /// the run lasts, e.g. 127.0.0.1:9899: per target requests, classes, errors by kind,
+    /// retries, hit ratio, latency quantiles of the last interval
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Resend a request once when a reused connection was closed before any byte of the
     /// answer (1, the default, as browsers do) or never (0); retries are counted either way
     #[arg(long, value_name = "0|1")]

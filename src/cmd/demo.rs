@@ -66,6 +66,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
             thresholds: Vec::new(),
             scenario: serde_json::json!({"demo": phase, "rate": a.rate, "seconds": secs}),
             progress: true,
+            metrics: None,
         };
         let f = execute(plan, &control)?;
         eprintln!("== {phase} cache ==");

@@ -24,6 +24,8 @@ pub struct Plan {
     /// the effective configuration, already redacted
     pub scenario: serde_json::Value,
     pub progress: bool,
+    /// serve live Prometheus metrics (and /status JSON) here while the run lasts
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 pub struct Finished {
@@ -87,6 +89,14 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         Model::Open { schedule, .. } => Some(schedule.duration()),
         Model::Closed { .. } => None,
     };
+    // before the results directory: an address in use leaves nothing behind
+    let endpoint = match plan.metrics {
+        Some(addr) => Some(
+            crate::results::live::Endpoint::start(addr)
+                .with_context(|| format!("cannot serve --metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let mut writer = ResultsWriter::create(
         &plan.out,
         &plan.run_id,
@@ -110,6 +120,10 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
     };
     let last_line = Arc::new(Mutex::new(String::new()));
     let mut on_interval = |d: &IntervalData, totals: &IntervalData, elapsed: Duration| {
+        if let Some(e) = &endpoint {
+            let (json, prom) = crate::results::live::run_metrics(&names, d, totals, elapsed);
+            e.publish(json, prom);
+        }
         if let Some(b) = &bar {
             let line = live_line(d, totals, elapsed, interval);
             b.set_message(line.clone());

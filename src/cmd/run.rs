@@ -131,6 +131,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         thresholds,
         scenario,
         progress: !a.quiet,
+        metrics: a.metrics,
     })
 }
 

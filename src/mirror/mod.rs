@@ -5,7 +5,6 @@
 //! request headers taken from the log.
 
 pub mod follow;
-pub mod status;
 pub mod window;
 
 use std::collections::HashMap;
@@ -377,7 +376,7 @@ async fn run_async(
 
     let status_snap = Arc::new(Mutex::new((String::from("{}"), String::new())));
     let _status = match cfg.status {
-        Some(addr) => Some(status::serve(addr, status_snap.clone()).await?),
+        Some(addr) => Some(crate::results::live::serve(addr, status_snap.clone()).await?),
         None => None,
     };
 
@@ -607,7 +606,7 @@ fn snapshot(
             "enqueued": enq, "queue_depth": depth, "in_flight": s.in_flight[ti], "pops": pops,
             "gate_held_s": tr.since.map(|x| now - x),
         }));
-        let l = format!("target=\"{}\"", status::label_value(&t.name));
+        let l = format!("target=\"{}\"", crate::results::live::label_value(&t.name));
         prom += &format!("edgeload_mirror_requests_total{{{l}}} {}\n", tot.requests);
         prom += &format!(
             "edgeload_mirror_hit_ratio{{{l}}} {}\n",
@@ -620,7 +619,7 @@ fn snapshot(
             let (r, _) = w.ratio(now);
             prom += &format!(
                 "edgeload_mirror_pop_hit_ratio{{{l},pop=\"{}\"}} {}\n",
-                status::label_value(p),
+                crate::results::live::label_value(p),
                 r.unwrap_or(f64::NAN)
             );
         }

@@ -4,6 +4,7 @@
 
 pub mod hlog;
 pub mod jtl;
+pub mod live;
 pub mod manifest;
 pub mod summary;
 pub mod timeline;

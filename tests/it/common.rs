@@ -60,6 +60,7 @@ pub fn run_in(dir: &Path, cfg: EngineConfig) -> Finished {
         thresholds: Vec::new(),
         scenario: serde_json::json!({}),
         progress: false,
+        metrics: None,
     };
     execute(plan, &Control::default()).expect("run succeeds")
 }
@@ -97,4 +98,19 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// GET `path` from `port` on loopback over a fresh HTTP/1.0 connection (a body never chunked):
+/// (status, body).
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }

@@ -206,6 +206,7 @@ fn stop_after(
         thresholds: Vec::new(),
         scenario: serde_json::json!({}),
         progress: false,
+        metrics: None,
     };
     let c = control.clone();
     let h = std::thread::spawn(move || edgeload::cmd::execute::execute(plan, &c).unwrap());

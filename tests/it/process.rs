@@ -231,6 +231,74 @@ fn sigint_leaves_complete_results_and_exits_130() {
     assert!(s.targets[0].requests > 50 && s.targets[0].requests < 12_000);
 }
 
+/// `run --metrics`: while the run lasts, /metrics says how many requests completed, by class,
+/// never more than the edge has served, with last-interval latency quantiles; the run's final
+/// summary has at least as many.
+#[test]
+fn live_prometheus_metrics_while_a_run_lasts() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n/c.jpg\n").unwrap();
+    let t = format!("edge={}", edge.base_url());
+    let port = free_port();
+    let child = Command::new(bin())
+        .args([
+            "run", "urls.txt", "-t", &t, "-r", "200", "-d", "60s", "-o", "out",
+        ])
+        .args(["--interval", "100ms", "-q", "--metrics"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let value = |text: &str, series: &str| -> Option<f64> {
+        (text.lines()).find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    };
+    let mut scraped = (String::new(), 0.0);
+    wait_for("metrics with 100 requests", || {
+        let Some((200, body)) = get(port, "/metrics") else {
+            return false;
+        };
+        let n = value(&body, "edgeload_requests_total{target=\"edge\"}").unwrap_or(0.0);
+        scraped = (body, n);
+        n >= 100.0
+    });
+    let served = edge.stats().requests as f64;
+    let (body, n) = scraped;
+    assert!(n <= served, "{n} completed, {served} served");
+    let classes: f64 = (body.lines())
+        .filter(|l| l.starts_with("edgeload_responses_total{target=\"edge\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(classes, n, "{body}");
+    let p99 = value(
+        &body,
+        "edgeload_latency_ms{target=\"edge\",quantile=\"0.99\"}",
+    );
+    assert!(p99.is_some_and(|v| v > 0.0 && v < 1000.0), "{body}");
+    assert!(
+        body.contains("# TYPE edgeload_requests_total counter"),
+        "{body}"
+    );
+    let (status, json) = get(port, "/status").unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["targets"][0]["name"], "edge");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let s = Summary::read(&d.join("out/summary.json")).unwrap();
+    assert!(s.targets[0].requests as f64 >= n);
+    // the endpoint ends with the run
+    assert!(get(port, "/metrics").is_none());
+}
+
 #[test]
 fn edge_stats_endpoint_reports_ground_truth() {
     let edge = start(fast_edge());

@@ -40,6 +40,7 @@ fn merged_percentiles_equal_one_histogram_of_all_samples() {
             thresholds: Vec::new(),
             scenario: serde_json::json!({}),
             progress: false,
+            metrics: None,
         };
         edgeload::cmd::execute::execute(plan, &edgeload::engine::Control::default()).unwrap();
         dirs.push(d);

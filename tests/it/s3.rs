@@ -111,6 +111,7 @@ fn results_dir(dir: &Path, region: &str) -> PathBuf {
         thresholds: Vec::new(),
         scenario: serde_json::json!({}),
         progress: false,
+        metrics: None,
     };
     edgeload::cmd::execute::execute(plan, &edgeload::engine::Control::default()).unwrap();
     d

@@ -1,0 +1,284 @@
+//! The live endpoint of a run or a mirror: `/status` (JSON) and `/metrics` (Prometheus text),
+//! served from a snapshot the command refreshes every interval; and the run's metrics, rendered
+//! from its last interval and its totals. Only target names, POPs and numbers: no URL, header
+//! or credential is ever in it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+pub(crate) type Snapshot = Arc<Mutex<(String, String)>>;
+
+/// A Prometheus label value as the text exposition format writes it: backslash, double quote
+/// and line feed escaped (POP names come from CDN response headers).
+pub(crate) fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Binds and serves on the current runtime; the returned task serves until aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    snap: Snapshot,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(tokio::spawn(serve_listener(listener, snap)))
+}
+
+async fn serve_listener(listener: tokio::net::TcpListener, snap: Snapshot) {
+    {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let snap = snap.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let snap = snap.clone();
+                    async move {
+                        let (json, prom) = snap.lock().map(|s| s.clone()).unwrap_or_default();
+                        let (ct, body, code) = match req.uri().path() {
+                            "/status" => ("application/json", json, StatusCode::OK),
+                            "/metrics" => ("text/plain; version=0.0.4", prom, StatusCode::OK),
+                            _ => (
+                                "text/plain",
+                                "try /status or /metrics\n".to_string(),
+                                StatusCode::NOT_FOUND,
+                            ),
+                        };
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        *r.status_mut() = code;
+                        r.headers_mut()
+                            .insert("content-type", ct.parse().expect("static"));
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}
+
+/// The endpoint on a thread of its own (for `run`, whose threads are the engine's): bound when
+/// this returns, stopped when dropped.
+pub(crate) struct Endpoint {
+    snapshot: Snapshot,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Endpoint {
+    pub fn start(addr: SocketAddr) -> std::io::Result<Endpoint> {
+        let snapshot: Snapshot = Arc::new(Mutex::new((
+            "{}".to_string(),
+            "# no interval yet\n".to_string(),
+        )));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let snap = snapshot.clone();
+        let thread = std::thread::Builder::new()
+            .name("edgeload-metrics".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let Ok(l) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    let task = serve_listener(l, snap);
+                    tokio::select! {
+                        _ = task => {}
+                        _ = stopped => {}
+                    }
+                });
+            })?;
+        Ok(Endpoint {
+            snapshot,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn publish(&self, json: String, prometheus: String) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = (json, prometheus);
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A run's live numbers: per target the counters so far (requests, responses by class, errors by
+/// kind, retries, hit ratio) and the corrected total latency's quantiles over the last interval.
+/// (status JSON, Prometheus text)
+pub(crate) fn run_metrics(
+    names: &[String],
+    last: &crate::measure::IntervalData,
+    totals: &crate::measure::IntervalData,
+    elapsed: std::time::Duration,
+) -> (String, String) {
+    use crate::cache_status::{self, CacheClass};
+    use crate::measure::{ErrorKind, Metric};
+    use std::fmt::Write;
+    let mut p = String::new();
+    let help = |p: &mut String, name: &str, kind: &str, text: &str| {
+        let _ = writeln!(p, "# HELP {name} {text}\n# TYPE {name} {kind}");
+    };
+    help(
+        &mut p,
+        "edgeload_elapsed_seconds",
+        "gauge",
+        "time since the run started",
+    );
+    let _ = writeln!(p, "edgeload_elapsed_seconds {:.3}", elapsed.as_secs_f64());
+    let label = |n: &str| format!("target=\"{}\"", label_value(n));
+    help(
+        &mut p,
+        "edgeload_requests_total",
+        "counter",
+        "requests completed",
+    );
+    for (i, n) in names.iter().enumerate() {
+        let _ = writeln!(
+            p,
+            "edgeload_requests_total{{{}}} {}",
+            label(n),
+            totals.targets[i].requests
+        );
+    }
+    help(
+        &mut p,
+        "edgeload_responses_total",
+        "counter",
+        "requests by cache class",
+    );
+    for (i, n) in names.iter().enumerate() {
+        for c in CacheClass::ALL {
+            let v = totals.targets[i].classes[c.index()];
+            if v > 0 {
+                let _ = writeln!(
+                    p,
+                    "edgeload_responses_total{{{},class=\"{}\"}} {v}",
+                    label(n),
+                    c.as_str()
+                );
+            }
+        }
+    }
+    help(
+        &mut p,
+        "edgeload_errors_total",
+        "counter",
+        "failed requests by kind",
+    );
+    for (i, n) in names.iter().enumerate() {
+        for k in ErrorKind::ALL {
+            let v = totals.targets[i].errors[k.index()];
+            if v > 0 {
+                let _ = writeln!(
+                    p,
+                    "edgeload_errors_total{{{},kind=\"{}\"}} {v}",
+                    label(n),
+                    k.as_str()
+                );
+            }
+        }
+    }
+    help(
+        &mut p,
+        "edgeload_retries_total",
+        "counter",
+        "requests resent after a reused connection closed",
+    );
+    for (i, n) in names.iter().enumerate() {
+        let _ = writeln!(
+            p,
+            "edgeload_retries_total{{{}}} {}",
+            label(n),
+            totals.targets[i].retries
+        );
+    }
+    help(
+        &mut p,
+        "edgeload_hit_ratio",
+        "gauge",
+        "hit ratio since the start (NaN before a classified response)",
+    );
+    help(
+        &mut p,
+        "edgeload_latency_ms",
+        "gauge",
+        "corrected total latency over the last interval",
+    );
+    let mut targets = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let ratio = cache_status::hit_ratio(&totals.targets[i].classes);
+        let _ = writeln!(
+            p,
+            "edgeload_hit_ratio{{{}}} {}",
+            label(n),
+            ratio.unwrap_or(f64::NAN)
+        );
+        let all = last.target_all(i);
+        let h = all
+            .as_ref()
+            .map(|s| &s.h[Metric::Total])
+            .filter(|h| !h.is_empty());
+        let mut q = serde_json::Map::new();
+        for (name, at) in [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99), ("1", 1.0)] {
+            let ms = h.map(|h| h.value_at_quantile(at) as f64 / 1000.0);
+            let _ = writeln!(
+                p,
+                "edgeload_latency_ms{{{},quantile=\"{name}\"}} {}",
+                label(n),
+                ms.unwrap_or(f64::NAN)
+            );
+            q.insert(name.to_string(), serde_json::json!(ms));
+        }
+        let t = &totals.targets[i];
+        targets.push(serde_json::json!({
+            "name": n, "requests": t.requests, "errors": t.error_count(), "retries": t.retries,
+            "hit_ratio": ratio, "last_interval_latency_ms": q,
+        }));
+    }
+    let json = serde_json::json!({"elapsed_s": elapsed.as_secs_f64(), "targets": targets});
+    (json.to_string(), p)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_cannot_break_out_of_their_quotes() {
+        assert_eq!(super::label_value("FRA"), "FRA");
+        assert_eq!(
+            super::label_value("x\"} 1\nevil{a=\"\\"),
+            "x\\\"} 1\\nevil{a=\\\"\\\\"
+        );
+    }
+}
