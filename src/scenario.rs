@@ -25,6 +25,49 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// A duration that must be more than zero (a run of `0s` or a timeout of `0s` is a mistake).
+fn de_positive_dur<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur>, D::Error> {
+    let v = Dur::deserialize(d)?;
+    if v.0.is_zero() {
+        return Err(serde::de::Error::custom("must be more than 0"));
+    }
+    Ok(Some(v))
+}
+
+/// A count that must be at least 1.
+fn de_nonzero<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default + PartialEq,
+{
+    let v = T::deserialize(d)?;
+    if v == T::default() {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(Some(v))
+}
+
+/// A rate in requests per second: finite and more than zero.
+fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(serde::de::Error::custom(format!(
+            "rate {v}: must be more than 0 requests per second"
+        )));
+    }
+    Ok(Some(v))
+}
+
+fn de_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    match u8::deserialize(d)? {
+        n @ (0 | 1) => Ok(Some(n)),
+        n => Err(serde::de::Error::custom(format!(
+            "retries {n}: 0 or 1 (only a request whose reused connection closed before \
+             answering is resent, and once)"
+        ))),
+    }
+}
+
 fn de_stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Stage>>, D::Error> {
     let v = Vec::<String>::deserialize(d)?;
     v.iter()
@@ -70,27 +113,36 @@ pub struct Scenario {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
+    #[serde(default, deserialize_with = "de_rate")]
     pub rate: Option<f64>,
     #[serde(default, deserialize_with = "de_stages")]
     pub stages: Option<Vec<Stage>>,
+    #[serde(default, deserialize_with = "de_nonzero")]
     pub concurrency: Option<usize>,
     pub think: Option<Dur>,
+    #[serde(default, deserialize_with = "de_positive_dur")]
     pub duration: Option<Dur>,
+    #[serde(default, deserialize_with = "de_nonzero")]
     pub requests: Option<u64>,
     pub sweep: Option<bool>,
+    #[serde(default, deserialize_with = "de_nonzero")]
     pub max_in_flight: Option<usize>,
+    #[serde(default, deserialize_with = "de_nonzero")]
     pub threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
+    #[serde(default, deserialize_with = "de_positive_dur")]
     pub timeout: Option<Dur>,
+    #[serde(default, deserialize_with = "de_positive_dur")]
     pub connect_timeout: Option<Dur>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub keepalive: Option<bool>,
     /// 0 or 1: see `run --retries`
+    #[serde(default, deserialize_with = "de_retries")]
     pub retries: Option<u8>,
     /// "GET" (default) or "HEAD"
     pub method: Option<String>,
@@ -167,12 +219,25 @@ impl Scenario {
             let before = &text[..at];
             let line = before.matches('\n').count() + 1;
             let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            // the key of the value at fault, from its line (`key = value`): a bare key only,
+            // so that nothing else of the line is ever shown
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let key = (before[line_start..].split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+            let msg = crate::guard::redact::text(e.message().trim_end());
             ScenarioError::Parse {
                 path: name.to_string(),
-                msg: format!(
-                    "line {line}, column {col}: {}",
-                    crate::guard::redact::text(e.message().trim_end())
-                ),
+                msg: match key {
+                    Some(k) if !msg.contains(k) => {
+                        format!("line {line}, column {col}: key `{k}`: {msg}")
+                    }
+                    _ => format!("line {line}, column {col}: {msg}"),
+                },
             }
         })
     }
@@ -245,6 +310,54 @@ interval = "1s"
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && e.contains("bad stage"), "{e}");
+    }
+
+    /// Zero and nonsense values are refused where they are written: file, line and key.
+    #[test]
+    fn zero_values_name_the_line_and_key() {
+        for (text, line, key, says) in [
+            (
+                "[load]\nrate = 5\nduration = \"0s\"\n",
+                3,
+                "duration",
+                "more than 0",
+            ),
+            ("[load]\nrequests = 0\n", 2, "requests", "at least 1"),
+            (
+                "[load]\n\nconcurrency = 0\n",
+                3,
+                "concurrency",
+                "at least 1",
+            ),
+            (
+                "[load]\nmax_in_flight = 0\n",
+                2,
+                "max_in_flight",
+                "at least 1",
+            ),
+            ("[load]\nthreads = 0\n", 2, "threads", "at least 1"),
+            ("[load]\nrate = 0\n", 2, "rate", "more than 0"),
+            ("[load]\nrate = -3.5\n", 2, "rate", "more than 0"),
+            ("[http]\ntimeout = \"0ms\"\n", 2, "timeout", "more than 0"),
+            (
+                "[http]\nconnect_timeout = \"0s\"\n",
+                2,
+                "connect_timeout",
+                "more than 0",
+            ),
+            ("[http]\nretries = 3\n", 2, "retries", "0 or 1"),
+        ] {
+            let e = Scenario::parse(text, "z.toml").unwrap_err().to_string();
+            assert!(
+                e.contains("z.toml")
+                    && e.contains(&format!("line {line}"))
+                    && e.contains(key)
+                    && e.contains(says),
+                "{text:?}: {e}"
+            );
+        }
+        // a think time of zero is the default, and allowed
+        assert!(Scenario::parse("[load]\nthink = \"0s\"\n", "z.toml").is_ok());
     }
 
     #[test]

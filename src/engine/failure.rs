@@ -6,9 +6,24 @@ use std::time::Duration;
 
 use crate::measure::{ErrorKind, Outcome};
 
+thread_local! {
+    /// Set when this thread's request failed because the machine ran out of open files.
+    static OUT_OF_FILES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a request of this thread failed for lack of open files since the last call: a limit
+/// of the machine, not a result (the run stops instead of recording it).
+pub(crate) fn take_out_of_files() -> bool {
+    OUT_OF_FILES.replace(false)
+}
+
 /// An I/O error's kind, when its kind says it (`None`: look further, e.g. at its message).
 pub(crate) fn from_io(e: &std::io::Error) -> Option<ErrorKind> {
     use std::io::ErrorKind as K;
+    if crate::sys::is_out_of_files(e) {
+        OUT_OF_FILES.set(true);
+        return Some(ErrorKind::Connect);
+    }
     Some(match e.kind() {
         K::ConnectionRefused | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
             ErrorKind::Connect

@@ -106,6 +106,12 @@ pub enum EngineError {
     Unsupported(std::io::Error),
     #[error("writing results: {0}")]
     Sink(std::io::Error),
+    #[error(
+        "the machine ran out of open files during the run (EMFILE; the limit is {0}): the run \
+         stopped, since what it would go on to record is the load generator's limit, not the \
+         target's; lower --concurrency/--max-in-flight or raise the limit (ulimit -n)"
+    )]
+    OutOfFiles(String),
 }
 
 /// Stops a run from outside (Ctrl-C): `stop` ends sending; `abort` abandons in-flight requests.
@@ -164,6 +170,8 @@ struct Shared {
     next: AtomicU64,
     sent: AtomicU64,
     abandoned: AtomicU64,
+    /// a request failed for lack of open files: the run stops and ends in an error
+    out_of_files: std::sync::atomic::AtomicBool,
     start: Instant,
     start_wall: SystemTime,
     deadline: Option<Instant>,
@@ -349,6 +357,7 @@ pub fn run(
         next: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         abandoned: AtomicU64::new(0),
+        out_of_files: std::sync::atomic::AtomicBool::new(false),
         start,
         start_wall,
         deadline,
@@ -395,6 +404,10 @@ pub fn run(
         let _ = h.join();
     }
     let (totals, next_emit, unknown_headers) = agg??;
+    if shared.out_of_files.load(Ordering::Relaxed) {
+        let limit = crate::sys::open_files_limit().map_or("unknown".into(), |l| l.to_string());
+        return Err(EngineError::OutOfFiles(limit));
+    }
     let elapsed = Instant::now().saturating_duration_since(start);
     Ok(RunStats {
         started: start_wall,
@@ -437,6 +450,10 @@ fn aggregate(
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        if shared.out_of_files.load(Ordering::Relaxed) {
+            run.stop();
+            run.abort();
+        }
         // Ctrl-C, or the end of the run: sending stops; requests in flight get the grace
         if user.is_stopped() || shared.deadline.is_some_and(|d| Instant::now() >= d) {
             run.stop();
@@ -712,6 +729,11 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
         local.in_flight.set(local.in_flight.get() + 1);
         let out = local.client.fetch(url, now).await;
         local.in_flight.set(local.in_flight.get() - 1);
+        if failure::take_out_of_files() {
+            // not a result: the aggregator stops the run and it ends in an error
+            sh.out_of_files.store(true, Ordering::Relaxed);
+            break;
+        }
         local
             .rec
             .borrow_mut()

@@ -39,6 +39,21 @@ pub(crate) fn background_thread() {
     }
 }
 
+/// The process or the system ran out of open files (EMFILE, ENFILE).
+pub(crate) fn is_out_of_files(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// The soft limit of open files, if it can be read.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0).then_some(u64::from(r.rlim_cur))
+}
+
 /// Makes room for `needed` open files: raises the soft RLIMIT_NOFILE up to the hard limit when
 /// it is lower. `Err((soft, hard))` when even the hard limit is too low.
 pub(crate) fn open_files(needed: u64) -> Result<(), (u64, u64)> {

@@ -299,6 +299,44 @@ fn live_prometheus_metrics_while_a_run_lasts() {
     assert!(get(port, "/metrics").is_none());
 }
 
+/// Files run out during the run (the up-front check passed: other files were already open): the
+/// run stops with a clear error and exit 2 instead of recording a tight loop of fake `connect`
+/// errors as the target's.
+#[test]
+fn running_out_of_open_files_stops_the_run_with_an_error() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n").unwrap();
+    // 70 files open (inherited, as a shell leaves them) under a limit of 100; the run needs 20
+    // connections and its own files: enough for the check, not for the run
+    let script = format!(
+        "ulimit -n 100; for i in $(seq 3 72); do eval \"exec $i</dev/null\"; done; \
+         exec {} run urls.txt -t e={} -c 20 -d 10s --threads 1 -o out -q",
+        bin(),
+        edge.base_url()
+    );
+    let started = Instant::now();
+    let o = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ran out of open files") && stderr(&o).contains("limit is 100"),
+        "{}",
+        stderr(&o)
+    );
+    // before its 10 s were up
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stopped promptly"
+    );
+    // no complete results directory claims to be a measurement
+    assert!(!d.join("out/MANIFEST.json").exists());
+}
+
 #[test]
 fn edge_stats_endpoint_reports_ground_truth() {
     let edge = start(fast_edge());
