@@ -51,7 +51,10 @@ pub(crate) fn open_files_limit() -> Option<u64> {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes the struct it is given
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0).then_some(u64::from(r.rlim_cur))
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0;
+    // (rlim_t is u64 on Linux, not on every Unix)
+    #[allow(clippy::unnecessary_cast)]
+    ok.then_some(r.rlim_cur as u64)
 }
 
 /// Makes room for `needed` open files: raises the soft RLIMIT_NOFILE up to the hard limit when
