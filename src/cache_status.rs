@@ -11,6 +11,9 @@ pub enum CacheClass {
     Hit,
     StaleHit,
     Revalidated,
+    /// a miss at the edge answered by a shield (parent) tier's cache: no origin fetch
+    ShieldHit,
+    /// fetched from the origin
     Miss,
     Pass,
     Synthetic,
@@ -19,17 +22,18 @@ pub enum CacheClass {
 }
 
 impl CacheClass {
-    pub const ALL: [CacheClass; 8] = [
+    pub const ALL: [CacheClass; 9] = [
         CacheClass::Hit,
         CacheClass::StaleHit,
         CacheClass::Revalidated,
+        CacheClass::ShieldHit,
         CacheClass::Miss,
         CacheClass::Pass,
         CacheClass::Synthetic,
         CacheClass::Error,
         CacheClass::Unknown,
     ];
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     pub fn index(self) -> usize {
         self as usize
@@ -40,6 +44,7 @@ impl CacheClass {
             CacheClass::Hit => "hit",
             CacheClass::StaleHit => "stale_hit",
             CacheClass::Revalidated => "revalidated",
+            CacheClass::ShieldHit => "shield_hit",
             CacheClass::Miss => "miss",
             CacheClass::Pass => "pass",
             CacheClass::Synthetic => "synthetic",
@@ -59,16 +64,21 @@ impl CacheClass {
         matches!(self, CacheClass::Hit | CacheClass::StaleHit)
     }
 
-    /// Counted in the hit ratio's denominator.
+    /// Counted in the hit ratio's denominator (the edge's ratio: a shield hit is an edge miss).
     pub fn in_ratio(self) -> bool {
         matches!(
             self,
-            CacheClass::Hit | CacheClass::StaleHit | CacheClass::Revalidated | CacheClass::Miss
+            CacheClass::Hit
+                | CacheClass::StaleHit
+                | CacheClass::Revalidated
+                | CacheClass::ShieldHit
+                | CacheClass::Miss
         )
     }
 }
 
-/// Hit ratio = (Hit + StaleHit) / (Hit + StaleHit + Revalidated + Miss); None without data.
+/// Hit ratio = (Hit + StaleHit) / (Hit + StaleHit + Revalidated + ShieldHit + Miss): the edge's
+/// ratio; None without data.
 pub fn hit_ratio(counts_by_class: &[u64; CacheClass::COUNT]) -> Option<f64> {
     let mut hits = 0u64;
     let mut den = 0u64;
@@ -131,6 +141,7 @@ const CF_CACHE_STATUS: Name = Name::new("cf-cache-status");
 const X_CACHE_STATUS: Name = Name::new("x-cache-status");
 const CDN_CACHE: Name = Name::new("cdn-cache");
 const X_CACHE_LOOKUP: Name = Name::new("x-cache-lookup");
+const X_CACHE_REMOTE: Name = Name::new("x-cache-remote");
 const VIA: Name = Name::new("via");
 const X_VARNISH: Name = Name::new("x-varnish");
 const AGE: Name = Name::new("age");
@@ -255,6 +266,12 @@ fn builtin_class<H: Headers + ?Sized>(h: &H, age_fallback: bool) -> CacheClass {
         return c;
     }
     if let Some(c) = h.known(&X_CACHE).and_then(x_cache) {
+        // Akamai's parent tier says what it did in X-Cache-Remote
+        if c == CacheClass::Miss
+            && (h.known(&X_CACHE_REMOTE).and_then(x_cache)).is_some_and(CacheClass::is_hit)
+        {
+            return CacheClass::ShieldHit;
+        }
         return c;
     }
     if let Some(c) = h.known(&CF_CACHE_STATUS).and_then(cloudflare) {
@@ -290,9 +307,20 @@ fn builtin_class<H: Headers + ?Sized>(h: &H, age_fallback: bool) -> CacheClass {
     CacheClass::Unknown
 }
 
-/// RFC 9211 `Cache-Status`: the last member (closest to the user) decides.
+/// RFC 9211 `Cache-Status`: the last member (closest to the user) decides; a miss there that
+/// an earlier member (a shield tier) answered from its cache is a shield hit.
 pub fn rfc9211(v: &str) -> Option<CacheClass> {
-    let member = v.rsplit(',').next()?.trim();
+    let mut members = v.rsplit(',');
+    let last = rfc9211_member(members.next()?.trim())?;
+    if last == CacheClass::Miss
+        && members.any(|m| rfc9211_member(m.trim()).is_some_and(CacheClass::is_hit))
+    {
+        return Some(CacheClass::ShieldHit);
+    }
+    Some(last)
+}
+
+fn rfc9211_member(member: &str) -> Option<CacheClass> {
     let mut hit = false;
     let mut fwd = None;
     let mut ttl_negative = false;
@@ -328,7 +356,19 @@ pub fn rfc9211(v: &str) -> Option<CacheClass> {
 /// `from <host>` (Squid, Akamai, CloudFront), a Squid/Akamai `TCP_*` code (`TCP_MISS/200` too), or
 /// a single token.
 pub(crate) fn x_cache(v: &str) -> Option<CacheClass> {
-    let member = v.rsplit(',').next()?.trim();
+    let mut members = v.rsplit(',');
+    let last = x_cache_member(members.next()?.trim())?;
+    // Fastly's list with shielding, shield first: `HIT, MISS` is an edge miss the shield
+    // answered from its cache
+    if last == CacheClass::Miss
+        && members.any(|m| x_cache_member(m.trim()).is_some_and(CacheClass::is_hit))
+    {
+        return Some(CacheClass::ShieldHit);
+    }
+    Some(last)
+}
+
+fn x_cache_member(member: &str) -> Option<CacheClass> {
     let lower = member.to_ascii_lowercase();
     let first = lower.split_ascii_whitespace().next()?;
     if lower.ends_with("from cloudfront") {
@@ -467,7 +507,7 @@ mod tests {
             ),
             (
                 &[("Cache-Status", "edge; hit, cdn; fwd=uri-miss; stored")],
-                Miss,
+                ShieldHit,
             ),
             (
                 &[("Cache-Status", "edge; fwd=stale; fwd-status=304")],
@@ -476,7 +516,31 @@ mod tests {
             (&[("Cache-Status", "edge; fwd=bypass")], Pass),
             (&[("Cache-Status", "edge; fwd=method")], Pass),
             (&[("X-Cache", "MISS, HIT")], Hit),
-            (&[("X-Cache", "HIT, MISS")], Miss),
+            // shielding: the shield's cache answered the edge's miss
+            (&[("X-Cache", "HIT, MISS")], ShieldHit),
+            (&[("X-Cache", "MISS, MISS")], Miss),
+            (&[("X-Cache", "HIT, HIT")], Hit),
+            (
+                &[
+                    ("X-Cache", "TCP_MISS from a1.deploy.akamaitechnologies.com"),
+                    (
+                        "X-Cache-Remote",
+                        "TCP_HIT from a2.deploy.akamaitechnologies.com",
+                    ),
+                ],
+                ShieldHit,
+            ),
+            (
+                &[
+                    ("X-Cache", "TCP_MISS from a1"),
+                    ("X-Cache-Remote", "TCP_MISS from a2"),
+                ],
+                Miss,
+            ),
+            (
+                &[("Cache-Status", "shield; hit, edge; fwd=uri-miss; stored")],
+                ShieldHit,
+            ),
             (&[("X-Cache", "MISS")], Miss),
             (&[("X-Cache", "Hit from cloudfront")], Hit),
             (&[("X-Cache", "RefreshHit from cloudfront")], Revalidated),
@@ -641,7 +705,7 @@ mod tests {
 
     #[test]
     fn ratio_excludes_pass_and_errors() {
-        let mut n = [0u64; 8];
+        let mut n = [0u64; CacheClass::COUNT];
         n[Hit.index()] = 6;
         n[StaleHit.index()] = 2;
         n[Miss.index()] = 1;
@@ -649,6 +713,9 @@ mod tests {
         n[Pass.index()] = 100;
         n[Error.index()] = 100;
         assert_eq!(hit_ratio(&n), Some(0.8));
-        assert_eq!(hit_ratio(&[0; 8]), None);
+        assert_eq!(hit_ratio(&[0; CacheClass::COUNT]), None);
+        // a shield hit is a miss at the edge
+        n[ShieldHit.index()] = 10;
+        assert_eq!(hit_ratio(&n), Some(8.0 / 20.0));
     }
 }

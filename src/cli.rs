@@ -404,6 +404,10 @@ pub struct EdgeArgs {
     /// Latency of a miss (origin fetch)
     #[arg(long, default_value = "80ms..150ms")]
     pub miss_latency: String,
+    /// A shield (parent) tier with an unbounded cache of its own, answering the edge's misses it
+    /// holds in this time, e.g. "20ms" (Fastly: X-Cache "HIT, MISS"; Akamai: X-Cache-Remote)
+    #[arg(long, value_name = "LATENCY")]
+    pub shield: Option<String>,
     /// Seed for the latency draws and faults
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -52,6 +52,14 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
             .miss_latency
             .parse::<Latency>()
             .map_err(|e| UsageError(format!("--miss-latency: {e}")))?,
+        shield: a
+            .shield
+            .as_deref()
+            .map(|l| {
+                l.parse::<Latency>()
+                    .map_err(|e| UsageError(format!("--shield: {e}")))
+            })
+            .transpose()?,
         seed: a.seed,
         faults: Faults {
             extra_delay: a

@@ -54,6 +54,8 @@ impl std::str::FromStr for Dialect {
 /// What the edge did, for the headers.
 pub struct Served<'a> {
     pub hit: bool,
+    /// an edge miss the shield tier answered from its cache
+    pub shield_hit: bool,
     /// the 5xx fault: the edge failed this request
     pub error: bool,
     pub hits: u64,
@@ -75,7 +77,13 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
     match d {
         Dialect::Fastly => {
             if !s.error {
-                h.push(("x-cache", hm("HIT", "MISS").to_string()));
+                // shield first, edge last
+                let v = if s.shield_hit {
+                    "HIT, MISS"
+                } else {
+                    hm("HIT", "MISS")
+                };
+                h.push(("x-cache", v.to_string()));
                 h.push(("x-cache-hits", s.hits.to_string()));
             }
             h.push((
@@ -114,6 +122,14 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
                         "{v} from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1.0)"
                     ),
                 ));
+                if s.shield_hit {
+                    // the parent tier's answer
+                    h.push((
+                        "x-cache-remote",
+                        "TCP_HIT from a96-7-8-9.deploy.akamaitechnologies.com (AkamaiGHost/22.1.0)"
+                            .to_string(),
+                    ));
+                }
             }
         }
         Dialect::Varnish => {
@@ -139,6 +155,8 @@ pub fn headers(d: Dialect, s: &Served) -> Vec<(&'static str, String)> {
                         "edgeload-{pop}; hit; ttl={}",
                         86400u64.saturating_sub(s.age_s)
                     )
+                } else if s.shield_hit {
+                    format!("edgeload-shield; hit, edgeload-{pop}; fwd=uri-miss; stored")
                 } else {
                     format!("edgeload-{pop}; fwd=uri-miss; stored")
                 };
@@ -168,9 +186,10 @@ mod tests {
     fn every_dialect_classifies_back() {
         let cl = Classifier::default();
         for d in Dialect::ALL {
-            for hit in [true, false] {
+            for (hit, shield_hit) in [(true, false), (false, false), (false, true)] {
                 let s = Served {
                     hit,
+                    shield_hit,
                     error: false,
                     hits: 3,
                     age_s: 5,
@@ -181,10 +200,11 @@ mod tests {
                 let h = headers(d, &s);
                 let pairs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let (class, pop) = cl.classify(pairs.as_slice());
-                let want = if hit {
-                    CacheClass::Hit
-                } else {
-                    CacheClass::Miss
+                let says_shield = matches!(d, Dialect::Fastly | Dialect::Akamai | Dialect::Rfc9211);
+                let want = match (hit, shield_hit && says_shield) {
+                    (true, _) => CacheClass::Hit,
+                    (false, true) => CacheClass::ShieldHit,
+                    (false, false) => CacheClass::Miss,
                 };
                 assert_eq!(class, want, "{d:?} hit={hit} {pairs:?}");
                 if matches!(d, Dialect::Fastly | Dialect::Cloudflare) {

@@ -92,6 +92,9 @@ pub struct EdgeConfig {
     pub capacity_objects: usize,
     pub hit_latency: Latency,
     pub miss_latency: Latency,
+    /// a shield (parent) tier with a cache of its own (unbounded): an edge miss it holds is
+    /// answered in this time, without an origin fetch
+    pub shield: Option<Latency>,
     pub seed: u64,
     pub faults: Faults,
 }
@@ -108,6 +111,7 @@ impl Default for EdgeConfig {
                 lo: Duration::from_millis(80),
                 hi: Duration::from_millis(150),
             },
+            shield: None,
             seed: 1,
             faults: Faults::default(),
         }
@@ -119,7 +123,11 @@ impl Default for EdgeConfig {
 pub struct EdgeStats {
     pub requests: u64,
     pub hits: u64,
+    /// edge misses fetched from the origin
     pub misses: u64,
+    /// edge misses the shield tier answered from its cache
+    #[serde(default)]
+    pub shield_hits: u64,
     pub not_modified: u64,
     pub errors_injected: u64,
     pub resets_injected: u64,
@@ -151,6 +159,9 @@ struct State {
     requests: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+    shield_hits: AtomicU64,
+    /// the shield tier's cache, when there is one
+    shield: Option<Mutex<cache::Cache>>,
     not_modified: AtomicU64,
     errors: AtomicU64,
     resets: AtomicU64,
@@ -171,6 +182,7 @@ impl State {
             requests: self.requests.load(Ordering::SeqCst),
             hits: self.hits.load(Ordering::SeqCst),
             misses: self.misses.load(Ordering::SeqCst),
+            shield_hits: self.shield_hits.load(Ordering::SeqCst),
             not_modified: self.not_modified.load(Ordering::SeqCst),
             errors_injected: self.errors.load(Ordering::SeqCst),
             resets_injected: self.resets.load(Ordering::SeqCst),
@@ -210,6 +222,7 @@ impl State {
             &self.requests,
             &self.hits,
             &self.misses,
+            &self.shield_hits,
             &self.not_modified,
             &self.errors,
             &self.resets,
@@ -322,10 +335,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     };
     let hit = cached.is_some();
     let (hits, age) = cached.unwrap_or((0, 0));
-    let wait = if hit {
-        st.cfg.hit_latency.sample(r)
-    } else {
-        st.cfg.miss_latency.sample(r)
+    // an edge miss goes to the shield tier first, when there is one
+    let shield_hit = !hit
+        && !error
+        && (st.shield.as_ref()).is_some_and(|c| {
+            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+            c.lookup(&key, now).is_some()
+        });
+    let wait = match (hit, shield_hit, st.cfg.shield) {
+        (true, _, _) => st.cfg.hit_latency.sample(r),
+        (false, true, Some(l)) => l.sample(r),
+        _ => st.cfg.miss_latency.sample(r),
     } + f.extra_delay;
     if !wait.is_zero() {
         st.timer.sleep_until(arrived + wait).await;
@@ -345,9 +365,14 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(&key, size, Instant::now());
+        if !shield_hit && let Some(c) = &st.shield {
+            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+            c.insert(&key, size, Instant::now());
+        }
     }
     let served = dialect::Served {
         hit,
+        shield_hit,
         error,
         hits,
         age_s: age,
@@ -362,6 +387,8 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     } else {
         if hit {
             st.hits.fetch_add(1, Ordering::SeqCst);
+        } else if shield_hit {
+            st.shield_hits.fetch_add(1, Ordering::SeqCst);
         } else {
             st.misses.fetch_add(1, Ordering::SeqCst);
         }
@@ -491,6 +518,7 @@ impl Drop for EdgeHandle {
 fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
     Ok(Arc::new(State {
         cache: Mutex::new(cache::Cache::new(cfg.capacity_bytes, cfg.capacity_objects)),
+        shield: (cfg.shield.is_some()).then(|| Mutex::new(cache::Cache::new(u64::MAX, usize::MAX))),
         cfg,
         epoch: Instant::now(),
         paths: Mutex::new(HashMap::new()),
@@ -499,6 +527,7 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
         requests: AtomicU64::new(0),
         hits: AtomicU64::new(0),
         misses: AtomicU64::new(0),
+        shield_hits: AtomicU64::new(0),
         not_modified: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         resets: AtomicU64::new(0),

@@ -61,8 +61,10 @@ pub fn rows(
                 rps: c.requests as f64 / secs,
                 errors: c.error_count(),
                 hits: c.classes[CacheClass::Hit.index()] + c.classes[CacheClass::StaleHit.index()],
+                // the edge's misses: origin fetches, revalidations and shield hits
                 misses: c.classes[CacheClass::Miss.index()]
-                    + c.classes[CacheClass::Revalidated.index()],
+                    + c.classes[CacheClass::Revalidated.index()]
+                    + c.classes[CacheClass::ShieldHit.index()],
                 hit_ratio: cache_status::hit_ratio(&c.classes),
                 p50_ms: q(0.5),
                 p99_ms: q(0.99),

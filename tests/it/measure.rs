@@ -39,6 +39,49 @@ fn counts_match_edge_ground_truth_for_every_dialect() {
     }
 }
 
+/// A shield tier's answers are kept apart from origin fetches where the CDN says so (Fastly's
+/// two-token X-Cache, Akamai's X-Cache-Remote, RFC 9211's member list): the edge's counts of
+/// shield hits and origin fetches are edgeload's, and `miss` holds only the origin's latency.
+#[test]
+fn shield_hits_are_apart_from_origin_fetches() {
+    for dialect in [Dialect::Fastly, Dialect::Akamai, Dialect::Rfc9211] {
+        let edge = start(EdgeConfig {
+            dialect,
+            // the edge keeps 10 objects; the shield keeps them all
+            capacity_objects: 10,
+            hit_latency: Latency::fixed(Duration::ZERO),
+            shield: Some(Latency::fixed(Duration::from_millis(10))),
+            miss_latency: Latency::fixed(Duration::from_millis(60)),
+            ..EdgeConfig::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        // 40 images in order, twice: the second pass finds them evicted at the edge, held by
+        // the shield
+        let mut cfg = engine(&edge.base_url(), paths(40), closed(1));
+        cfg.requests = Some(80);
+        cfg.client
+            .headers
+            .push(("Pragma".into(), "akamai-x-cache-on".into()));
+        let t = run_in(dir.path(), cfg).summary.targets[0].clone();
+        let truth = edge.stats();
+        let class = |c: &str| t.class(c).cloned().unwrap_or_default();
+        assert_eq!((truth.misses, truth.shield_hits), (40, 40), "{truth:?}");
+        assert_eq!(class("miss").count, truth.misses, "{dialect:?}");
+        assert_eq!(class("shield_hit").count, truth.shield_hits, "{dialect:?}");
+        // an edge miss either way: the edge's hit ratio is 0
+        assert_eq!(t.hit_ratio, Some(0.0));
+        let (miss, shield) = (
+            class("miss").corrected.total,
+            class("shield_hit").corrected.total,
+        );
+        assert!(miss.min >= 60.0, "{dialect:?} miss {miss:?}");
+        assert!(
+            shield.max < 60.0 && shield.min >= 10.0,
+            "{dialect:?} shield {shield:?}"
+        );
+    }
+}
+
 #[test]
 fn latency_truth_fixed_50ms_delay() {
     let edge = delayed_edge(Duration::from_millis(50));
