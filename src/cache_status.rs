@@ -235,17 +235,26 @@ pub struct CustomRule {
     pub class: CacheClass,
 }
 
+/// A scenario rule naming the POP: the first capture group of `pattern` in `header` (the whole
+/// match when it has none). Checked before the built-in POP headers.
+#[derive(Clone, Debug)]
+pub struct PopRule {
+    pub header: String,
+    pub pattern: Regex,
+}
+
 /// Classifies responses. Cheap to clone; shared read-only by all workers.
 #[derive(Clone, Debug, Default)]
 pub struct Classifier {
     pub rules: Vec<CustomRule>,
+    pub pop_rules: Vec<PopRule>,
     /// `Age > 0` -> Hit, `Age: 0` -> Miss, when no other rule decided. Off by default: a guess.
     pub age_fallback: bool,
 }
 
 impl Classifier {
     pub fn classify<'h, H: Headers + ?Sized>(&self, h: &'h H) -> (CacheClass, Option<&'h str>) {
-        let pop = pop_of(h);
+        let pop = self.custom_pop(h).or_else(|| pop_of(h));
         for r in &self.rules {
             if let Some(v) = h.header(&r.header)
                 && r.pattern.is_match(v)
@@ -258,6 +267,16 @@ impl Classifier {
             note_unknown(h);
         }
         (class, pop)
+    }
+}
+
+impl Classifier {
+    fn custom_pop<'h, H: Headers + ?Sized>(&self, h: &'h H) -> Option<&'h str> {
+        self.pop_rules.iter().find_map(|r| {
+            let v = h.header(&r.header)?;
+            let c = r.pattern.captures(v)?;
+            c.get(1).or_else(|| c.get(0)).map(|m| m.as_str())
+        })
     }
 }
 
@@ -485,6 +504,14 @@ pub(crate) fn pop_of<H: Headers + ?Sized>(h: &H) -> Option<&str> {
     if let Some(v) = h.known(&CF_RAY) {
         return v.trim().rsplit_once('-').map(|(_, p)| p);
     }
+    // Akamai names the edge server that answered: "TCP_HIT from a23-1-2-3.deploy.akamai...";
+    // its first label stands for the POP
+    if let Some(v) = h.known(&X_CACHE)
+        && let Some((_, host)) = v.split_once(" from ")
+        && host.contains("akamai")
+    {
+        return host.split(['.', ' ']).next().filter(|l| !l.is_empty());
+    }
     None
 }
 
@@ -667,7 +694,7 @@ mod tests {
                 pattern: Regex::new("^warm").unwrap(),
                 class: Hit,
             }],
-            age_fallback: false,
+            ..Default::default()
         };
         assert_eq!(
             cl.classify(&[("X-My-Cache", "warm-1"), ("X-Cache", "MISS")][..])
@@ -701,6 +728,29 @@ mod tests {
             Some("FRA")
         );
         assert_eq!(p(&[("X-Cache", "HIT")]), None);
+        assert_eq!(
+            p(&[(
+                "X-Cache",
+                "TCP_MEM_HIT from a23-1-2-3.deploy.akamaitechnologies.com (AkamaiGHost/22.1)"
+            )])
+            .as_deref(),
+            Some("a23-1-2-3")
+        );
+        assert_eq!(p(&[("X-Cache", "HIT from squid.example")]), None);
+        // a scenario rule names the POP from any header, before the built-in ones
+        let cl = Classifier {
+            pop_rules: vec![PopRule {
+                header: "x-edge-location".into(),
+                pattern: Regex::new("^([A-Z]{3})[0-9]").unwrap(),
+            }],
+            ..Default::default()
+        };
+        let h = [
+            ("X-Edge-Location", "LHR61-C2"),
+            ("X-Amz-Cf-Pop", "FRA56-P1"),
+        ];
+        assert_eq!(cl.classify(&h[..]).1, Some("LHR"));
+        assert_eq!(cl.classify(&h[1..]).1, Some("FRA56-P1"));
     }
 
     #[test]

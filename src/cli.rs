@@ -389,9 +389,12 @@ pub struct EdgeArgs {
     /// origin (none: a plain origin for a real cache in front)
     #[arg(long, default_value = "fastly")]
     pub dialect: String,
-    /// POP name in the headers
+    /// POP name in the headers; a comma list (FRA,AMS) spreads paths over several POPs
     #[arg(long, default_value = "FRA")]
     pub pop: String,
+    /// Extra time one POP takes on every response, POP=DURATION (repeatable), e.g. AMS=30ms
+    #[arg(long, value_name = "POP=DURATION")]
+    pub pop_delay: Vec<String>,
     /// Cache capacity in bytes (suffixes K, M, G)
     #[arg(long, default_value = "1G")]
     pub capacity_bytes: String,

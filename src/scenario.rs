@@ -154,6 +154,17 @@ pub struct Cache {
     pub age_fallback: Option<bool>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// where the POP is named: `{ header = "X-Edge-Location", match = "^([A-Z]{3})" }`
+    #[serde(default)]
+    pub pops: Vec<PopRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopRule {
+    pub header: String,
+    #[serde(rename = "match", deserialize_with = "de_regex")]
+    pub pattern: regex::Regex,
 }
 
 #[derive(Debug, Deserialize)]

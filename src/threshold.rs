@@ -1,5 +1,6 @@
-//! Pass/fail thresholds: `[TARGET:][CLASS.][ttfb.][service.]STAT OP VALUE[us|ms|s]`,
-//! `[TARGET:]hit_ratio OP X`, `[TARGET:]error_rate OP X`, `[TARGET:]rps OP X`.
+//! Pass/fail thresholds: `[TARGET][@POP]:[CLASS.][ttfb.][service.]STAT OP VALUE[us|ms|s]`,
+//! `[TARGET][@POP]:hit_ratio OP X`, `... error_rate OP X`, `... rps OP X`. `@POP` judges what
+//! that POP answered; `@*` judges every POP on its own (the worst one decides).
 //! Latency thresholds use the corrected total time unless `ttfb`/`service` say otherwise.
 //! Evaluated on a summary, so `report` can re-check merged results the same way.
 
@@ -42,6 +43,8 @@ pub enum Kind {
 pub struct Threshold {
     pub text: String,
     pub target: Option<String>,
+    /// judge one POP's responses (`*`: each POP's)
+    pub pop: Option<String>,
     pub kind: Kind,
     pub op: Op,
     /// latency in ms; ratios as fractions
@@ -74,6 +77,20 @@ impl std::str::FromStr for Threshold {
         let (target, metric) = match lhs.split_once(':') {
             Some((t, m)) => (Some(t.trim().to_string()), m.trim()),
             None => (None, lhs),
+        };
+        let (target, pop) = match target.as_deref().map(|t| t.split_once('@')) {
+            Some(Some((t, p))) => {
+                let p = p.trim();
+                let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+                if p.is_empty() || (p != "*" && !p.chars().all(plain)) {
+                    return Err(bad(
+                        "after @ comes a POP name (letters, digits, . _ -) or *",
+                    ));
+                }
+                let t = t.trim();
+                ((!t.is_empty()).then(|| t.to_string()), Some(p.to_string()))
+            }
+            _ => (target.filter(|t| !t.is_empty()), None),
         };
         let rhs = rhs.trim();
         let kind = match metric {
@@ -146,6 +163,7 @@ impl std::str::FromStr for Threshold {
         Ok(Threshold {
             text: text.trim().to_string(),
             target,
+            pop,
             kind,
             op,
             value,
@@ -221,24 +239,50 @@ impl Threshold {
                 note: "no such target".into(),
             }];
         }
-        targets
-            .into_iter()
-            .map(|t| {
-                let observed = self.observe(t, s.duration_s);
-                let (passed, note) = match observed {
-                    Some(_) if successes(t) == 0 => (false, "no successful response".into()),
-                    Some(v) => (self.op.holds(v, self.value), String::new()),
-                    None => self.without_observation(t),
-                };
-                ThresholdResult {
+        let Some(pop) = &self.pop else {
+            return (targets.into_iter())
+                .map(|t| self.judge(t, s.duration_s))
+                .collect();
+        };
+        let mut out = Vec::new();
+        for t in targets {
+            let views: Vec<TargetSummary> = (t.pop_summaries.keys())
+                .filter(|p| pop == "*" || *p == pop)
+                .filter_map(|p| t.pop_view(p))
+                .collect();
+            if views.is_empty() {
+                out.push(ThresholdResult {
                     expr: self.text.clone(),
-                    target: t.name.clone(),
-                    observed,
-                    passed,
-                    note,
-                }
-            })
-            .collect()
+                    target: format!("{}@{pop}", t.name),
+                    observed: None,
+                    passed: false,
+                    note: if pop == "*" {
+                        "no response named its POP".into()
+                    } else {
+                        format!("no response came from POP {pop}")
+                    },
+                });
+            }
+            out.extend(views.iter().map(|v| self.judge(v, s.duration_s)));
+        }
+        out
+    }
+
+    /// The result for one target (or one POP's view of it).
+    fn judge(&self, t: &TargetSummary, duration_s: f64) -> ThresholdResult {
+        let observed = self.observe(t, duration_s);
+        let (passed, note) = match observed {
+            Some(_) if successes(t) == 0 => (false, "no successful response".into()),
+            Some(v) => (self.op.holds(v, self.value), String::new()),
+            None => self.without_observation(t),
+        };
+        ThresholdResult {
+            expr: self.text.clone(),
+            target: t.name.clone(),
+            observed,
+            passed,
+            note,
+        }
     }
 }
 

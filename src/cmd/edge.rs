@@ -41,6 +41,14 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
             .parse::<Dialect>()
             .map_err(|e| UsageError(format!("--dialect: {e}")))?,
         pop: a.pop.clone(),
+        pop_delay: (a.pop_delay.iter())
+            .map(|pd| {
+                let (p, d) = pd.split_once('=').ok_or_else(|| {
+                    UsageError(format!("--pop-delay {pd:?}: POP=DURATION, e.g. AMS=30ms"))
+                })?;
+                Ok((p.trim().to_string(), duration("--pop-delay", d)?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
         capacity_bytes: parse_bytes(&a.capacity_bytes)
             .map_err(|e| UsageError(format!("--capacity-bytes: {e}")))?,
         capacity_objects: a.capacity_objects.unwrap_or(usize::MAX),

@@ -187,6 +187,9 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         .flat_map(|t| t.evaluate(&summary))
         .collect();
     let summary = summary.judged(results);
+    writer
+        .pops(&stats.totals, stats.elapsed)
+        .with_context(|| format!("cannot write {}", crate::results::hlog::POPS))?;
     let dir = writer
         .finish(&summary)
         .with_context(|| format!("cannot finish results in {}", plan.out.display()))?;

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::execute::{Plan, execute, new_run_id};
 use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS, UsageError, duration, usage};
-use crate::cache_status::{Classifier, CustomRule};
+use crate::cache_status::{Classifier, CustomRule, PopRule};
 use crate::cli::RunArgs;
 use crate::engine::client::ClientConfig;
 use crate::engine::schedule::{Schedule, Stage};
@@ -469,6 +469,12 @@ fn classifier(a: &RunArgs, sc: &Scenario) -> Classifier {
                 header: r.header.to_ascii_lowercase(),
                 pattern: r.pattern.clone(),
                 class: r.class,
+            })
+            .collect(),
+        pop_rules: (sc.cache.pops.iter())
+            .map(|r| PopRule {
+                header: r.header.to_ascii_lowercase(),
+                pattern: r.pattern.clone(),
             })
             .collect(),
         age_fallback: a.age_fallback || sc.cache.age_fallback.unwrap_or(false),

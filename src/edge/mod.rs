@@ -87,7 +87,11 @@ pub struct Faults {
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
     pub dialect: Dialect,
+    /// the POP named in the headers; a comma list spreads paths over several POPs (by a hash of
+    /// the path, so a path always lands on the same one)
     pub pop: String,
+    /// extra time a POP takes on every response it serves (a far or slow POP)
+    pub pop_delay: Vec<(String, Duration)>,
     pub capacity_bytes: u64,
     pub capacity_objects: usize,
     pub hit_latency: Latency,
@@ -104,6 +108,7 @@ impl Default for EdgeConfig {
         EdgeConfig {
             dialect: Dialect::Fastly,
             pop: "FRA".into(),
+            pop_delay: Vec::new(),
             capacity_bytes: 1 << 30,
             capacity_objects: usize::MAX,
             hit_latency: Latency::fixed(Duration::from_millis(1)),
@@ -342,11 +347,16 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
             c.lookup(&key, now).is_some()
         });
+    let pop = pop_of_path(&st.cfg.pop, &key);
+    let pop_delay = (st.cfg.pop_delay.iter())
+        .find(|(p, _)| p == pop)
+        .map_or(Duration::ZERO, |(_, d)| *d);
     let wait = match (hit, shield_hit, st.cfg.shield) {
         (true, _, _) => st.cfg.hit_latency.sample(r),
         (false, true, Some(l)) => l.sample(r),
         _ => st.cfg.miss_latency.sample(r),
-    } + f.extra_delay;
+    } + f.extra_delay
+        + pop_delay;
     if !wait.is_zero() {
         st.timer.sleep_until(arrived + wait).await;
     }
@@ -376,7 +386,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         error,
         hits,
         age_s: age,
-        pop: &st.cfg.pop,
+        pop,
         request_no: n,
         akamai_debug,
     };
@@ -436,6 +446,16 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         }
     }
     Ok(resp)
+}
+
+/// The POP of `pops` (a comma list) that serves `path`: the same one every time.
+pub fn pop_of_path<'a>(pops: &'a str, path: &str) -> &'a str {
+    let n = pops.split(',').count().max(1) as u64;
+    let h = path
+        .bytes()
+        .fold(0x9e37_79b9u64, |h, b| crate::urls::mix(h ^ u64::from(b)));
+    let i = (h % n) as usize;
+    pops.split(',').nth(i).map_or(pops, str::trim)
 }
 
 fn content_type(path: &str) -> &'static str {

@@ -41,6 +41,19 @@ impl Default for Series {
     }
 }
 
+/// Requests answered by one POP: by class, and how many of them were errors.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PopCounts {
+    pub classes: [u64; CacheClass::COUNT],
+    pub errors: u64,
+}
+
+impl PopCounts {
+    pub fn requests(&self) -> u64 {
+        self.classes.iter().sum()
+    }
+}
+
 /// Per-target counters of one interval (or of a whole run, after merging).
 #[derive(Clone, Debug, Default)]
 pub struct TargetCounts {
@@ -50,7 +63,7 @@ pub struct TargetCounts {
     pub classes: [u64; CacheClass::COUNT],
     pub errors: [u64; ErrorKind::COUNT],
     pub statuses: Vec<(u16, u64)>,
-    pub pops: Vec<(PopName, [u64; CacheClass::COUNT])>,
+    pub pops: Vec<(PopName, PopCounts)>,
 }
 
 impl TargetCounts {
@@ -63,17 +76,18 @@ impl TargetCounts {
             None => self.statuses.push((s, n)),
         }
     }
-    fn add_pop(&mut self, p: PopName, counts: &[u64; CacheClass::COUNT]) {
+    fn add_pop(&mut self, p: PopName, counts: &PopCounts) {
         let slot = match self.pops.iter().position(|(k, _)| *k == p) {
             Some(i) => &mut self.pops[i].1,
             None => {
-                self.pops.push((p, [0; CacheClass::COUNT]));
+                self.pops.push((p, PopCounts::default()));
                 &mut self.pops.last_mut().expect("just pushed").1
             }
         };
-        for (a, b) in slot.iter_mut().zip(counts) {
+        for (a, b) in slot.classes.iter_mut().zip(counts.classes) {
             *a += b;
         }
+        slot.errors += counts.errors;
     }
     pub fn add(&mut self, o: &TargetCounts) {
         self.requests += o.requests;
@@ -93,6 +107,18 @@ impl TargetCounts {
     }
 }
 
+/// At most this many POPs per target get latency histograms.
+pub(crate) const MAX_POPS: usize = 64;
+
+/// The histograms of one (target, POP, class).
+#[derive(Clone, Debug)]
+pub struct PopSeries {
+    pub target: usize,
+    pub pop: PopName,
+    pub class: CacheClass,
+    pub s: Box<Series>,
+}
+
 /// Everything recorded in one interval (by one thread, or merged).
 #[derive(Clone, Debug)]
 pub struct IntervalData {
@@ -100,6 +126,9 @@ pub struct IntervalData {
     /// index = target * CacheClass::COUNT + class; None until the first sample.
     pub series: Vec<Option<Box<Series>>>,
     pub targets: Vec<TargetCounts>,
+    /// per (target, POP, class), for the responses that named a POP (at most `MAX_POPS` POPs
+    /// a target; the counts in `targets` keep every POP)
+    pub pop_series: Vec<PopSeries>,
     /// open model: actual send minus intended send, in us (None until the first send)
     pub send_lag: Option<Histogram<u64>>,
     /// Every request was sent at its intended time (closed model), so the service histograms
@@ -114,6 +143,7 @@ impl IntervalData {
             idx,
             series: vec![None; n_targets * CacheClass::COUNT],
             targets: vec![TargetCounts::default(); n_targets],
+            pop_series: Vec::new(),
             send_lag: None,
             service_is_corrected: false,
         }
@@ -138,6 +168,39 @@ impl IntervalData {
         self.series[target * CacheClass::COUNT + class.index()]
             .get_or_insert_with(|| Box::new(Series::new()))
     }
+    /// The series of (target, POP, class), made on first use; None past `MAX_POPS` POPs.
+    pub(crate) fn pop_series_mut(
+        &mut self,
+        target: usize,
+        pop: PopName,
+        class: CacheClass,
+    ) -> Option<&mut Series> {
+        let at = (self.pop_series.iter())
+            .position(|p| p.target == target && p.pop == pop && p.class == class);
+        let i = match at {
+            Some(i) => i,
+            None => {
+                let mut seen: Vec<PopName> = (self.pop_series.iter())
+                    .filter(|p| p.target == target)
+                    .map(|p| p.pop)
+                    .collect();
+                seen.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+                seen.dedup();
+                if !seen.contains(&pop) && seen.len() >= MAX_POPS {
+                    return None;
+                }
+                self.pop_series.push(PopSeries {
+                    target,
+                    pop,
+                    class,
+                    s: Box::new(Series::new()),
+                });
+                self.pop_series.len() - 1
+            }
+        };
+        Some(&mut self.pop_series[i].s)
+    }
+
     /// All classes of a target merged (None when it had no samples).
     pub fn target_all(&self, target: usize) -> Option<Series> {
         let mut out: Option<Series> = None;
@@ -165,6 +228,11 @@ impl IntervalData {
         for (a, b) in self.targets.iter_mut().zip(&o.targets) {
             a.add(b);
         }
+        for p in &o.pop_series {
+            if let Some(s) = self.pop_series_mut(p.target, p.pop, p.class) {
+                s.add(&p.s);
+            }
+        }
         if let Some(l) = &o.send_lag {
             self.send_lag
                 .get_or_insert_with(new_hist)
@@ -185,6 +253,14 @@ impl IntervalData {
         for (a, b) in self.targets.iter_mut().zip(&o.targets) {
             a.add(b);
         }
+        for (target, pop, class, hs, bytes) in &o.pop_series {
+            if let Some(s) = self.pop_series_mut(*target, *pop, *class) {
+                for (h, buckets) in s.h.iter_mut().zip(hs.iter()) {
+                    add_buckets(h, buckets);
+                }
+                s.bytes += bytes;
+            }
+        }
         if !o.send_lag.is_empty() {
             add_buckets(self.send_lag.get_or_insert_with(new_hist), &o.send_lag);
         }
@@ -194,15 +270,26 @@ impl IntervalData {
     /// histograms kept: a worker reuses one set of histograms for the whole run.
     pub fn take_sparse(&mut self, idx: u64) -> SparseInterval {
         let same = self.service_is_corrected;
+        let take = |s: &mut Series| {
+            let mut b = s.h.map_mut(take_buckets);
+            if same {
+                b[Metric::TotalService] = b[Metric::Total].clone();
+                b[Metric::TtfbService] = b[Metric::Ttfb].clone();
+            }
+            (b, std::mem::take(&mut s.bytes))
+        };
         let series = (self.series.iter_mut().enumerate())
             .filter_map(|(i, s)| Some((i, s.as_deref_mut().filter(|s| s.count() > 0)?)))
             .map(|(i, s)| {
-                let mut b = s.h.map_mut(take_buckets);
-                if same {
-                    b[Metric::TotalService] = b[Metric::Total].clone();
-                    b[Metric::TtfbService] = b[Metric::Ttfb].clone();
-                }
-                (i, b, std::mem::take(&mut s.bytes))
+                let (b, bytes) = take(s);
+                (i, b, bytes)
+            })
+            .collect();
+        let pop_series = (self.pop_series.iter_mut())
+            .filter(|p| p.s.count() > 0)
+            .map(|p| {
+                let (b, bytes) = take(&mut p.s);
+                (p.target, p.pop, p.class, b, bytes)
             })
             .collect();
         let n = self.targets.len();
@@ -210,6 +297,7 @@ impl IntervalData {
             idx: std::mem::replace(&mut self.idx, idx),
             series,
             targets: std::mem::replace(&mut self.targets, vec![TargetCounts::default(); n]),
+            pop_series,
             send_lag: self.send_lag.as_mut().map(take_buckets).unwrap_or_default(),
         }
     }
@@ -247,6 +335,8 @@ pub struct SparseInterval {
     /// (series index, buckets per metric, bytes)
     pub series: Vec<(usize, PerMetric<Buckets>, u64)>,
     pub targets: Vec<TargetCounts>,
+    /// (target, POP, class, buckets per metric, bytes)
+    pub pop_series: Vec<(usize, PopName, CacheClass, PerMetric<Buckets>, u64)>,
     pub send_lag: Buckets,
 }
 
@@ -272,18 +362,7 @@ pub fn record_into(
     let intended = intended.min(o.sent);
     let same = d.service_is_corrected;
     debug_assert!(!same || intended == o.sent, "sent_as_intended, sent late");
-    let s = d.series_mut(target, class);
-    s.h[Metric::Total].saturating_record(us(o.done - intended));
-    if !same {
-        s.h[Metric::TotalService].saturating_record(us(o.done - o.sent));
-    }
-    if let Some(h) = o.headers_at {
-        s.h[Metric::Ttfb].saturating_record(us(h - intended));
-        if !same {
-            s.h[Metric::TtfbService].saturating_record(us(h - o.sent));
-        }
-    }
-    s.bytes += o.bytes;
+    record_series(d.series_mut(target, class), intended, o, same);
     let t = &mut d.targets[target];
     t.requests += 1;
     t.retries += u64::from(o.retries);
@@ -295,11 +374,31 @@ pub fn record_into(
         t.add_status(o.status, 1);
     }
     if let Some(p) = o.pop {
-        let mut c = [0u64; CacheClass::COUNT];
-        c[class.index()] = 1;
+        let mut c = PopCounts::default();
+        c.classes[class.index()] = 1;
+        c.errors = u64::from(o.error.is_some());
         t.add_pop(p, &c);
+        if let Some(s) = d.pop_series_mut(target, p, class) {
+            record_series(s, intended, o, same);
+        }
     }
     class
+}
+
+/// The four latencies of one request into a series (`same`: only the corrected ones, see
+/// `IntervalData::sent_as_intended`).
+fn record_series(s: &mut Series, intended: Instant, o: &Outcome, same: bool) {
+    s.h[Metric::Total].saturating_record(us(o.done - intended));
+    if !same {
+        s.h[Metric::TotalService].saturating_record(us(o.done - o.sent));
+    }
+    if let Some(h) = o.headers_at {
+        s.h[Metric::Ttfb].saturating_record(us(h - intended));
+        if !same {
+            s.h[Metric::TtfbService].saturating_record(us(h - o.sent));
+        }
+    }
+    s.bytes += o.bytes;
 }
 
 #[cfg(test)]

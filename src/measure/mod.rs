@@ -11,7 +11,9 @@ mod outcome;
 
 pub use error::ErrorKind;
 pub use hist::{HIST_MAX_US, new_hist, us};
-pub use interval::{Buckets, IntervalData, Series, SparseInterval, record_into};
+pub use interval::{
+    Buckets, IntervalData, PopCounts, PopSeries, Series, SparseInterval, TargetCounts, record_into,
+};
 pub use metric::{Metric, PerMetric};
 pub use outcome::{Outcome, PopName};
 

@@ -13,13 +13,19 @@ pub struct PopName {
 }
 
 impl PopName {
+    /// The first 23 bytes of `s`, every byte but ASCII letters, digits, `.`, `_` and `-` made
+    /// `_`: a POP comes from a response header and ends up in file tags, labels and tables.
     pub fn new(s: &str) -> PopName {
-        let mut end = s.len().min(23);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
         let mut buf = [0u8; 23];
-        buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        let s = s.trim().as_bytes();
+        let end = s.len().min(23);
+        for (d, &b) in buf.iter_mut().zip(&s[..end]) {
+            *d = if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+                b
+            } else {
+                b'_'
+            };
+        }
         PopName {
             len: end as u8,
             buf,
@@ -27,6 +33,17 @@ impl PopName {
     }
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pop_names_are_plain() {
+        assert_eq!(super::PopName::new("FRA56-P1").as_str(), "FRA56-P1");
+        assert_eq!(super::PopName::new(" fra;x=1\n").as_str(), "fra_x_1");
+        assert_eq!(super::PopName::new("été").as_str(), "__t__");
+        assert_eq!(super::PopName::new(&"A".repeat(40)).as_str().len(), 23);
     }
 }
 

@@ -520,7 +520,10 @@ async fn run_async(
     };
     summary.mirror = Some(accounting(&counters, s, ending, &per_target, &names));
     let dir = match s.writer.take() {
-        Some(w) => Some(w.finish(&summary)?),
+        Some(mut w) => {
+            w.pops(&s.totals, start.elapsed())?;
+            Some(w.finish(&summary)?)
+        }
         None => None,
     };
     Ok(Mirror {

@@ -33,6 +33,8 @@ pub struct TimePoint {
 
 /// (target, class, metric)
 pub(crate) type SeriesKey = (String, String, crate::measure::Metric);
+/// (target, POP, class, metric)
+pub(crate) type PopKey = (String, String, String, crate::measure::Metric);
 
 /// One results directory, read in one pass: interval histograms are added into the run's totals
 /// as they are decoded and reduced to percentiles per interval, so memory does not grow with
@@ -41,6 +43,8 @@ pub struct RunData {
     pub dir: PathBuf,
     pub summary: Summary,
     pub totals: BTreeMap<SeriesKey, Histogram<u64>>,
+    /// the whole run's histograms per POP (pops.hlog; empty before format 2 or without POPs)
+    pub pop_totals: BTreeMap<PopKey, Histogram<u64>>,
     pub over_time: Vec<TimePoint>,
     pub timeline: Vec<timeline::Row>,
     /// unix seconds of the run's start
@@ -208,10 +212,41 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
     let tl =
         std::fs::read(dir.join(timeline::NAME)).map_err(|e| bad(timeline::NAME, e.to_string()))?;
     let timeline = timeline::read(&tl).map_err(|e| bad(timeline::NAME, e.to_string()))?;
+    let mut pop_totals: BTreeMap<PopKey, Histogram<u64>> = BTreeMap::new();
+    if m.files.iter().any(|f| f.name == hlog::POPS) {
+        let bytes =
+            std::fs::read(dir.join(hlog::POPS)).map_err(|e| bad(hlog::POPS, e.to_string()))?;
+        hlog::for_each_interval_sparse(
+            &bytes,
+            |_| {},
+            |iv| {
+                let t = hlog::parse_tag(iv.tag);
+                let (Some(target), Some(pop), Some(class), Some(metric), Some(basis)) = (
+                    t.get("target"),
+                    t.get("pop"),
+                    t.get("class"),
+                    t.get("metric"),
+                    t.get("basis"),
+                ) else {
+                    return Err(format!("interval with an unexpected tag {:?}", iv.tag));
+                };
+                let Some(mi) = crate::measure::Metric::from_tag_parts(metric, basis) else {
+                    return Err(format!("unexpected metric in tag {:?}", iv.tag));
+                };
+                let key = (target.to_string(), pop.to_string(), class.to_string(), mi);
+                let h = pop_totals
+                    .entry(key)
+                    .or_insert_with(crate::measure::new_hist);
+                record(h, iv.counts)
+            },
+        )
+        .map_err(|e| bad(hlog::POPS, e))?;
+    }
     Ok(Ok(RunData {
         dir: dir.to_path_buf(),
         summary,
         totals,
+        pop_totals,
         over_time,
         timeline,
         start,

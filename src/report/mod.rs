@@ -275,6 +275,7 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
         By {
             region: true,
             target: true,
+            pop: false,
             class: false,
         },
     );
@@ -343,6 +344,7 @@ pub fn build(
             let by = By {
                 region: false,
                 target: false,
+                pop: false,
                 class: true,
             };
             let only = |name: &str| -> Vec<RunData> {
@@ -475,6 +477,10 @@ fn filter_target(r: &RunData, target: &str) -> RunData {
             .filter(|(k, _)| k.0 == target)
             .map(|(k, h)| (k.clone(), h.clone()))
             .collect(),
+        pop_totals: (r.pop_totals.iter())
+            .filter(|(k, _)| k.0 == target)
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect(),
         over_time: r
             .over_time
             .iter()
@@ -501,6 +507,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         By {
             region: false,
             target: true,
+            pop: false,
             class: true,
         },
     );
@@ -509,6 +516,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         By {
             region: false,
             target: true,
+            pop: false,
             class: false,
         },
     );
@@ -556,6 +564,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 errors_by_kind,
                 status_codes,
                 pops: BTreeMap::new(),
+                pop_summaries: BTreeMap::new(),
                 all: ClassSummary::of("all", &series(g)),
                 classes: Vec::new(),
             },

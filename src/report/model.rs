@@ -16,23 +16,35 @@ use crate::results::summary::Stats;
 pub struct By {
     pub region: bool,
     pub target: bool,
+    /// the POP that answered (responses that named none are left out of these groups)
+    pub pop: bool,
     pub class: bool,
+}
+
+impl By {
+    pub const NONE: By = By {
+        region: false,
+        target: false,
+        pop: false,
+        class: false,
+    };
 }
 
 impl std::str::FromStr for By {
     type Err = String;
     fn from_str(s: &str) -> Result<By, String> {
-        let mut b = By {
-            region: false,
-            target: false,
-            class: false,
-        };
+        let mut b = By::NONE;
         for k in s.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             match k {
                 "region" => b.region = true,
                 "target" => b.target = true,
+                "pop" => b.pop = true,
                 "class" => b.class = true,
-                _ => return Err(format!("--by: unknown key {k:?} (region, target, class)")),
+                _ => {
+                    return Err(format!(
+                        "--by: unknown key {k:?} (region, target, pop, class)"
+                    ));
+                }
             }
         }
         Ok(b)
@@ -43,12 +55,13 @@ impl std::str::FromStr for By {
 pub struct Key {
     pub region: Option<String>,
     pub target: Option<String>,
+    pub pop: Option<String>,
     pub class: Option<String>,
 }
 
 impl Key {
     pub fn label(&self) -> String {
-        let parts: Vec<&str> = [&self.region, &self.target, &self.class]
+        let parts: Vec<&str> = [&self.region, &self.target, &self.pop, &self.class]
             .into_iter()
             .flatten()
             .map(String::as_str)
@@ -113,10 +126,11 @@ impl Group {
     }
 }
 
-fn key_of(by: By, region: &str, target: &str, class: &str) -> Key {
+fn key_of(by: By, region: &str, target: &str, pop: &str, class: &str) -> Key {
     Key {
         region: by.region.then(|| region.to_string()),
         target: by.target.then(|| target.to_string()),
+        pop: by.pop.then(|| pop.to_string()),
         class: by.class.then(|| class.to_string()),
     }
 }
@@ -127,14 +141,18 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
     for r in runs {
         let region = r.region();
         let end = r.start + r.summary.duration_s;
+        if by.pop {
+            pop_groups(&mut m, r, by);
+            continue;
+        }
         for ((target, class, mi), h) in &r.totals {
-            let k = key_of(by, region, target, class);
+            let k = key_of(by, region, target, "", class);
             let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
             let _ = g.hists[*mi].add(h);
         }
         for t in &r.summary.targets {
             for c in &t.classes {
-                let k = key_of(by, region, &t.name, &c.class);
+                let k = key_of(by, region, &t.name, "", &c.class);
                 let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
                 g.requests += c.count;
                 g.bytes += c.bytes;
@@ -145,7 +163,7 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
                 g.end = g.end.max(end);
             }
             if !by.class {
-                let k = key_of(by, region, &t.name, "");
+                let k = key_of(by, region, &t.name, "", "");
                 if let Some(g) = m.get_mut(&k)
                     && let Some(e) = g.errors.as_mut()
                 {
@@ -161,6 +179,38 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
         }
     }
     out
+}
+
+/// The groups of one run by POP: histograms from pops.hlog, counts from the summary's POPs.
+fn pop_groups(m: &mut BTreeMap<Key, Group>, r: &RunData, by: By) {
+    let region = r.region();
+    let end = r.start + r.summary.duration_s;
+    for ((target, pop, class, mi), h) in &r.pop_totals {
+        let k = key_of(by, region, target, pop, class);
+        let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
+        let _ = g.hists[*mi].add(h);
+    }
+    for t in &r.summary.targets {
+        for (pop, p) in &t.pop_summaries {
+            for c in &p.classes {
+                let k = key_of(by, region, &t.name, pop, &c.class);
+                let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
+                g.requests += c.count;
+                g.bytes += c.bytes;
+                if let Some(cl) = CacheClass::parse(&c.class) {
+                    g.classes[cl.index()] += c.count;
+                }
+                g.start = g.start.min(r.start);
+                g.end = g.end.max(end);
+            }
+            if !by.class
+                && let Some(e) = (m.get_mut(&key_of(by, region, &t.name, pop, "")))
+                    .and_then(|g| g.errors.as_mut())
+            {
+                *e += p.errors;
+            }
+        }
+    }
 }
 
 /// The rows of the main table: the groups, and when they split classes a row per region and
@@ -192,15 +242,10 @@ pub(crate) fn table_rows(runs: &[RunData], by: By) -> Vec<(String, Group)> {
         out.extend(groups.into_iter().map(|g| (g.key.label(), g)));
         out.len()
     };
-    if parts > 1 {
-        let none = By {
-            region: false,
-            target: false,
-            class: false,
-        };
-        if let Some(t) = self::groups(runs, none).pop() {
-            out.push(("TOTAL".into(), t));
-        }
+    if parts > 1
+        && let Some(t) = self::groups(runs, By::NONE).pop()
+    {
+        out.push(("TOTAL".into(), t));
     }
     out
 }

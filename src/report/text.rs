@@ -165,6 +165,32 @@ pub fn render(s: &Summary) -> String {
         if t.classes.len() > 1 {
             row(&mut out, &t.all);
         }
+        if !t.pop_summaries.is_empty() {
+            let mut pops: Vec<_> = t.pop_summaries.iter().collect();
+            pops.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
+            let shown: Vec<String> = (pops.iter().take(8))
+                .map(|(p, s)| {
+                    let hr = (s.hit_ratio)
+                        .map(|h| format!("{:.1}%", h * 100.0))
+                        .unwrap_or_else(|| "-".into());
+                    format!(
+                        "{p} {} req, hit {hr}, p99 {:.2} ms",
+                        s.requests, s.all.corrected.total.p99
+                    )
+                })
+                .collect();
+            let more = pops.len().saturating_sub(8);
+            let _ = writeln!(
+                out,
+                "  POPs: {}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!("; +{more} more (report --by pop)")
+                } else {
+                    String::new()
+                }
+            );
+        }
         if !t.errors_by_kind.is_empty() {
             let kinds: Vec<String> = t
                 .errors_by_kind

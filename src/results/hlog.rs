@@ -13,9 +13,16 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 pub const NAME: &str = "latency.hlog";
+/// The whole run's latency per POP (same format, one interval).
+pub const POPS: &str = "pops.hlog";
 
 pub fn tag(target: &str, class: &str, metric: &str, basis: &str) -> String {
     format!("target={target};class={class};metric={metric};basis={basis}")
+}
+
+/// A pops.hlog tag (POP names are plain: `PopName` keeps letters, digits, `.`, `_`, `-`).
+pub(crate) fn pop_tag(target: &str, pop: &str, class: &str, metric: &str, basis: &str) -> String {
+    format!("target={target};pop={pop};class={class};metric={metric};basis={basis}")
 }
 
 /// Parses a tag back into its key=value parts.

@@ -84,9 +84,9 @@ impl Manifest {
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Manifest, String> {
         let m: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| format!("{origin} is not a valid manifest: {e}"))?;
-        if m.format_version != FORMAT_VERSION {
+        if !super::summary::READS_VERSIONS.contains(&m.format_version) {
             return Err(format!(
-                "{origin} has format_version {}; this edgeload reads version {FORMAT_VERSION}",
+                "{origin} has format_version {}; this edgeload reads versions 1 to {FORMAT_VERSION} (upgrade edgeload)",
                 m.format_version
             ));
         }

@@ -1,5 +1,5 @@
-//! The results directory: summary.json, latency.hlog, timeline.csv, samples.jtl (optional) and
-//! MANIFEST.json, written last. `ResultsWriter` is the engine's sink: it writes each interval as
+//! The results directory: summary.json, latency.hlog, timeline.csv, samples.jtl and pops.hlog
+//! (optional) and MANIFEST.json, written last. `ResultsWriter` is the engine's sink: it writes each interval as
 //! it is finished (flushed, so a killed run still leaves its data), then the summary and manifest.
 
 pub mod hlog;
@@ -21,7 +21,7 @@ pub const SUMMARY: &str = "summary.json";
 pub(crate) const SAMPLES: &str = "samples.jtl";
 /// Every file a results directory may hold besides MANIFEST.json: the only names a manifest may
 /// list (a downloaded manifest is untrusted input).
-pub(crate) const FILES: [&str; 4] = [SUMMARY, hlog::NAME, timeline::NAME, SAMPLES];
+pub(crate) const FILES: [&str; 5] = [SUMMARY, hlog::NAME, timeline::NAME, SAMPLES, hlog::POPS];
 
 pub struct ResultsWriter {
     dir: PathBuf,
@@ -33,6 +33,9 @@ pub struct ResultsWriter {
     hlog: Option<hlog::HlogWriter<BufWriter<File>>>,
     timeline: timeline::TimelineWriter<BufWriter<File>>,
     samples: Option<BufWriter<File>>,
+    /// the run's start (BaseTime of the logs)
+    start: Option<SystemTime>,
+    pops_written: bool,
 }
 
 fn create(dir: &Path, name: &str) -> std::io::Result<BufWriter<File>> {
@@ -57,6 +60,7 @@ impl ResultsWriter {
         // A directory reused for a new run must not keep a stale manifest.
         let _ = std::fs::remove_file(dir.join(manifest::NAME));
         let _ = std::fs::remove_file(dir.join(SAMPLES));
+        let _ = std::fs::remove_file(dir.join(hlog::POPS));
         let hlog_file = Some(create(dir, hlog::NAME)?);
         let timeline = timeline::TimelineWriter::new(create(dir, timeline::NAME)?);
         let samples = if samples {
@@ -76,7 +80,39 @@ impl ResultsWriter {
             hlog: None,
             timeline,
             samples,
+            start: None,
+            pops_written: false,
         })
+    }
+
+    /// pops.hlog: the run's latency per (target, POP, class), one histogram each over the whole
+    /// run (`elapsed`), tagged `target=T;pop=P;class=C;metric=M;basis=B`. Written only when
+    /// responses named a POP.
+    pub fn pops(&mut self, totals: &IntervalData, elapsed: Duration) -> std::io::Result<()> {
+        if totals.pop_series.is_empty() {
+            return Ok(());
+        }
+        let start = self.start.unwrap_or_else(SystemTime::now);
+        let f = create(&self.dir, hlog::POPS)?;
+        let mut w = hlog::HlogWriter::new(f, start, &self.run_id, &self.region)?;
+        let mut series: Vec<&crate::measure::PopSeries> = totals.pop_series.iter().collect();
+        series.sort_by_key(|p| (p.target, p.pop.as_str().to_string(), p.class));
+        for p in series {
+            let Some(name) = self.names.get(p.target) else {
+                continue;
+            };
+            for m in Metric::ALL {
+                let h = &p.s.h[m];
+                if !h.is_empty() {
+                    let (metric, basis) = m.tag_parts();
+                    let tag = hlog::pop_tag(name, p.pop.as_str(), p.class.as_str(), metric, basis);
+                    w.write(&tag, Duration::ZERO, elapsed, h)?;
+                }
+            }
+        }
+        w.flush()?;
+        self.pops_written = true;
+        Ok(())
     }
 
     /// Writes summary.json, flushes everything, and writes MANIFEST.json last.
@@ -89,7 +125,11 @@ impl ResultsWriter {
             h.flush()?;
         }
         self.timeline.flush()?;
-        let mut files = vec![SUMMARY, hlog::NAME, timeline::NAME];
+        let mut files = vec![SUMMARY, hlog::NAME];
+        if self.pops_written {
+            files.push(hlog::POPS);
+        }
+        files.push(timeline::NAME);
         if let Some(s) = self.samples.as_mut() {
             s.flush()?;
             files.push(SAMPLES);
@@ -103,6 +143,7 @@ impl ResultsWriter {
 
 impl Sink for ResultsWriter {
     fn begin(&mut self, start: SystemTime) -> std::io::Result<()> {
+        self.start = Some(start);
         if let Some(f) = self.hlog_file.take() {
             self.hlog = Some(hlog::HlogWriter::new(f, start, &self.run_id, &self.region)?);
         }

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::cache_status::{self, CacheClass};
 use crate::measure::{ErrorKind, IntervalData, Metric, Series};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2 added pops.hlog (per-POP latency) and `targets[].pop_summaries`; 1 is still read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The versions this edgeload reads.
+pub(crate) const READS_VERSIONS: std::ops::RangeInclusive<u32> = 1..=FORMAT_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SummaryError {
@@ -26,7 +29,7 @@ pub enum SummaryError {
         source: serde_json::Error,
     },
     #[error(
-        "{path} has format_version {found}; this edgeload reads version {FORMAT_VERSION} (upgrade edgeload)"
+        "{path} has format_version {found}; this edgeload reads versions 1 to {FORMAT_VERSION} (upgrade edgeload)"
     )]
     Version { path: String, found: u64 },
 }
@@ -141,12 +144,50 @@ pub struct TargetSummary {
     pub status_codes: BTreeMap<String, u64>,
     /// POP -> class -> count
     pub pops: BTreeMap<String, BTreeMap<String, u64>>,
+    /// POP -> its requests, errors, hit ratio and latency per class
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pop_summaries: BTreeMap<String, PopSummary>,
     /// every class merged
     pub all: ClassSummary,
     pub classes: Vec<ClassSummary>,
 }
 
+/// What one POP answered of a target's requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PopSummary {
+    pub requests: u64,
+    pub errors: u64,
+    pub hit_ratio: Option<f64>,
+    pub all: ClassSummary,
+    pub classes: Vec<ClassSummary>,
+}
+
 impl TargetSummary {
+    /// The target as seen through one POP (its requests, errors, classes), named
+    /// `target@POP`: what a per-POP threshold judges.
+    pub fn pop_view(&self, pop: &str) -> Option<TargetSummary> {
+        let p = self.pop_summaries.get(pop)?;
+        let unknown = p.classes.iter().find(|c| c.class == "unknown");
+        Some(TargetSummary {
+            name: format!("{}@{pop}", self.name),
+            base_url: self.base_url.clone(),
+            requests: p.requests,
+            bytes: p.all.bytes,
+            hit_ratio: p.hit_ratio,
+            unknown_share: (p.requests > 0)
+                .then(|| unknown.map_or(0, |c| c.count) as f64 / p.requests as f64),
+            errors: p.errors,
+            error_rate: if p.requests > 0 {
+                p.errors as f64 / p.requests as f64
+            } else {
+                0.0
+            },
+            all: p.all.clone(),
+            classes: p.classes.clone(),
+            ..TargetSummary::default()
+        })
+    }
+
     pub fn class(&self, name: &str) -> Option<&ClassSummary> {
         if name == "all" {
             return Some(&self.all);
@@ -355,7 +396,7 @@ impl Summary {
             .get("format_version")
             .and_then(|f| f.as_u64())
             .unwrap_or(0);
-        if found != FORMAT_VERSION as u64 {
+        if !u32::try_from(found).is_ok_and(|f| READS_VERSIONS.contains(&f)) {
             return Err(SummaryError::Version {
                 path: path.to_string(),
                 found,
@@ -375,6 +416,39 @@ pub fn unknown_share(classes: &[u64; CacheClass::COUNT]) -> Option<f64> {
         .map(|c| classes[c.index()])
         .sum();
     (responses > 0).then(|| classes[CacheClass::Unknown.index()] as f64 / responses as f64)
+}
+
+/// Per POP of target `ti`: its counts and the latency of each class it answered (POPs past
+/// `MAX_POPS` have counts only).
+fn pop_summaries(
+    totals: &IntervalData,
+    ti: usize,
+    counts: &crate::measure::TargetCounts,
+) -> BTreeMap<String, PopSummary> {
+    let mut out = BTreeMap::new();
+    for (pop, c) in &counts.pops {
+        let mine = (totals.pop_series.iter()).filter(|p| p.target == ti && p.pop == *pop);
+        let mut all = Series::new();
+        let mut classes = Vec::new();
+        for c in CacheClass::ALL {
+            for p in mine.clone().filter(|p| p.class == c) {
+                all.add(&p.s);
+                classes.push(ClassSummary::of(c.as_str(), &p.s));
+            }
+        }
+        let requests = c.requests();
+        out.insert(
+            pop.as_str().to_string(),
+            PopSummary {
+                requests,
+                errors: c.errors,
+                hit_ratio: cache_status::hit_ratio(&c.classes),
+                all: ClassSummary::of("all", &all),
+                classes,
+            },
+        );
+    }
+    out
 }
 
 /// Builds the per-target part of the summary from merged totals.
@@ -428,12 +502,13 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
                 .map(|(p, c)| {
                     let m = CacheClass::ALL
                         .into_iter()
-                        .filter(|k| c[k.index()] > 0)
-                        .map(|k| (k.as_str().to_string(), c[k.index()]))
+                        .filter(|k| c.classes[k.index()] > 0)
+                        .map(|k| (k.as_str().to_string(), c.classes[k.index()]))
                         .collect();
                     (p.as_str().to_string(), m)
                 })
                 .collect(),
+            pop_summaries: pop_summaries(totals, ti, counts),
             all,
             classes,
         });

@@ -44,10 +44,19 @@ fn results_directory_round_trips() {
         [
             "summary.json",
             "latency.hlog",
+            "pops.hlog",
             "timeline.csv",
             "samples.jtl"
         ]
     );
+    // pops.hlog: per POP, the same totals as the summary's
+    let pops = std::fs::read(d.join("pops.hlog")).unwrap();
+    let totals = edgeload::results::hlog::read_totals(&pops).unwrap();
+    let tag = "target=edge;pop=FRA;class=hit;metric=total;basis=corrected";
+    let fra = &back.targets[0].pop_summaries["FRA"];
+    let hits = fra.classes.iter().find(|c| c.class == "hit").unwrap();
+    assert_eq!(totals[tag].len(), hits.count);
+    assert_eq!(fra.requests, back.targets[0].requests);
     m.verify(d).unwrap();
     assert_eq!(m.run_id, "test-run");
     let json = serde_json::to_string(&m).unwrap();

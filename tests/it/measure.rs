@@ -209,3 +209,74 @@ fn two_targets_get_the_same_list() {
     assert!(cf.class("miss").unwrap().service.total.min >= 20.0);
     assert_eq!(cf.pops.keys().collect::<Vec<_>>(), ["FRA56-P1"]);
 }
+
+/// Latency per POP, against an edge whose paths land on two POPs and whose AMS adds 40 ms:
+/// each POP's counts are the edge's, AMS's latency is its own, a per-POP threshold fails on AMS
+/// alone, and `report --by pop` shows the same split from the results directory.
+#[test]
+fn per_pop_latency_thresholds_and_report() {
+    let edge = start(EdgeConfig {
+        pop: "FRA,AMS".into(),
+        pop_delay: vec![("AMS".into(), Duration::from_millis(40))],
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let urls = paths(60);
+    let ams = (0..60)
+        .filter(|i| edgeload::edge::pop_of_path("FRA,AMS", &format!("/img/{i}.jpg")) == "AMS")
+        .count() as u64;
+    assert!(ams > 10 && ams < 50, "{ams} of 60 paths on AMS");
+    let mut cfg = engine(&edge.base_url(), urls, closed(4));
+    cfg.requests = Some(180);
+    let s = run_in(dir.path(), cfg).summary;
+    let t = &s.targets[0];
+    let (fra, am) = (&t.pop_summaries["FRA"], &t.pop_summaries["AMS"]);
+    assert_eq!((am.requests, fra.requests), (3 * ams, 180 - 3 * ams));
+    assert!(am.all.corrected.total.min >= 40.0, "{:?}", am.all);
+    assert!(fra.all.corrected.total.max < 40.0, "{:?}", fra.all);
+    assert_eq!(am.hit_ratio, Some(2.0 / 3.0));
+    let judge = |expr: &str| -> Vec<(String, bool)> {
+        let th: edgeload::threshold::Threshold = expr.parse().unwrap();
+        (th.evaluate(&s).into_iter())
+            .map(|r| (r.target, r.passed))
+            .collect()
+    };
+    // every POP on its own: the target's p99 over both would hide nothing here, but the
+    // promise is per POP
+    assert_eq!(
+        judge("@*:p99<20ms"),
+        [
+            ("edge@AMS".to_string(), false),
+            ("edge@FRA".to_string(), true)
+        ]
+    );
+    assert_eq!(
+        judge("edge@FRA:miss.p99<20ms"),
+        [("edge@FRA".to_string(), true)]
+    );
+    assert_eq!(
+        judge("@LHR:hit_ratio>=0.5"),
+        [("edge@LHR".to_string(), false)]
+    );
+    assert!(
+        "@FRA;x:p99<1ms"
+            .parse::<edgeload::threshold::Threshold>()
+            .is_err()
+    );
+    // the report, from the results directory
+    let (runs, _) = edgeload::report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let by: edgeload::report::model::By = "pop".parse().unwrap();
+    let groups = edgeload::report::model::groups(&runs, by);
+    let g = |p: &str| {
+        groups
+            .iter()
+            .find(|g| g.key.pop.as_deref() == Some(p))
+            .unwrap()
+    };
+    assert_eq!(
+        (g("AMS").requests, g("FRA").requests),
+        (3 * ams, 180 - 3 * ams)
+    );
+    let p50 = |p: &str| g(p).stats(edgeload::measure::Metric::Total).p50;
+    assert!(p50("AMS") >= 40.0 && p50("FRA") < 40.0);
+}

@@ -59,9 +59,8 @@ fn merged_percentiles_equal_one_histogram_of_all_samples() {
         }
     }
     let by = By {
-        region: false,
         target: true,
-        class: false,
+        ..By::NONE
     };
     let g = model::groups(&runs, by);
     assert_eq!(g.len(), 1);
@@ -323,20 +322,31 @@ fn incomplete_and_foreign_directories() {
     assert!(e.contains("latency.hlog") && e.contains("truncated"), "{e}");
 
     // a newer format: named, with the version
+    let set_version = |dir: &Path, from: u32, to: u32| {
+        for f in ["summary.json", "MANIFEST.json"] {
+            let p = dir.join(f);
+            let text = std::fs::read_to_string(&p).unwrap();
+            let (a, b) = (
+                format!("\"format_version\": {from}"),
+                format!("\"format_version\": {to}"),
+            );
+            assert!(text.contains(&a), "{f}: {text}");
+            std::fs::write(&p, text.replace(&a, &b)).unwrap();
+        }
+    };
     synthetic(&d.join("newer"), "x", 1);
-    let sp = d.join("newer/summary.json");
-    let text = std::fs::read_to_string(&sp)
-        .unwrap()
-        .replace("\"format_version\": 1", "\"format_version\": 2");
-    std::fs::write(&sp, text).unwrap();
+    set_version(&d.join("newer"), 2, 3);
     let e = report::load_all(&[d.join("newer")])
         .err()
         .unwrap()
         .to_string();
-    assert!(
-        e.contains("format_version 2") && e.contains("summary.json"),
-        "{e}"
-    );
+    assert!(e.contains("format_version 3"), "{e}");
+    // the previous version (1: no pops.hlog, no pop_summaries) is still read
+    synthetic(&d.join("older"), "x", 1);
+    set_version(&d.join("older"), 2, 1);
+    let (runs, _) = report::load_all(&[d.join("older")]).unwrap();
+    assert_eq!(runs[0].summary.format_version, 1);
+    assert_eq!(runs[0].summary.targets[0].requests, 400);
 
     // the binary: no complete directory -> exit 2 with the reason
     let o = std::process::Command::new(bin())

@@ -122,10 +122,10 @@ fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
     let g = garage();
     let tmp = tempfile::tempdir().unwrap();
     let full = results_dir(tmp.path(), "us-east-1");
-    // an interrupted upload: the copy lacks timeline.csv, so the upload stops there
+    // an interrupted copy: it lacks timeline.csv, so the upload refuses it
     let partial = tmp.path().join("partial");
     std::fs::create_dir(&partial).unwrap();
-    for f in ["summary.json", "latency.hlog", "MANIFEST.json"] {
+    for f in ["summary.json", "latency.hlog", "pops.hlog", "MANIFEST.json"] {
         std::fs::copy(full.join(f), partial.join(f)).unwrap();
     }
     let run = S3Url::parse("s3://results/it/runs/r1/").unwrap();
@@ -166,7 +166,7 @@ fn upload_resumes_downloads_verify_and_incomplete_regions_are_skipped() {
                 .unwrap();
         }
         let r = s3::upload_dir(&c, &full, &dest).await.unwrap();
-        assert_eq!(r.skipped, ["summary.json", "latency.hlog"]);
+        assert_eq!(r.skipped, ["summary.json", "latency.hlog", "pops.hlog"]);
         assert_eq!(r.uploaded, ["timeline.csv", "MANIFEST.json"]);
         let r = s3::upload_dir(&c, &full, &dest).await.unwrap();
         assert_eq!(r.uploaded.len(), 0, "a second upload changes nothing");
