@@ -184,7 +184,13 @@ impl Threshold {
                 service,
                 stat,
             } => {
-                let c = t.class(class).filter(|c| c.count > 0)?;
+                // without a class: the requests that got a response (the failures' own timing
+                // is judged by error_rate, not mixed into the latency)
+                let c = match (class.as_str(), &t.responses) {
+                    ("all", Some(r)) => r,
+                    _ => t.class(class)?,
+                };
+                let c = Some(c).filter(|c| c.count > 0)?;
                 let lat = if *service { &c.service } else { &c.corrected };
                 let st = if *ttfb { &lat.ttfb } else { &lat.total };
                 if st.count == 0 {

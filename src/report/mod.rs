@@ -565,16 +565,26 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 status_codes,
                 pops: BTreeMap::new(),
                 pop_summaries: BTreeMap::new(),
+                responses: None,
                 all: ClassSummary::of("all", &series(g)),
                 classes: Vec::new(),
             },
         );
     }
+    let mut responded: BTreeMap<String, Series> = BTreeMap::new();
     for g in &groups {
         if let (Some(t), Some(c)) = (&g.key.target, &g.key.class)
             && let Some(ts) = targets.get_mut(t)
         {
             ts.classes.push(ClassSummary::of(c, &series(g)));
+            if c != "error" {
+                responded.entry(t.clone()).or_default().add(&series(g));
+            }
+        }
+    }
+    for (t, s) in responded {
+        if let Some(ts) = targets.get_mut(&t) {
+            ts.responses = Some(ClassSummary::of("responses", &s));
         }
     }
     let mut run_ids: Vec<&str> = runs.iter().map(|r| r.summary.run_id.as_str()).collect();

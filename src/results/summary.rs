@@ -149,6 +149,10 @@ pub struct TargetSummary {
     pub pop_summaries: BTreeMap<String, PopSummary>,
     /// every class merged
     pub all: ClassSummary,
+    /// every class but `error` merged (the requests that got a response): what a latency
+    /// threshold without a class judges; None in summaries before format 2
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<ClassSummary>,
     pub classes: Vec<ClassSummary>,
 }
 
@@ -183,6 +187,8 @@ impl TargetSummary {
                 0.0
             },
             all: p.all.clone(),
+            // a POP is named by a response's headers: every request it counts got one
+            responses: Some(p.all.clone()),
             classes: p.classes.clone(),
             ..TargetSummary::default()
         })
@@ -509,6 +515,18 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
                 })
                 .collect(),
             pop_summaries: pop_summaries(totals, ti, counts),
+            responses: Some({
+                let mut s = Series::new();
+                for c in CacheClass::ALL
+                    .into_iter()
+                    .filter(|c| *c != CacheClass::Error)
+                {
+                    if let Some(x) = totals.series(ti, c) {
+                        s.add(x);
+                    }
+                }
+                ClassSummary::of("responses", &s)
+            }),
             all,
             classes,
         });

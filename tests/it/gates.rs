@@ -139,6 +139,70 @@ fn nothing_passes_when_every_connection_was_refused() {
     }
 }
 
+/// A latency threshold without a class judges the requests that got a response; the failures
+/// are judged by error_rate. The edge stalls every response for 600 ms from request 100, so
+/// the requests sent then time out (at 100 ms) before any response: their 100 ms are in the
+/// class `error` (and in `all`, whose p99 they make 100 ms), not in what `p99<100ms` judges
+/// (every response came within the timeout, by construction).
+#[test]
+fn latency_thresholds_without_a_class_judge_responses_only() {
+    let edge = start(EdgeConfig {
+        faults: edgeload::edge::Faults {
+            stall_after: Some(100),
+            stall: std::time::Duration::from_millis(600),
+            ..Default::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("urls.txt"), "/a.jpg\n/b.jpg\n").unwrap();
+    let t = format!("e={}", edge.base_url());
+    let o = edgeload(
+        dir.path(),
+        &[
+            "run",
+            "urls.txt",
+            "-t",
+            &t,
+            "-c",
+            "4",
+            "-n",
+            "400",
+            "--timeout",
+            "100ms",
+            "--json",
+            "-q",
+            "--threshold",
+            "p99<100ms",
+            "--threshold",
+            "error_rate<1%",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{v} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let tg = &v["targets"][0];
+    let timeouts = tg["errors_by_kind"]["timeout"].as_u64().unwrap_or(0);
+    assert!(timeouts >= 8, "{tg}");
+    // the errors' time is in `all`, not in the responses
+    assert!(tg["all"]["corrected"]["total"]["p99"].as_f64().unwrap() >= 100.0);
+    assert!(
+        tg["responses"]["corrected"]["total"]["p99"]
+            .as_f64()
+            .unwrap()
+            < 100.0,
+        "{tg}"
+    );
+    assert_eq!(tg["responses"]["count"].as_u64(), Some(400 - timeouts));
+    let r = verdicts(&v);
+    assert!(r[0].1, "p99<100ms judges responses: {r:?}");
+    assert!(!r[1].1, "error_rate<1% fails: {r:?}");
+}
+
 #[test]
 fn a_class_without_samples_passes_only_beside_classified_responses() {
     // a warm edge: every response a hit, so no misses at all (good news, and said so)
