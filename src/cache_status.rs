@@ -439,13 +439,11 @@ pub(crate) fn ats_via(v: &str) -> Option<CacheClass> {
     let codes = &v[at..];
     let codes = &codes[codes.find('[')? + 1..];
     let codes = &codes[..codes.find(']')?];
-    let after = |tag: u8| -> Option<u8> {
-        let b = codes.as_bytes();
-        // short form: `cMsSfW`; long form: `uScMsSfWpSeN:t cCMp sS` (the first c, s after u)
-        (0..b.len().saturating_sub(1))
-            .find(|&i| b[i] == tag && (i == 0 || b[i - 1] != b'c' && b[i - 1] != b'C'))
-            .map(|i| b[i + 1])
-    };
+    // (tag, value) byte pairs from the start up to the detail part after ':' -- short form
+    // `cMsSfW`, long form `uCcHs f p eN:t cCHp s ` (u C: the client sent a cookie)
+    let pairs = codes.split(':').next().unwrap_or(codes).as_bytes();
+    let after =
+        |tag: u8| -> Option<u8> { pairs.chunks_exact(2).find(|p| p[0] == tag).map(|p| p[1]) };
     let server = after(b's');
     Some(match after(b'c')? {
         b'H' | b'R' => CacheClass::Hit,
@@ -650,6 +648,16 @@ mod tests {
                 )],
                 Miss,
             ),
+            // the client sent a cookie (u C): the cache part is still read
+            (
+                &[(
+                    "Via",
+                    "http/1.1 ats (ApacheTrafficServer/9.2.9 [uCcHs f p eN:t cCHp s ])",
+                )],
+                Hit,
+            ),
+            (&[("Via", "x (ApacheTrafficServer/9 [c")], Unknown),
+            (&[("Via", "x (ApacheTrafficServer/9 [é])")], Unknown),
             (&[("Via", "1.1 varnish (Varnish/7.1)")], Unknown),
             (&[("X-Cache", "frobnicated")], Unknown),
             (&[("X-Cache", "UPDATING")], StaleHit),

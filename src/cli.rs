@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Replay a URL list against one or more CDN targets and record latencies by cache status
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the embedded simulated CDN edge (LRU cache, slow origin, cache headers, faults)
     Edge(EdgeArgs),
     /// Start an edge in-process and replay a bundled URL list cold, then warm
@@ -329,6 +329,24 @@ pub struct RunArgs {
     /// retries, hit ratio, latency quantiles of the last interval
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Trust the CA certificates in this PEM file instead of the system's (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Vec<std::path::PathBuf>,
+    /// Accept any TLS certificate (a staging edge): said loudly in the output
+    #[arg(long)]
+    pub insecure: bool,
+    /// Resume TLS sessions on new connections (on, the default) or make every connection a
+    /// full handshake (off)
+    #[arg(long, value_name = "on|off")]
+    pub tls_resume: Option<String>,
+    /// Connect to ADDR:PORT2 for HOST:PORT, keeping the URL's Host and SNI, as curl does,
+    /// e.g. cdn.example.com:443:192.0.2.7:443 (repeatable)
+    #[arg(long, value_name = "HOST:PORT:ADDR:PORT2")]
+    pub connect_to: Vec<String>,
+    /// Use these addresses for HOST:PORT, as curl does; several: connections spread over them
+    /// (repeatable), e.g. cdn.example.com:443:192.0.2.7,192.0.2.8
+    #[arg(long, value_name = "HOST:PORT:ADDR[,ADDR...]")]
+    pub resolve: Vec<String>,
     /// Resend a request once when a reused connection was closed before any byte of the
     /// answer (1, the default, as browsers do) or never (0); retries are counted either way
     #[arg(long, value_name = "0|1")]
@@ -385,6 +403,21 @@ pub struct EdgeArgs {
     /// Address to listen on
     #[arg(short, long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Serve https with a certificate made now for localhost, 127.0.0.1, ::1 and --tls-name
+    #[arg(long)]
+    pub tls: bool,
+    /// More names for the generated certificate (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Vec<String>,
+    /// Write the generated certificate (PEM) here, for clients' --cacert
+    #[arg(long, value_name = "FILE")]
+    pub write_cert: Option<std::path::PathBuf>,
+    /// Serve https with this certificate chain (PEM) and --key instead of a generated one
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --cert
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
     /// Cache header dialect: fastly, cloudfront, cloudflare, akamai, varnish, nginx, rfc9211, or
     /// origin (none: a plain origin for a real cache in front)
     #[arg(long, default_value = "fastly")]

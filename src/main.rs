@@ -8,7 +8,7 @@ fn main() {
     edgeload::sys::release_startup_pages();
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Command::Run(a) => cmd::run::run(a),
+        Command::Run(a) => cmd::run::run(*a),
         Command::Edge(a) => cmd::edge::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Extract(a) => cmd::extract::run(a),

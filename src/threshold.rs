@@ -252,8 +252,12 @@ impl Threshold {
         };
         let mut out = Vec::new();
         for t in targets {
-            let views: Vec<TargetSummary> = (t.pop_summaries.keys())
-                .filter(|p| pop == "*" || *p == pop)
+            // with @*, a POP past the histogram cap (counted, its latency not kept) is not
+            // judged on latency
+            let latency = matches!(self.kind, Kind::Latency { .. });
+            let views: Vec<TargetSummary> = (t.pop_summaries.iter())
+                .filter(|(p, s)| *p == pop || pop == "*" && !(latency && s.all.count == 0))
+                .map(|(p, _)| p)
                 .filter_map(|p| t.pop_view(p))
                 .collect();
             if views.is_empty() {

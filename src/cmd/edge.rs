@@ -69,6 +69,16 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
             })
             .transpose()?,
         seed: a.seed,
+        tls: match (&a.cert, &a.key) {
+            (Some(c), Some(k)) => Some(edge::tls::EdgeTls::from_files(c, k).map_err(UsageError)?),
+            _ if a.tls || a.write_cert.is_some() || !a.tls_name.is_empty() => {
+                let mut names: Vec<String> =
+                    ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+                names.extend(a.tls_name.iter().cloned());
+                Some(edge::tls::EdgeTls::generate(&names).map_err(UsageError)?)
+            }
+            _ => None,
+        },
         faults: Faults {
             extra_delay: a
                 .extra_delay
@@ -93,10 +103,15 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
 pub fn run(a: EdgeArgs) -> anyhow::Result<i32> {
     let cfg = config(&a)?;
     let dialect = cfg.dialect;
+    if let (Some(f), Some(t)) = (&a.write_cert, &cfg.tls) {
+        crate::guard::atomic::write(f, t.cert_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("--write-cert {}: {e}", f.display()))?;
+    }
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let h = edge::start(cfg, a.listen, a.threads)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
     eprintln!(
-        "edge listening on http://{} (dialect {}, stats at /_edge/stats); Ctrl-C stops it",
+        "edge listening on {scheme}://{} (dialect {}, stats at /_edge/stats); Ctrl-C stops it",
         h.addr,
         dialect.as_str()
     );

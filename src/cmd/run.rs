@@ -102,12 +102,28 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         }).collect::<serde_json::Map<_, _>>(),
         "timeout_ms": client.timeout.as_secs_f64() * 1e3,
         "keepalive": client.keepalive,
+        "retries": client.retries,
+        "tls": {
+            "insecure": client.tls.insecure,
+            "resume": client.tls.resume,
+            "cacert": client.tls.cacert.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        },
+        "pins": client.pins.iter().map(|p| serde_json::json!({
+            "host": p.host, "port": p.port,
+            "addrs": p.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "method": if client.method_head { "HEAD" } else { "GET" },
         "age_fallback": classifier.age_fallback,
         "custom_cache_rules": classifier.rules.len(),
         "thresholds": thresholds.iter().map(|t| t.text.clone()).collect::<Vec<_>>(),
         "interval_s": out.interval.as_secs_f64(),
     });
+    if client.tls.insecure {
+        eprintln!(
+            "WARNING: --insecure: TLS certificates are NOT verified; anyone on the path can answer \
+             for the target"
+        );
+    }
     Ok(Plan {
         engine: EngineConfig {
             targets,
@@ -448,6 +464,16 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
         keepalive: !a.no_keepalive && sc.http.keepalive.unwrap_or(d.keepalive),
         method_head,
         lean_http1: !a.reqwest,
+        tls: crate::engine::tls::TlsOptions {
+            cacert: a.cacert.clone(),
+            insecure: a.insecure,
+            resume: match a.tls_resume.as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(v) => return usage(format!("--tls-resume {v:?}: on or off")),
+            },
+        },
+        pins: pins(a)?,
         retries: match a.retries.or(sc.http.retries) {
             None => d.retries,
             Some(n @ (0 | 1)) => n,
@@ -460,6 +486,62 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
         },
     };
     Ok((client, headers))
+}
+
+/// `--connect-to HOST:PORT:ADDR:PORT2` and `--resolve HOST:PORT:ADDR[,ADDR...]` (curl's forms;
+/// an IPv6 address in brackets).
+fn pins(a: &RunArgs) -> anyhow::Result<Vec<crate::engine::h1::Pin>> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    let mut out = Vec::new();
+    // HOST:PORT:REST, the host possibly [v6]
+    let head = |flag: &str, s: &str| -> anyhow::Result<(String, u16, String)> {
+        let bad = || UsageError(format!("{flag} {s:?}: HOST:PORT:..."));
+        let (host, rest) = match s.strip_prefix('[') {
+            Some(r) => {
+                let (h, rest) = r.split_once("]:").ok_or_else(bad)?;
+                (h.to_string(), rest)
+            }
+            None => {
+                let (h, rest) = s.split_once(':').ok_or_else(bad)?;
+                (h.to_string(), rest)
+            }
+        };
+        let (port, rest) = rest.split_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad().into());
+        }
+        Ok((host, port, rest.to_string()))
+    };
+    for s in &a.connect_to {
+        let (host, port, to) = head("--connect-to", s)?;
+        let bad = || UsageError(format!("--connect-to {s:?}: HOST:PORT:ADDR:PORT2"));
+        let (addr, p2) = to.rsplit_once(':').ok_or_else(bad)?;
+        let p2: u16 = p2.parse().map_err(|_| bad())?;
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = (addr, p2)
+            .to_socket_addrs()
+            .map_err(|e| UsageError(format!("--connect-to {s:?}: {addr}: {e}")))?
+            .take(1)
+            .collect();
+        out.push(crate::engine::h1::Pin { host, port, addrs });
+    }
+    for s in &a.resolve {
+        let (host, port, list) = head("--resolve", s)?;
+        let addrs = (list.split(','))
+            .map(|x| {
+                let ip = x.trim().trim_start_matches('[').trim_end_matches(']');
+                ip.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .map_err(|_| UsageError(format!("--resolve {s:?}: {x:?} is not an IP address")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(crate::engine::h1::Pin { host, port, addrs });
+    }
+    if !out.is_empty() && a.reqwest {
+        return usage("--connect-to and --resolve need the built-in client (not --reqwest)");
+    }
+    Ok(out)
 }
 
 fn classifier(a: &RunArgs, sc: &Scenario) -> Classifier {

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod dialect;
 pub mod objects;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -101,6 +102,8 @@ pub struct EdgeConfig {
     pub shield: Option<Latency>,
     pub seed: u64,
     pub faults: Faults,
+    /// serve https (HTTP/1.1 over TLS) with this identity
+    pub tls: Option<tls::EdgeTls>,
 }
 
 impl Default for EdgeConfig {
@@ -117,6 +120,7 @@ impl Default for EdgeConfig {
                 hi: Duration::from_millis(150),
             },
             shield: None,
+            tls: None,
             seed: 1,
             faults: Faults::default(),
         }
@@ -139,6 +143,11 @@ pub struct EdgeStats {
     /// requests whose connection was closed with no answer (`drop_rate`)
     #[serde(default)]
     pub drops_injected: u64,
+    /// TLS handshakes completed (https), and how many resumed a session
+    #[serde(default)]
+    pub tls_handshakes: u64,
+    #[serde(default)]
+    pub tls_resumed: u64,
     /// body bytes of responses started (a reset response counts what it announced)
     pub bytes: u64,
     pub cached_objects: u64,
@@ -171,6 +180,8 @@ struct State {
     errors: AtomicU64,
     resets: AtomicU64,
     drops: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
     bytes: AtomicU64,
     /// ns since epoch until which every response waits (the stall window)
     stall_until: AtomicU64,
@@ -192,6 +203,8 @@ impl State {
             errors_injected: self.errors.load(Ordering::SeqCst),
             resets_injected: self.resets.load(Ordering::SeqCst),
             drops_injected: self.drops.load(Ordering::SeqCst),
+            tls_handshakes: self.tls_handshakes.load(Ordering::SeqCst),
+            tls_resumed: self.tls_resumed.load(Ordering::SeqCst),
             bytes: self.bytes.load(Ordering::SeqCst),
             cached_objects: objects,
             cached_bytes: bytes,
@@ -232,6 +245,8 @@ impl State {
             &self.errors,
             &self.resets,
             &self.drops,
+            &self.tls_handshakes,
+            &self.tls_resumed,
             &self.bytes,
         ] {
             a.store(0, Ordering::SeqCst);
@@ -506,8 +521,18 @@ pub struct EdgeHandle {
 }
 
 impl EdgeHandle {
+    /// The PEM of the certificate an https edge serves (what a client must trust).
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.state.cfg.tls.as_ref().map(|t| t.cert_pem.as_str())
+    }
+
+    /// http://ADDR, or https://localhost:PORT for an https edge (its certificate names
+    /// localhost, not the address)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.state.cfg.tls {
+            None => format!("http://{}", self.addr),
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+        }
     }
     pub fn stats(&self) -> EdgeStats {
         self.state.stats(false)
@@ -552,6 +577,8 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
         errors: AtomicU64::new(0),
         resets: AtomicU64::new(0),
         drops: AtomicU64::new(0),
+        tls_handshakes: AtomicU64::new(0),
+        tls_resumed: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         stall_until: AtomicU64::new(0),
         timer: crate::precise::PreciseTimer::new("edgeload-edge-timer")?,
@@ -571,18 +598,38 @@ async fn serve_on(listener: TcpListener, st: Arc<State>, mut shutdown: watch::Re
         };
         let _ = stream.set_nodelay(true);
         let st = st.clone();
-        let mut sd = shutdown.clone();
+        let sd = shutdown.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = sd.wait_for(|v| *v) => {}
+            match st.cfg.tls.as_ref().map(|t| t.acceptor()) {
+                None => serve_conn(stream, st, sd).await,
+                Some(acceptor) => {
+                    // a failed handshake (a client that does not trust us) just ends
+                    if let Ok(s) = acceptor.accept(stream).await {
+                        st.tls_handshakes.fetch_add(1, Ordering::SeqCst);
+                        if s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                            st.tls_resumed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        serve_conn(s, st, sd).await;
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it ends or the edge stops.
+async fn serve_conn<IO>(io: IO, st: Arc<State>, mut sd: watch::Receiver<bool>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = sd.wait_for(|v| *v) => {}
     }
 }
 

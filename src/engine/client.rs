@@ -21,6 +21,10 @@ pub struct ClientConfig {
     /// how often (0 or 1) a request is sent again when a reused connection was closed before
     /// any byte of the answer came back (what browsers do; every retry is counted)
     pub retries: u8,
+    /// TLS trust and resumption (built-in client)
+    pub tls: super::tls::TlsOptions,
+    /// addresses pinned per host and port (built-in client)
+    pub pins: Vec<super::h1::Pin>,
 }
 
 impl Default for ClientConfig {
@@ -33,6 +37,8 @@ impl Default for ClientConfig {
             method_head: false,
             lean_http1: true,
             retries: 1,
+            tls: super::tls::TlsOptions::default(),
+            pins: Vec::new(),
         }
     }
 }
@@ -130,7 +136,7 @@ impl ThreadClient {
         let auth: Vec<(reqwest::Url, HeaderValue)> = (bases.iter())
             .filter_map(|b| basic_auth(b, &cfg.headers).map(|h| ((*b).clone(), h)))
             .collect();
-        let h1 = cfg.lean_http1.then(|| {
+        let h1 = if cfg.lean_http1 {
             let mut h = super::h1::H1::new(
                 &headers,
                 cfg.keepalive,
@@ -139,11 +145,18 @@ impl ThreadClient {
                 pool,
                 cfg.retries,
             );
+            if bases.iter().any(|b| b.scheme() == "https") {
+                // this thread's own config: its own session cache
+                h.set_tls(super::tls::Trust::load(&cfg.tls)?.client_config());
+            }
+            h.set_pins(cfg.pins.clone());
             for b in bases {
                 h.add_origin(b, basic_auth(b, &cfg.headers).as_ref());
             }
-            h
-        });
+            Some(h)
+        } else {
+            None
+        };
         let c = ThreadClient {
             h1,
             inner: std::cell::OnceCell::new(),
@@ -281,6 +294,9 @@ impl Client {
             error,
             // hyper's pool may resend a request it could not write; it does not say so
             retries: 0,
+            // nor does it say when it opened a connection
+            opened: None,
+            reused: false,
         };
         failure::at_deadline(o, self.timeout)
     }

@@ -17,6 +17,15 @@ pub(crate) fn take_out_of_files() -> bool {
     OUT_OF_FILES.replace(false)
 }
 
+/// A failed TLS handshake: a timeout or a reset as such, anything else (a certificate not
+/// trusted, no common protocol, an alert) `tls`.
+pub(crate) fn from_tls(e: &std::io::Error) -> ErrorKind {
+    match from_io(e) {
+        Some(k @ (ErrorKind::Timeout | ErrorKind::Reset)) => k,
+        _ => ErrorKind::Tls,
+    }
+}
+
 /// An I/O error's kind, when its kind says it (`None`: look further, e.g. at its message).
 pub(crate) fn from_io(e: &std::io::Error) -> Option<ErrorKind> {
     use std::io::ErrorKind as K;

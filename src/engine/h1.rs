@@ -1,8 +1,9 @@
-//! A lean HTTP/1.1 client for `http://` targets, the hot path of every run: one request line and
-//! a header block built once per origin, a per-thread pool of keep-alive connections, responses
-//! parsed with httparse in a reused buffer, bodies counted and dropped (Content-Length, chunked,
-//! or until close). No allocation per request once the pool is warm. `https://` (TLS) and
-//! anything this does not cover go through reqwest (`client.rs`).
+//! A lean HTTP/1.1 client for `http://` and `https://` targets, the hot path of every run: one
+//! request line and a header block built once per origin, a per-thread pool of keep-alive
+//! connections (TLS by rustls, SNI from the URL, sessions resumed), responses parsed with
+//! httparse in a reused buffer, bodies counted and dropped (Content-Length, chunked, or until
+//! close). No allocation per request once the pool is warm. Addresses may be pinned
+//! (`--connect-to`, `--resolve`). What this does not cover goes through reqwest (`client.rs`).
 
 use std::cell::RefCell;
 use std::io;
@@ -14,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::cache_status::{CacheClass, Classifier, Headers, Name, name_bit};
-use crate::measure::{ErrorKind, Outcome, PopName};
+use crate::measure::{ErrorKind, Opened, Outcome, PopName};
 
 const READ_CHUNK: usize = 16 << 10;
 const MAX_HEADERS: usize = 96;
@@ -23,10 +24,15 @@ const MAX_HEAD: usize = 256 << 10;
 /// How long to wait for a server to close a connection it said it would close.
 const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
-/// One origin (scheme http, host, port): its pool and its header block.
+/// One origin (scheme, host, port): its pool and its header block.
 struct Origin {
     host: String,
     port: u16,
+    /// https: the name sent as SNI and checked in the certificate
+    tls: Option<rustls::pki_types::ServerName<'static>>,
+    /// pinned addresses (`--connect-to`, `--resolve`), used in turn by new connections
+    pinned: Vec<SocketAddr>,
+    next_pin: std::cell::Cell<usize>,
     /// `Host: ...\r\n` + the configured headers + the final `\r\n`
     headers: Vec<u8>,
     idle: RefCell<Vec<Conn>>,
@@ -34,9 +40,67 @@ struct Origin {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     req: Vec<u8>,
+}
+
+/// A connection's byte stream: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Addresses pinned for a host and port (curl's `--connect-to` and `--resolve`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pin {
+    pub host: String,
+    pub port: u16,
+    pub addrs: Vec<SocketAddr>,
 }
 
 pub(crate) struct H1 {
@@ -50,6 +114,9 @@ pub(crate) struct H1 {
     pool: usize,
     /// 0 or 1: a request on a reused connection closed before any answer is sent once more
     retries: u8,
+    /// the thread's TLS config (https origins are served only with one)
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pins: Vec<Pin>,
     deadlines: Deadlines,
     /// connections the server is about to close, handed to `watch` to close after it
     closing: RefCell<Vec<Conn>>,
@@ -290,6 +357,8 @@ impl H1 {
             connect_timeout,
             pool,
             retries,
+            tls: None,
+            pins: Vec::new(),
             deadlines: Deadlines::default(),
             closing: RefCell::new(Vec::new()),
             closing_waker: RefCell::new(None),
@@ -329,9 +398,21 @@ impl H1 {
         .await
     }
 
-    /// Whether this client can serve `url`'s origin (plain http with a host and a port).
+    /// Whether this client can serve `url`'s origin (http or https with a host and a port).
     pub fn accepts(url: &reqwest::Url) -> bool {
-        url.scheme() == "http" && url.host_str().is_some() && url.port_or_known_default().is_some()
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.port_or_known_default().is_some()
+    }
+
+    /// Serves https origins with this TLS config (set before `add_origin`).
+    pub(crate) fn set_tls(&mut self, cfg: std::sync::Arc<rustls::ClientConfig>) {
+        self.tls = Some(cfg);
+    }
+
+    /// Pinned addresses for the origins added after this.
+    pub(crate) fn set_pins(&mut self, pins: Vec<Pin>) {
+        self.pins = pins;
     }
 
     /// Registers an origin, with the Basic auth its requests carry; URLs of other origins are
@@ -346,6 +427,13 @@ impl H1 {
         }
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return;
+        };
+        let tls = match url.scheme() {
+            "https" => match (&self.tls, super::tls::server_name(host)) {
+                (Some(_), Some(name)) => Some(name),
+                _ => return,
+            },
+            _ => None,
         };
         let mut headers = Vec::new();
         if !self.has_host {
@@ -363,9 +451,16 @@ impl H1 {
         }
         // (ends with the blank line that ends the head)
         headers.extend_from_slice(&self.base_headers);
+        let pinned = (self.pins.iter())
+            .find(|p| p.port == port && p.host.eq_ignore_ascii_case(host))
+            .map(|p| p.addrs.clone())
+            .unwrap_or_default();
         self.origins.push(Origin {
             host: host.to_string(),
             port,
+            tls,
+            pinned,
+            next_pin: std::cell::Cell::new(0),
             headers,
             idle: RefCell::new(Vec::new()),
             addr: RefCell::new(None),
@@ -374,18 +469,25 @@ impl H1 {
 
     /// The registered origin serving `url`, for `fetch`.
     pub fn origin(&self, url: &reqwest::Url) -> Option<usize> {
-        if url.scheme() != "http" {
-            return None;
-        }
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => return None,
+        };
         let (host, port) = (url.host_str()?, url.port_or_known_default()?);
         self.origins
             .iter()
-            .position(|o| o.port == port && o.host == host)
+            .position(|o| o.port == port && o.host == host && o.tls.is_some() == tls)
     }
 
-    async fn connect(&self, o: &Origin) -> Result<Conn, ErrorKind> {
+    async fn connect(&self, o: &Origin) -> Result<(Conn, Opened), ErrorKind> {
         let cached = *o.addr.borrow();
-        let addr = match cached {
+        let pin = (!o.pinned.is_empty()).then(|| {
+            let i = o.next_pin.get();
+            o.next_pin.set(i.wrapping_add(1));
+            o.pinned[i % o.pinned.len()]
+        });
+        let addr = match pin.or(cached) {
             Some(a) => a,
             None => {
                 // an IPv6 literal is written [::1] in URLs and Host headers, bare for lookups
@@ -398,7 +500,8 @@ impl H1 {
                 a
             }
         };
-        let deadline = Instant::now().checked_add(self.connect_timeout);
+        let began = Instant::now();
+        let deadline = began.checked_add(self.connect_timeout);
         let stream = match self
             .deadlines
             .within(deadline, TcpStream::connect(addr))
@@ -414,6 +517,30 @@ impl H1 {
             None => return Err(ErrorKind::Timeout),
         };
         let _ = stream.set_nodelay(true);
+        let connected = Instant::now();
+        let mut opened = Opened {
+            addr,
+            connect: connected - began,
+            tls: None,
+            resumed: false,
+        };
+        let stream = match (&o.tls, &self.tls) {
+            (Some(name), Some(cfg)) => {
+                let hs =
+                    tokio_rustls::TlsConnector::from(cfg.clone()).connect(name.clone(), stream);
+                match self.deadlines.within(deadline, hs).await {
+                    Some(Ok(s)) => {
+                        opened.tls = Some(connected.elapsed());
+                        opened.resumed =
+                            s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                        Stream::Tls(Box::new(s))
+                    }
+                    Some(Err(e)) => return Err(super::failure::from_tls(&e)),
+                    None => return Err(ErrorKind::Timeout),
+                }
+            }
+            _ => Stream::Plain(stream),
+        };
         // the buffers of a closed connection, if any (two allocations and frees a connection)
         // (`exchange` clears `buf` and `fetch` clears `req` before they are used)
         let (buf, req) = self
@@ -421,7 +548,7 @@ impl H1 {
             .borrow_mut()
             .pop()
             .unwrap_or_else(|| (Vec::with_capacity(READ_CHUNK), Vec::with_capacity(256)));
-        Ok(Conn { stream, buf, req })
+        Ok((Conn { stream, buf, req }, opened))
     }
 
     /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
@@ -435,6 +562,8 @@ impl H1 {
     ) -> Outcome {
         let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
         let retries = std::cell::Cell::new(0u8);
+        let opened: std::cell::Cell<Option<Opened>> = std::cell::Cell::new(None);
+        let on_kept = std::cell::Cell::new(false);
         let fail = |error| {
             let h = head_seen.get();
             Outcome {
@@ -447,6 +576,8 @@ impl H1 {
                 pop: h.and_then(|h| h.pop),
                 error: Some(error),
                 retries: retries.get(),
+                opened: opened.get(),
+                reused: on_kept.get(),
             }
         };
         let o = &self.origins[o];
@@ -463,9 +594,14 @@ impl H1 {
                     None
                 };
                 let reused = pooled.is_some();
+                on_kept.set(reused);
                 let mut conn = match pooled {
                     Some(c) => c,
-                    None => self.connect(o).await?,
+                    None => {
+                        let (c, how) = self.connect(o).await?;
+                        opened.set(Some(how));
+                        c
+                    }
                 };
                 conn.req.clear();
                 conn.req
@@ -516,6 +652,8 @@ impl H1 {
                 pop: r.head.pop,
                 error: ErrorKind::for_status(r.head.status),
                 retries: retries.get(),
+                opened: opened.get(),
+                reused: on_kept.get(),
             },
             Some(Err(kind)) => fail(kind),
             None => super::failure::at_deadline(fail(ErrorKind::Timeout), self.timeout),
@@ -571,6 +709,10 @@ async fn exchange(
         }
     };
     conn.stream.write_all(&conn.req).await.map_err(stale)?;
+    if let Stream::Tls(_) = conn.stream {
+        // rustls holds records it could not write yet
+        conn.stream.flush().await.map_err(stale)?;
+    }
     conn.buf.clear();
     let mut headers_at = None;
     // the head

@@ -9,6 +9,7 @@ mod failure;
 pub mod h1;
 pub mod recorder;
 pub mod schedule;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -315,6 +316,15 @@ pub fn run(
             .any(|u| !h1::H1::accepts(u));
     if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
+    }
+    // the trust store and --cacert files: an error before any thread starts
+    if cfg.client.lean_http1
+        && urls
+            .iter()
+            .filter_map(|u| u.first())
+            .any(|u| u.scheme() == "https")
+    {
+        tls::Trust::load(&cfg.client.tls).map_err(EngineError::Client)?;
     }
     // every connection is a file: make room for them all up front (a run short of files
     // turned every request into an instant `connect` error, in a tight loop)

@@ -154,6 +154,9 @@ impl Recorder {
             worker,
             threads: s.threads,
             url,
+            connect_ms: o.opened.map_or(0, |op| {
+                (op.connect + op.tls.unwrap_or_default()).as_millis()
+            }),
         }
         .write(&mut s.buf);
         if s.buf.len() >= SAMPLE_BATCH {

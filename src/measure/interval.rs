@@ -60,6 +60,14 @@ pub struct TargetCounts {
     pub requests: u64,
     /// requests sent again on a new connection (each counted once in `requests`)
     pub retries: u64,
+    /// connections opened, and requests sent on a kept-alive one (built-in client)
+    pub opened: u64,
+    pub reused: u64,
+    /// TLS handshakes, and how many of them resumed a session
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
+    /// connections opened per address
+    pub addrs: Vec<(std::net::SocketAddr, u64)>,
     pub classes: [u64; CacheClass::COUNT],
     pub errors: [u64; ErrorKind::COUNT],
     pub statuses: Vec<(u16, u64)>,
@@ -76,7 +84,18 @@ impl TargetCounts {
             None => self.statuses.push((s, n)),
         }
     }
+    fn add_addr(&mut self, a: std::net::SocketAddr, n: u64) {
+        match self.addrs.iter_mut().find(|(k, _)| *k == a) {
+            Some((_, c)) => *c += n,
+            None => self.addrs.push((a, n)),
+        }
+    }
     fn add_pop(&mut self, p: PopName, counts: &PopCounts) {
+        let p = if self.pops.len() >= MAX_POP_NAMES && !self.pops.iter().any(|(k, _)| *k == p) {
+            PopName::new("_other")
+        } else {
+            p
+        };
         let slot = match self.pops.iter().position(|(k, _)| *k == p) {
             Some(i) => &mut self.pops[i].1,
             None => {
@@ -92,6 +111,13 @@ impl TargetCounts {
     pub fn add(&mut self, o: &TargetCounts) {
         self.requests += o.requests;
         self.retries += o.retries;
+        self.opened += o.opened;
+        self.reused += o.reused;
+        self.tls_handshakes += o.tls_handshakes;
+        self.tls_resumed += o.tls_resumed;
+        for &(a, n) in &o.addrs {
+            self.add_addr(a, n);
+        }
         for (a, b) in self.classes.iter_mut().zip(o.classes) {
             *a += b;
         }
@@ -107,8 +133,12 @@ impl TargetCounts {
     }
 }
 
-/// At most this many POPs per target get latency histograms.
-pub(crate) const MAX_POPS: usize = 64;
+/// At most this many POPs per target get latency histograms (each is four histograms a class,
+/// scanned every interval).
+pub(crate) const MAX_POPS: usize = 16;
+/// At most this many POP names are counted per target; the rest are counted as `_other` (a
+/// header may name a new "POP" on every response).
+pub(crate) const MAX_POP_NAMES: usize = 256;
 
 /// The histograms of one (target, POP, class).
 #[derive(Clone, Debug)]
@@ -366,6 +396,13 @@ pub fn record_into(
     let t = &mut d.targets[target];
     t.requests += 1;
     t.retries += u64::from(o.retries);
+    t.reused += u64::from(o.reused);
+    if let Some(op) = o.opened {
+        t.opened += 1;
+        t.tls_handshakes += u64::from(op.tls.is_some());
+        t.tls_resumed += u64::from(op.resumed);
+        t.add_addr(op.addr, 1);
+    }
     t.classes[class.index()] += 1;
     if let Some(e) = o.error {
         t.errors[e.index()] += 1;
@@ -424,6 +461,8 @@ mod tests {
             pop: None,
             error: None,
             retries: 0,
+            opened: None,
+            reused: false,
         }
     }
 

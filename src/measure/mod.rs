@@ -15,7 +15,7 @@ pub use interval::{
     Buckets, IntervalData, PopCounts, PopSeries, Series, SparseInterval, TargetCounts, record_into,
 };
 pub use metric::{Metric, PerMetric};
-pub use outcome::{Outcome, PopName};
+pub use outcome::{Opened, Outcome, PopName};
 
 /// Where finished intervals go, in order, each exactly once (the results writer).
 pub trait Sink {

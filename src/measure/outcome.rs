@@ -53,6 +53,19 @@ impl std::fmt::Debug for PopName {
     }
 }
 
+/// How a request's new connection was opened (none when it reused one).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Opened {
+    /// the address connected to
+    pub addr: std::net::SocketAddr,
+    /// TCP connect
+    pub connect: std::time::Duration,
+    /// the TLS handshake, for https
+    pub tls: Option<std::time::Duration>,
+    /// the TLS session was resumed (an abbreviated handshake)
+    pub resumed: bool,
+}
+
 /// What one request produced. Times are from the actual send (service time).
 #[derive(Clone, Copy, Debug)]
 pub struct Outcome {
@@ -67,6 +80,10 @@ pub struct Outcome {
     /// times the request was sent again after a reused connection closed before answering
     /// (`sent` stays the first attempt's send)
     pub retries: u8,
+    /// the connection this request opened, if it opened one
+    pub opened: Option<Opened>,
+    /// it was sent on a kept-alive connection (known to the built-in client only)
+    pub reused: bool,
 }
 
 impl Outcome {
@@ -82,6 +99,8 @@ impl Outcome {
             pop: None,
             error: Some(error),
             retries: 0,
+            opened: None,
+            reused: false,
         }
     }
 }

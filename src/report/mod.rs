@@ -561,6 +561,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 errors: g.errors.unwrap_or(0),
                 error_rate: g.error_rate().unwrap_or(0.0),
                 retries,
+                connections: Default::default(),
                 errors_by_kind,
                 status_codes,
                 pops: BTreeMap::new(),

@@ -223,8 +223,11 @@ pub(crate) fn table_rows(runs: &[RunData], by: By) -> Vec<(String, Group)> {
         let subtotals = self::groups(runs, By { class: false, ..by });
         let one = subtotals.len() == 1;
         for sub in subtotals {
-            let same =
-                |g: &&Group| g.key.region == sub.key.region && g.key.target == sub.key.target;
+            let same = |g: &&Group| {
+                g.key.region == sub.key.region
+                    && g.key.target == sub.key.target
+                    && g.key.pop == sub.key.pop
+            };
             out.extend((groups.iter().filter(same)).map(|g| (g.key.label(), g.clone())));
             // the only region and target: its row is the total
             let label = if one {

@@ -25,6 +25,8 @@ pub struct Row<'a> {
     pub threads: usize,
     /// the URL requested (carries no userinfo: credentials are a header)
     pub url: &'a str,
+    /// JMeter's Connect: the time to open the connection (TCP and TLS), 0 when one was reused
+    pub connect_ms: u128,
 }
 
 impl Row<'_> {
@@ -42,7 +44,7 @@ impl Row<'_> {
         let failure = self.error.map(|e| e.as_str()).unwrap_or("");
         let _ = writeln!(
             buf,
-            "{},{},{}/{},{code},{msg},edgeload {}-{},bin,{},{failure},{},0,{},{},{},{},0,0",
+            "{},{},{}/{},{code},{msg},edgeload {}-{},bin,{},{failure},{},0,{},{},{},{},0,{}",
             self.sent_ms,
             self.elapsed_ms,
             self.target,
@@ -55,6 +57,7 @@ impl Row<'_> {
             self.threads,
             csv_field(self.url),
             self.latency_ms,
+            self.connect_ms,
         );
     }
 }

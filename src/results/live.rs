@@ -42,6 +42,8 @@ async fn serve_listener(listener: tokio::net::TcpListener, snap: Snapshot) {
     {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // out of files, most likely: back off instead of spinning a core
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
             let snap = snap.clone();
@@ -89,7 +91,7 @@ impl Endpoint {
             "# no interval yet\n".to_string(),
         )));
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()?;
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
@@ -224,19 +226,13 @@ pub(crate) fn run_metrics(
             totals.targets[i].retries
         );
     }
+    // one block per family: every sample of a metric follows its TYPE line
     help(
         &mut p,
         "edgeload_hit_ratio",
         "gauge",
         "hit ratio since the start (NaN before a classified response)",
     );
-    help(
-        &mut p,
-        "edgeload_latency_ms",
-        "gauge",
-        "corrected total latency over the last interval",
-    );
-    let mut targets = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let ratio = cache_status::hit_ratio(&totals.targets[i].classes);
         let _ = writeln!(
@@ -245,26 +241,42 @@ pub(crate) fn run_metrics(
             label(n),
             ratio.unwrap_or(f64::NAN)
         );
+    }
+    const QUANTILES: [(&str, f64); 4] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99), ("1", 1.0)];
+    let last_ms = |i: usize| -> Vec<Option<f64>> {
         let all = last.target_all(i);
         let h = all
             .as_ref()
             .map(|s| &s.h[Metric::Total])
             .filter(|h| !h.is_empty());
+        QUANTILES
+            .iter()
+            .map(|(_, at)| h.map(|h| h.value_at_quantile(*at) as f64 / 1000.0))
+            .collect()
+    };
+    help(
+        &mut p,
+        "edgeload_latency_ms",
+        "gauge",
+        "corrected total latency over the last interval",
+    );
+    let mut targets = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let ms = last_ms(i);
         let mut q = serde_json::Map::new();
-        for (name, at) in [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99), ("1", 1.0)] {
-            let ms = h.map(|h| h.value_at_quantile(at) as f64 / 1000.0);
+        for ((name, _), v) in QUANTILES.iter().zip(&ms) {
             let _ = writeln!(
                 p,
                 "edgeload_latency_ms{{{},quantile=\"{name}\"}} {}",
                 label(n),
-                ms.unwrap_or(f64::NAN)
+                v.unwrap_or(f64::NAN)
             );
-            q.insert(name.to_string(), serde_json::json!(ms));
+            q.insert(name.to_string(), serde_json::json!(v));
         }
         let t = &totals.targets[i];
         targets.push(serde_json::json!({
             "name": n, "requests": t.requests, "errors": t.error_count(), "retries": t.retries,
-            "hit_ratio": ratio, "last_interval_latency_ms": q,
+            "hit_ratio": cache_status::hit_ratio(&t.classes), "last_interval_latency_ms": q,
         }));
     }
     let json = serde_json::json!({"elapsed_s": elapsed.as_secs_f64(), "targets": targets});
@@ -273,6 +285,33 @@ pub(crate) fn run_metrics(
 
 #[cfg(test)]
 mod tests {
+    /// Every metric family is one block after its TYPE line, whatever the number of targets
+    /// (the text format forbids a family in two places).
+    #[test]
+    fn families_are_contiguous() {
+        use crate::measure::{ErrorKind, IntervalData, Outcome, record_into};
+        let names = vec!["a".to_string(), "b".to_string()];
+        let mut d = IntervalData::new(0, 2);
+        let t0 = std::time::Instant::now();
+        for t in 0..2 {
+            let mut o = Outcome::failed(t0, ErrorKind::Timeout);
+            o.done = t0 + std::time::Duration::from_millis(3);
+            o.headers_at = Some(t0);
+            record_into(&mut d, t, t0, &o);
+        }
+        let (_, prom) = super::run_metrics(&names, &d, &d, std::time::Duration::from_secs(1));
+        let family = |l: &str| l.split(['{', ' ']).next().unwrap_or("").to_string();
+        let mut seen: Vec<String> = Vec::new();
+        for l in prom.lines().filter(|l| !l.starts_with('#')) {
+            let f = family(l);
+            if seen.last() != Some(&f) {
+                assert!(!seen.contains(&f), "{f} in two places:\n{prom}");
+                seen.push(f);
+            }
+        }
+        assert!(seen.contains(&"edgeload_latency_ms".to_string()), "{prom}");
+    }
+
     #[test]
     fn label_values_cannot_break_out_of_their_quotes() {
         assert_eq!(super::label_value("FRA"), "FRA");

@@ -140,6 +140,9 @@ pub struct TargetSummary {
     /// answering (`--retries`); each is one request in `requests`
     #[serde(default)]
     pub retries: u64,
+    /// how connections were made (built-in client)
+    #[serde(default)]
+    pub connections: Connections,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub status_codes: BTreeMap<String, u64>,
     /// POP -> class -> count
@@ -154,6 +157,17 @@ pub struct TargetSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responses: Option<ClassSummary>,
     pub classes: Vec<ClassSummary>,
+}
+
+/// A target's connections: opened, requests sent on a kept-alive one, TLS handshakes (and how
+/// many resumed a session), and connections opened per address (pinning spreads them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    pub opened: u64,
+    pub reused: u64,
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
+    pub by_address: BTreeMap<String, u64>,
 }
 
 /// What one POP answered of a target's requests.
@@ -487,6 +501,15 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
             unknown_share: unknown_share(&counts.classes),
             errors,
             retries: counts.retries,
+            connections: Connections {
+                opened: counts.opened,
+                reused: counts.reused,
+                tls_handshakes: counts.tls_handshakes,
+                tls_resumed: counts.tls_resumed,
+                by_address: (counts.addrs.iter())
+                    .map(|(a, n)| (a.to_string(), *n))
+                    .collect(),
+            },
             error_rate: if counts.requests > 0 {
                 errors as f64 / counts.requests as f64
             } else {

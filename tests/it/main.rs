@@ -15,3 +15,4 @@ mod report;
 mod s3;
 mod security;
 mod tidy;
+mod tls;
