@@ -149,6 +149,22 @@ pub struct PopSeries {
     pub s: Box<Series>,
 }
 
+/// How long opening connections took: TCP connect, and the TLS handshake (https), in us.
+#[derive(Clone, Debug)]
+pub struct Phases {
+    pub connect: Histogram<u64>,
+    pub tls: Histogram<u64>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            connect: new_hist(),
+            tls: new_hist(),
+        }
+    }
+}
+
 /// Everything recorded in one interval (by one thread, or merged).
 #[derive(Clone, Debug)]
 pub struct IntervalData {
@@ -161,6 +177,8 @@ pub struct IntervalData {
     pub pop_series: Vec<PopSeries>,
     /// open model: actual send minus intended send, in us (None until the first send)
     pub send_lag: Option<Histogram<u64>>,
+    /// per target: the TCP connect and TLS handshake times of the connections opened, in us
+    pub phases: Vec<Option<Box<Phases>>>,
     /// Every request was sent at its intended time (closed model), so the service histograms
     /// would equal the corrected ones: only those are recorded, and `take_sparse` ships their
     /// buckets for both (two histogram records and two clock subtractions less per request).
@@ -175,6 +193,7 @@ impl IntervalData {
             targets: vec![TargetCounts::default(); n_targets],
             pop_series: Vec::new(),
             send_lag: None,
+            phases: vec![None; n_targets],
             service_is_corrected: false,
         }
     }
@@ -263,6 +282,13 @@ impl IntervalData {
                 s.add(&p.s);
             }
         }
+        for (a, b) in self.phases.iter_mut().zip(&o.phases) {
+            if let Some(b) = b {
+                let a = a.get_or_insert_with(|| Box::new(Phases::new()));
+                a.connect.add(&b.connect).expect("same bounds");
+                a.tls.add(&b.tls).expect("same bounds");
+            }
+        }
         if let Some(l) = &o.send_lag {
             self.send_lag
                 .get_or_insert_with(new_hist)
@@ -289,6 +315,13 @@ impl IntervalData {
                     add_buckets(h, buckets);
                 }
                 s.bytes += bytes;
+            }
+        }
+        for (t, connect, tls) in &o.phases {
+            if let Some(a) = self.phases.get_mut(*t) {
+                let a = a.get_or_insert_with(|| Box::new(Phases::new()));
+                add_buckets(&mut a.connect, connect);
+                add_buckets(&mut a.tls, tls);
             }
         }
         if !o.send_lag.is_empty() {
@@ -329,6 +362,12 @@ impl IntervalData {
             targets: std::mem::replace(&mut self.targets, vec![TargetCounts::default(); n]),
             pop_series,
             send_lag: self.send_lag.as_mut().map(take_buckets).unwrap_or_default(),
+            phases: (self.phases.iter_mut().enumerate())
+                .filter_map(|(t, p)| {
+                    let p = p.as_deref_mut().filter(|p| !p.connect.is_empty())?;
+                    Some((t, take_buckets(&mut p.connect), take_buckets(&mut p.tls)))
+                })
+                .collect(),
         }
     }
 }
@@ -368,6 +407,8 @@ pub struct SparseInterval {
     /// (target, POP, class, buckets per metric, bytes)
     pub pop_series: Vec<(usize, PopName, CacheClass, PerMetric<Buckets>, u64)>,
     pub send_lag: Buckets,
+    /// (target, connect buckets, TLS handshake buckets)
+    pub phases: Vec<(usize, Buckets, Buckets)>,
 }
 
 impl SparseInterval {
@@ -402,6 +443,11 @@ pub fn record_into(
         t.tls_handshakes += u64::from(op.tls.is_some());
         t.tls_resumed += u64::from(op.resumed);
         t.add_addr(op.addr, 1);
+        let p = d.phases[target].get_or_insert_with(|| Box::new(Phases::new()));
+        p.connect.saturating_record(us(op.connect));
+        if let Some(h) = op.tls {
+            p.tls.saturating_record(us(h));
+        }
     }
     t.classes[class.index()] += 1;
     if let Some(e) = o.error {

@@ -165,6 +165,23 @@ pub fn render(s: &Summary) -> String {
         if t.classes.len() > 1 {
             row(&mut out, &t.all);
         }
+        let c = &t.connections;
+        if c.opened > 0 {
+            let tls = if c.tls_handshakes > 0 {
+                format!(
+                    ", TLS handshake p50 {:.2} ms p99 {:.2} ms ({} of {} resumed)",
+                    c.tls_handshake.p50, c.tls_handshake.p99, c.tls_resumed, c.tls_handshakes
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  connections: {} opened, {} requests on kept-alive ones; connect p50 {:.2} ms \
+                 p99 {:.2} ms{tls}",
+                c.opened, c.reused, c.connect.p50, c.connect.p99
+            );
+        }
         if !t.pop_summaries.is_empty() {
             let mut pops: Vec<_> = t.pop_summaries.iter().collect();
             pops.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));

@@ -168,6 +168,11 @@ pub struct Connections {
     pub tls_handshakes: u64,
     pub tls_resumed: u64,
     pub by_address: BTreeMap<String, u64>,
+    /// TCP connect and TLS handshake times of the connections opened (ms)
+    #[serde(default)]
+    pub connect: Stats,
+    #[serde(default)]
+    pub tls_handshake: Stats,
 }
 
 /// What one POP answered of a target's requests.
@@ -509,6 +514,10 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
                 by_address: (counts.addrs.iter())
                     .map(|(a, n)| (a.to_string(), *n))
                     .collect(),
+                connect: (totals.phases[ti].as_ref())
+                    .map_or_else(Stats::default, |p| Stats::of(&p.connect)),
+                tls_handshake: (totals.phases[ti].as_ref())
+                    .map_or_else(Stats::default, |p| Stats::of(&p.tls)),
             },
             error_rate: if counts.requests > 0 {
                 errors as f64 / counts.requests as f64

@@ -1,5 +1,5 @@
 //! timeline.csv: one row per interval x target: requests, rate, errors, hits, misses, hit ratio,
-//! corrected p50/p99 of the total time, bytes, retries. A stall shows as rows with zero requests.
+//! corrected p50/p99 of the total time, bytes, retries, connections opened. A stall shows as rows with zero requests.
 
 use std::io::Write;
 use std::time::Duration;
@@ -31,6 +31,9 @@ pub struct Row {
     /// requests resent on a new connection (`--retries`); absent in files before 0.6
     #[serde(default)]
     pub retries: u64,
+    /// connections opened in the interval (built-in client)
+    #[serde(default)]
+    pub connections: u64,
 }
 
 pub fn rows(
@@ -70,6 +73,7 @@ pub fn rows(
                 p99_ms: q(0.99),
                 bytes: all.map(|s| s.bytes).unwrap_or(0),
                 retries: c.retries,
+                connections: c.opened,
             }
         })
         .collect()

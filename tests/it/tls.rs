@@ -78,6 +78,14 @@ fn https_requests_with_keepalive_and_resumption_as_the_edge_counts_them() {
         } else {
             assert_eq!(c.tls_resumed, 0);
         }
+        // every connection's connect and handshake times, and per interval in the timeline
+        assert_eq!((c.connect.count, c.tls_handshake.count), (30, 30), "{c:?}");
+        assert!(c.tls_handshake.min > 0.0, "{c:?}");
+        let rows = edgeload::results::timeline::read(
+            &std::fs::read(dir.path().join(format!("b{resume}/timeline.csv"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rows.iter().map(|r| r.connections).sum::<u64>(), 30);
     }
 }
 
@@ -119,4 +127,65 @@ fn pinned_addresses_share_the_connections() {
     let by = &t.connections.by_address;
     assert_eq!(by.get(&a.addr.to_string()), Some(&20), "{by:?}");
     assert_eq!(by.get(&b.addr.to_string()), Some(&20), "{by:?}");
+}
+
+/// A real TLS server: Debian's nginx serving files over https. Every request answered with the
+/// file's bytes, nginx's access log counts them, and keep-alive keeps one handshake a worker.
+#[test]
+fn a_real_nginx_over_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(d.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    std::fs::create_dir_all(d.join("www/img")).unwrap();
+    let mut sizes = 0u64;
+    for i in 0..10u64 {
+        let body = vec![b'x'; (1000 + i * 700) as usize];
+        sizes += body.len() as u64;
+        std::fs::write(d.join(format!("www/img/{i}.jpg")), body).unwrap();
+    }
+    let port = free_port();
+    let dir = d.to_str().unwrap();
+    std::fs::write(
+        d.join("nginx.conf"),
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid;
+             error_log {dir}/error.log; events {{ worker_connections 64; }}
+             http {{ access_log {dir}/access.log; client_body_temp_path {dir};
+               proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
+               scgi_temp_path {dir};
+               server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {dir}/cert.pem;
+                 ssl_certificate_key {dir}/key.pem; root {dir}/www; }} }}"
+        ),
+    )
+    .unwrap();
+    let mut nginx = std::process::Command::new("nginx")
+        .args(["-c", &format!("{dir}/nginx.conf"), "-p", dir])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx (Debian package nginx-light; scripts/test.sh installs it)");
+    wait_for("nginx to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&format!("https://localhost:{port}"), paths(10), closed(2));
+    cfg.requests = Some(100);
+    cfg.client.tls = trust(out.path(), &ck.cert.pem());
+    let t = run_in(out.path(), cfg).summary.targets[0].clone();
+    // nginx logs a request as it ends, a moment after the client has it all
+    let ok = || {
+        let log = std::fs::read_to_string(d.join("access.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains("\" 200 ")).count()
+    };
+    wait_for("nginx's access log", || ok() >= 100);
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    assert_eq!((t.requests, t.errors), (100, 0), "{t:?}");
+    assert_eq!(t.status_codes.get("200"), Some(&100));
+    assert_eq!(t.bytes, 10 * sizes);
+    let c = &t.connections;
+    assert!(c.opened <= 4 && c.tls_handshakes == c.opened, "{c:?}");
+    assert_eq!(ok(), 100);
 }
