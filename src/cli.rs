@@ -482,4 +482,7 @@ pub struct DemoArgs {
     /// Rate of the demo runs (requests per second)
     #[arg(long, default_value_t = 400.0)]
     pub rate: f64,
+    /// Over https: the edge serves TLS with a certificate made now, which the runs trust
+    #[arg(long)]
+    pub https: bool,
 }

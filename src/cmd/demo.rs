@@ -27,8 +27,27 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     }
     let urls =
         Arc::new(UrlList::read(DEMO_URLS.as_bytes(), "demo-urls.csv").context("bundled URL list")?);
-    let edge =
-        edge::start_local(EdgeConfig::default()).context("cannot start the embedded edge")?;
+    let tls = if a.https {
+        let names = ["localhost", "127.0.0.1"].map(String::from);
+        Some(edge::tls::EdgeTls::generate(&names).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
+    // the client trusts the edge's certificate, written beside the results
+    let mut trust = crate::engine::tls::TlsOptions::default();
+    if let Some(t) = &tls {
+        std::fs::create_dir_all(&a.out)
+            .with_context(|| format!("cannot create {}", a.out.display()))?;
+        let f = a.out.join("edge-cert.pem");
+        crate::guard::atomic::write(&f, t.cert_pem.as_bytes())
+            .with_context(|| format!("cannot write {}", f.display()))?;
+        trust.cacert.push(f);
+    }
+    let edge = edge::start_local(EdgeConfig {
+        tls,
+        ..EdgeConfig::default()
+    })
+    .context("cannot start the embedded edge")?;
     eprintln!(
         "demo: embedded edge at {} (LRU cache; misses wait 80-150 ms for the origin, hits ~1 ms)",
         edge.base_url()
@@ -44,21 +63,23 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
     let run_id = new_run_id();
     for (phase, secs) in [("cold", 8u64), ("warm", 5)] {
         let out = a.out.join(phase);
+        let mut engine = EngineConfig::new(
+            vec![Target {
+                name: "edge".into(),
+                base: edge.base_url(),
+            }],
+            urls.clone(),
+            Model::Open {
+                schedule: Schedule::constant(a.rate, Duration::from_secs(secs)),
+                max_in_flight: 256,
+            },
+        );
+        engine.client.tls = trust.clone();
         let plan = Plan {
             engine: EngineConfig {
                 order: Order::Weighted,
                 seed: if phase == "cold" { 1 } else { 2 },
-                ..EngineConfig::new(
-                    vec![Target {
-                        name: "edge".into(),
-                        base: edge.base_url(),
-                    }],
-                    urls.clone(),
-                    Model::Open {
-                        schedule: Schedule::constant(a.rate, Duration::from_secs(secs)),
-                        max_in_flight: 256,
-                    },
-                )
+                ..engine
             },
             out: out.clone(),
             run_id: format!("{run_id}-{phase}"),
