@@ -15,6 +15,21 @@ http {
     server { listen 127.0.0.1:$port; root $dir; }
 }
 CONF
+    # nginx's workers run as nobody: a mktemp folder (0700, root's) would answer 403 to every
+    # request, and the benchmark would time error pages
+    chmod 755 "$dir"
+    chmod 644 "$dir"/*.bin
     nginx -c "$dir/nginx.conf"
     sleep 0.3
+    bench_check "http://127.0.0.1:$port/4k.bin" 4096
+}
+
+# Fails unless URL answers 200 with SIZE bytes (curl -k: the TLS benchmark's own CA).
+bench_check() {
+    local got
+    got=$(curl -ks -o /dev/null -w '%{http_code} %{size_download}' "$1")
+    if [ "$got" != "200 $2" ]; then
+        echo "benchmark target $1 answered '$got', not '200 $2': refusing to time it" >&2
+        exit 1
+    fi
 }

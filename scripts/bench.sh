@@ -39,7 +39,8 @@ measure() {
     local url="http://127.0.0.1:$port/$obj"
     case "$tool" in
         wrk) /usr/bin/time -f "%U %S %M" -o "$work/t" wrk -t2 -c64 -d"${secs}s" "$url" > "$out" 2>&1
-             n=$(awk '/requests in/ {print $1}' "$out") ;;
+             # successful responses only (wrk counts error pages as requests)
+             n=$(awk '/requests in/ {n = $1} /Non-2xx/ {bad = $NF} END {print n - bad}' "$out") ;;
         oha) /usr/bin/time -f "%U %S %M" -o "$work/t" oha -c 64 -z "${secs}s" --no-tui --output-format json "$url" > "$out" 2>/dev/null
              n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["statusCodeDistribution"].values()))' "$out") ;;
         edgeload) printf '/%s\n' "$obj" > "$work/urls.txt"

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# HTTPS side by side: edgeload vs wrk (OpenSSL) against one nginx with TLS (1 worker, loopback,
+# keep-alive), 64 connections, a 4 KB and a 40 KB object, alternating tools, medians of REPS
+# runs: req/s, client CPU per request (user+sys of the generator), peak RSS, ratios to wrk; then
+# a new connection per request (full handshakes and resumed ones), edgeload only.
+# Writes reports/bench/tls.md. usage: scripts/bench-tls.sh [SECONDS] [REPS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-8} reps=${2:-3}
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v openssl >/dev/null || need+=(openssl)
+if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+bin=$PWD/target/release/edgeload
+work=$(mktemp -d)
+port=$((30000 + RANDOM % 20000))
+head -c 4096 /dev/urandom > "$work/4k.bin"
+head -c 40960 /dev/urandom > "$work/40k.bin"
+# a CA and a leaf it signs (a self-signed CA certificate is not a valid server certificate)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$work/key.pem" -out "$work/leaf.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$work/ext.cnf"
+openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+    -days 2 -extfile "$work/ext.cnf" -out "$work/cert.pem" 2>/dev/null
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    ssl_session_cache shared:tls:1m;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        root $work;
+    }
+}
+CONF
+# nginx's workers run as nobody: the mktemp folder (0700) would answer 403 to everything
+chmod 755 "$work"
+chmod 644 "$work"/*.bin
+nginx -c "$work/nginx.conf"
+trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
+sleep 0.3
+# shellcheck disable=SC1091
+. scripts/bench-nginx.sh
+bench_check "https://localhost:$port/4k.bin" 4096
+bench_check "https://localhost:$port/40k.bin" 40960
+
+# prints "requests cpu_seconds peak_rss_kb" for one generator run
+measure() {
+    local tool=$1 obj=$2 out="$work/out.txt"
+    case "$tool" in
+        wrk) /usr/bin/time -f "%U %S %M" -o "$work/t" wrk -t2 -c64 -d"${secs}s" "https://localhost:$port/$obj" > "$out" 2>&1
+             # successful responses only (wrk counts error pages as requests)
+             n=$(awk '/requests in/ {n = $1} /Non-2xx/ {bad = $NF} END {print n - bad}' "$out") ;;
+        edgeload) printf '/%s\n' "$obj" > "$work/urls.txt"
+             /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=https://localhost:$port" \
+                --cacert "$work/ca.pem" -c 64 -d "${secs}s" -o "$work/res" -q --json > "$out"
+             # successful responses only: a run whose handshakes fail must not look fast
+             n=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["targets"][0]; print(t["requests"] - t["errors"])' "$out") ;;
+    esac
+    read -r u s rss < "$work/t"
+    echo "$n $(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') $rss"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+tools=(wrk edgeload)
+mkdir -p reports/bench
+{
+echo "# HTTPS load generator benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, nginx 1 worker with TLS on loopback)"
+echo
+echo "Keep-alive, 64 connections, ${secs} s, median of $reps alternating runs; ECDSA P-256"
+echo "certificate, each tool's default TLS 1.3 suite. CPU = user+sys of the generator process;"
+echo "ratios to wrk in the same run. wrk -t2; edgeload with its default threads."
+echo
+echo "| object | tool | req/s | ratio | CPU us/request | ratio | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|"
+for obj in 4k.bin 40k.bin; do
+    declare -A rps cpu rss
+    for t in "${tools[@]}"; do : > "$work/$t.rps"; : > "$work/$t.cpu"; : > "$work/$t.rss"; done
+    for _ in $(seq "$reps"); do
+        for t in "${tools[@]}"; do
+            read -r n c r <<< "$(measure "$t" "$obj")"
+            awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f\n", n / s}' >> "$work/$t.rps"
+            awk -v n="$n" -v c="$c" 'BEGIN {printf "%.2f\n", c / n * 1e6}' >> "$work/$t.cpu"
+            echo "$r" >> "$work/$t.rss"
+        done
+    done
+    for t in "${tools[@]}"; do
+        rps[$t]=$(median < "$work/$t.rps"); cpu[$t]=$(median < "$work/$t.cpu"); rss[$t]=$(sort -n "$work/$t.rss" | tail -1)
+    done
+    for t in "${tools[@]}"; do
+        echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[wrk]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[wrk]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
+    done
+done
+echo
+echo "A new connection per request (edgeload --no-keepalive, 16 workers, ${secs} s, 4 KB):"
+echo
+echo "| TLS sessions | req/s | handshakes | resumed | handshake p50 ms | p99 ms | CPU us/request |"
+echo "|---|---|---|---|---|---|---|"
+printf '/4k.bin\n' > "$work/urls.txt"
+for resume in on off; do
+    /usr/bin/time -f "%U %S %M" -o "$work/t" "$bin" run "$work/urls.txt" -t "n=https://localhost:$port" \
+        --cacert "$work/ca.pem" -c 16 -d "${secs}s" --no-keepalive --tls-resume "$resume" \
+        -o "$work/res" -q --json > "$work/out.txt"
+    read -r u s _ < "$work/t"
+    python3 - "$work/out.txt" "$u" "$s" "$resume" "$secs" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); t = d["targets"][0]; c = t["connections"]
+n = d["rate"]["completed"]; cpu = (float(sys.argv[2]) + float(sys.argv[3])) / n * 1e6
+print(f"| {'resumed' if sys.argv[4] == 'on' else 'full handshakes'} | {n / float(sys.argv[5]):.0f} | {c['tls_handshakes']} | {c['tls_resumed']} | {c['tls_handshake']['p50']:.2f} | {c['tls_handshake']['p99']:.2f} | {cpu:.1f} |")
+PY
+done
+} | tee reports/bench/tls.md
