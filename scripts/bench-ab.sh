@@ -6,9 +6,9 @@
 # usage: scripts/bench-ab.sh OLD_BIN NEW_BIN [SECONDS] [REPS]
 set -euo pipefail
 old=$1 new=$2 secs=${3:-5} reps=${4:-5}
-if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null || ! command -v curl >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk curl >/dev/null
 fi
 work=$(mktemp -d)
 port=$((30000 + RANDOM % 20000))

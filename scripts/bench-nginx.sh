@@ -24,12 +24,13 @@ CONF
     bench_check "http://127.0.0.1:$port/4k.bin" 4096
 }
 
-# Fails unless URL answers 200 with SIZE bytes (curl -k: the TLS benchmark's own CA).
+# Fails unless URL answers 200 with SIZE bytes; more arguments go to curl (--cacert FILE).
 bench_check() {
-    local got
-    got=$(curl -ks -o /dev/null -w '%{http_code} %{size_download}' "$1")
-    if [ "$got" != "200 $2" ]; then
-        echo "benchmark target $1 answered '$got', not '200 $2': refusing to time it" >&2
+    local url=$1 size=$2 got
+    shift 2
+    got=$(curl -s "$@" -o /dev/null -w '%{http_code} %{size_download}' "$url" || true)
+    if [ "$got" != "200 $size" ]; then
+        echo "benchmark target $url answered '$got', not '200 $size': refusing to time it" >&2
         exit 1
     fi
 }

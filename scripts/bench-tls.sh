@@ -11,6 +11,7 @@ need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -53,8 +54,8 @@ trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' E
 sleep 0.3
 # shellcheck disable=SC1091
 . scripts/bench-nginx.sh
-bench_check "https://localhost:$port/4k.bin" 4096
-bench_check "https://localhost:$port/40k.bin" 40960
+bench_check "https://localhost:$port/4k.bin" 4096 --cacert "$work/ca.pem"
+bench_check "https://localhost:$port/40k.bin" 40960 --cacert "$work/ca.pem"
 
 # prints "requests cpu_seconds peak_rss_kb" for one generator run
 measure() {
@@ -91,7 +92,7 @@ for obj in 4k.bin 40k.bin; do
         for t in "${tools[@]}"; do
             read -r n c r <<< "$(measure "$t" "$obj")"
             awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f\n", n / s}' >> "$work/$t.rps"
-            awk -v n="$n" -v c="$c" 'BEGIN {printf "%.2f\n", c / n * 1e6}' >> "$work/$t.cpu"
+            awk -v n="$n" -v c="$c" 'BEGIN {if (n > 0) printf "%.2f\n", c / n * 1e6; else print "inf"}' >> "$work/$t.cpu"
             echo "$r" >> "$work/$t.rss"
         done
     done
@@ -116,7 +117,8 @@ for resume in on off; do
     python3 - "$work/out.txt" "$u" "$s" "$resume" "$secs" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); t = d["targets"][0]; c = t["connections"]
-n = d["rate"]["completed"]; cpu = (float(sys.argv[2]) + float(sys.argv[3])) / n * 1e6
+n = t["requests"] - t["errors"]  # successful responses only
+cpu = (float(sys.argv[2]) + float(sys.argv[3])) / n * 1e6 if n else float("inf")
 print(f"| {'resumed' if sys.argv[4] == 'on' else 'full handshakes'} | {n / float(sys.argv[5]):.0f} | {c['tls_handshakes']} | {c['tls_resumed']} | {c['tls_handshake']['p50']:.2f} | {c['tls_handshake']['p99']:.2f} | {cpu:.1f} |")
 PY
 done

@@ -18,6 +18,7 @@ secs=${1:-10} reps=${2:-3} long=${3:-10000000}
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
 command -v ab >/dev/null || need+=(apache2-utils)
 if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -74,6 +74,11 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
             _ if a.tls || a.write_cert.is_some() || !a.tls_name.is_empty() => {
                 let mut names: Vec<String> =
                     ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+                // the address it listens on, so that https://ADDR checks out
+                let ip = a.listen.ip();
+                if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+                    names.push(ip.to_string());
+                }
                 names.extend(a.tls_name.iter().cloned());
                 Some(edge::tls::EdgeTls::generate(&names).map_err(UsageError)?)
             }
@@ -103,13 +108,23 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
 pub fn run(a: EdgeArgs) -> anyhow::Result<i32> {
     let cfg = config(&a)?;
     let dialect = cfg.dialect;
-    if let (Some(f), Some(t)) = (&a.write_cert, &cfg.tls) {
-        crate::guard::atomic::write(f, t.cert_pem.as_bytes())
-            .map_err(|e| anyhow::anyhow!("--write-cert {}: {e}", f.display()))?;
+    if let Some(f) = &a.write_cert
+        && (a.cert.as_ref() == Some(f) || a.key.as_ref() == Some(f))
+    {
+        return super::usage(format!(
+            "--write-cert {}: that is the --cert or --key file",
+            f.display()
+        ));
     }
+    let pem = cfg.tls.as_ref().map(|t| t.cert_pem.clone());
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let h = edge::start(cfg, a.listen, a.threads)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", a.listen))?;
+    // after the bind: an edge that cannot listen leaves a running one's certificate alone
+    if let (Some(f), Some(pem)) = (&a.write_cert, pem) {
+        crate::guard::atomic::write(f, pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("--write-cert {}: {e}", f.display()))?;
+    }
     eprintln!(
         "edge listening on {scheme}://{} (dialect {}, stats at /_edge/stats); Ctrl-C stops it",
         h.addr,

@@ -183,6 +183,7 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
     };
     let mut summary = Summary::new(meta, rate, &stats.totals, &bases);
     summary.unknown_headers = stats.unknown_headers;
+    summary.tls_errors = stats.tls_errors;
     let results = (plan.thresholds.iter())
         .flat_map(|t| t.evaluate(&summary))
         .collect();

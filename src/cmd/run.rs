@@ -71,6 +71,26 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let order = order(a, &sc)?;
     let load = load(a, &sc, source.trace_times.as_deref())?;
     let (client, headers) = http(a, &sc)?;
+    // a pin that names no target's host and port is a typo, not a pin
+    for p in &client.pins {
+        let bare = |h: &str| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase()
+        };
+        let used = targets.iter().any(|t| {
+            reqwest::Url::parse(&t.base).is_ok_and(|u| {
+                u.host_str().is_some_and(|h| bare(h) == bare(&p.host))
+                    && u.port_or_known_default() == Some(p.port)
+            })
+        });
+        if !used {
+            return usage(format!(
+                "--connect-to/--resolve {}:{}: no target has this host and port",
+                p.host, p.port
+            ));
+        }
+    }
     let classifier = classifier(a, &sc);
     let thresholds = thresholds(a, &sc, &targets)?;
     let out = output(a, &sc)?;
@@ -540,6 +560,11 @@ fn pins(a: &RunArgs) -> anyhow::Result<Vec<crate::engine::h1::Pin>> {
     }
     if !out.is_empty() && a.reqwest {
         return usage("--connect-to and --resolve need the built-in client (not --reqwest)");
+    }
+    if a.reqwest && (a.insecure || !a.cacert.is_empty() || a.tls_resume.is_some()) {
+        return usage(
+            "--cacert, --insecure and --tls-resume need the built-in client (not --reqwest)",
+        );
     }
     Ok(out)
 }

@@ -526,12 +526,11 @@ impl EdgeHandle {
         self.state.cfg.tls.as_ref().map(|t| t.cert_pem.as_str())
     }
 
-    /// http://ADDR, or https://localhost:PORT for an https edge (its certificate names
-    /// localhost, not the address)
+    /// http://ADDR, or https://ADDR for an https edge (its certificate must name the address)
     pub fn base_url(&self) -> String {
         match self.state.cfg.tls {
             None => format!("http://{}", self.addr),
-            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            Some(_) => format!("https://{}", self.addr),
         }
     }
     pub fn stats(&self) -> EdgeStats {

@@ -146,8 +146,8 @@ impl ThreadClient {
                 cfg.retries,
             );
             if bases.iter().any(|b| b.scheme() == "https") {
-                // this thread's own config: its own session cache
-                h.set_tls(super::tls::Trust::load(&cfg.tls)?.client_config());
+                // this thread's own config (its own session cache) on the shared roots
+                h.set_tls(super::tls::Trust::shared(&cfg.tls)?.client_config());
             }
             h.set_pins(cfg.pins.clone());
             for b in bases {

@@ -17,13 +17,31 @@ pub(crate) fn take_out_of_files() -> bool {
     OUT_OF_FILES.replace(false)
 }
 
+thread_local! {
+    /// Why this thread's TLS handshakes failed (distinct reasons, at most 8).
+    static TLS_REASONS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A failed TLS handshake: a timeout or a reset as such, anything else (a certificate not
-/// trusted, no common protocol, an alert) `tls`.
+/// trusted, no common protocol, an alert) `tls`, its reason kept for the summary.
 pub(crate) fn from_tls(e: &std::io::Error) -> ErrorKind {
     match from_io(e) {
         Some(k @ (ErrorKind::Timeout | ErrorKind::Reset)) => k,
-        _ => ErrorKind::Tls,
+        _ => {
+            TLS_REASONS.with_borrow_mut(|r| {
+                let why = e.to_string();
+                if r.len() < 8 && !r.contains(&why) {
+                    r.push(why);
+                }
+            });
+            ErrorKind::Tls
+        }
     }
+}
+
+/// The reasons this thread's TLS handshakes failed for (and forgets them).
+pub(crate) fn take_tls_reasons() -> Vec<String> {
+    TLS_REASONS.with_borrow_mut(std::mem::take)
 }
 
 /// An I/O error's kind, when its kind says it (`None`: look further, e.g. at its message).

@@ -36,7 +36,8 @@ struct Origin {
     /// `Host: ...\r\n` + the configured headers + the final `\r\n`
     headers: Vec<u8>,
     idle: RefCell<Vec<Conn>>,
-    addr: RefCell<Option<SocketAddr>>,
+    /// the host's addresses, the last one that answered first (looked up once)
+    addrs: RefCell<Vec<SocketAddr>>,
 }
 
 struct Conn {
@@ -94,6 +95,10 @@ impl tokio::io::AsyncWrite for Stream {
         }
     }
 }
+
+/// Where the next origin starts its turn over pinned addresses: each thread's client a step
+/// further, so that kept-alive connections (one or two a thread) spread too.
+static PIN_START: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Addresses pinned for a host and port (curl's `--connect-to` and `--resolve`).
 #[derive(Clone, Debug, PartialEq)]
@@ -296,6 +301,10 @@ impl Headers for Parsed<'_> {
 
 /// An I/O error's kind by the rule both stacks share (what it does not name: a reset).
 fn io_kind(e: &io::Error) -> ErrorKind {
+    // a TLS alert or a bad record after the handshake
+    if e.get_ref().is_some_and(|x| x.is::<rustls::Error>()) {
+        return ErrorKind::Tls;
+    }
     super::failure::from_io(e).unwrap_or(ErrorKind::Reset)
 }
 
@@ -451,8 +460,13 @@ impl H1 {
         }
         // (ends with the blank line that ends the head)
         headers.extend_from_slice(&self.base_headers);
+        let bare = |h: &str| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase()
+        };
         let pinned = (self.pins.iter())
-            .find(|p| p.port == port && p.host.eq_ignore_ascii_case(host))
+            .find(|p| p.port == port && bare(&p.host) == bare(host))
             .map(|p| p.addrs.clone())
             .unwrap_or_default();
         self.origins.push(Origin {
@@ -460,10 +474,13 @@ impl H1 {
             port,
             tls,
             pinned,
-            next_pin: std::cell::Cell::new(0),
+            // threads start their turns at different addresses
+            next_pin: std::cell::Cell::new(
+                PIN_START.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
             headers,
             idle: RefCell::new(Vec::new()),
-            addr: RefCell::new(None),
+            addrs: RefCell::new(Vec::new()),
         });
     }
 
@@ -481,40 +498,55 @@ impl H1 {
     }
 
     async fn connect(&self, o: &Origin) -> Result<(Conn, Opened), ErrorKind> {
-        let cached = *o.addr.borrow();
-        let pin = (!o.pinned.is_empty()).then(|| {
-            let i = o.next_pin.get();
-            o.next_pin.set(i.wrapping_add(1));
-            o.pinned[i % o.pinned.len()]
-        });
-        let addr = match pin.or(cached) {
-            Some(a) => a,
-            None => {
+        let candidates: Vec<SocketAddr> = if o.pinned.is_empty() {
+            if o.addrs.borrow().is_empty() {
                 // an IPv6 literal is written [::1] in URLs and Host headers, bare for lookups
                 let name = o.host.trim_start_matches('[').trim_end_matches(']');
-                let mut it = tokio::net::lookup_host((name, o.port))
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((name, o.port))
                     .await
-                    .map_err(|_| ErrorKind::Dns)?;
-                let a = it.next().ok_or(ErrorKind::Dns)?;
-                *o.addr.borrow_mut() = Some(a);
-                a
+                    .map_err(|_| ErrorKind::Dns)?
+                    .collect();
+                if found.is_empty() {
+                    return Err(ErrorKind::Dns);
+                }
+                *o.addrs.borrow_mut() = found;
             }
+            o.addrs.borrow().clone()
+        } else {
+            let i = o.next_pin.get();
+            o.next_pin.set(i.wrapping_add(1));
+            vec![o.pinned[i % o.pinned.len()]]
         };
         let began = Instant::now();
         let deadline = began.checked_add(self.connect_timeout);
-        let stream = match self
-            .deadlines
-            .within(deadline, TcpStream::connect(addr))
-            .await
-        {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                return Err(match io_kind(&e) {
-                    ErrorKind::Timeout => ErrorKind::Timeout,
-                    _ => ErrorKind::Connect,
-                });
+        // each address in turn (localhost may be ::1 first and the server on 127.0.0.1 only),
+        // within one connect timeout; the one that answers is tried first next time
+        let mut last = ErrorKind::Connect;
+        let mut found = None;
+        for (i, addr) in candidates.iter().enumerate() {
+            match self
+                .deadlines
+                .within(deadline, TcpStream::connect(*addr))
+                .await
+            {
+                Some(Ok(s)) => {
+                    if i > 0 && o.pinned.is_empty() {
+                        o.addrs.borrow_mut().swap(0, i);
+                    }
+                    found = Some((s, *addr));
+                    break;
+                }
+                Some(Err(e)) => {
+                    last = match io_kind(&e) {
+                        ErrorKind::Timeout => ErrorKind::Timeout,
+                        _ => ErrorKind::Connect,
+                    };
+                }
+                None => return Err(ErrorKind::Timeout),
             }
-            None => return Err(ErrorKind::Timeout),
+        }
+        let Some((stream, addr)) = found else {
+            return Err(last);
         };
         let _ = stream.set_nodelay(true);
         let connected = Instant::now();
@@ -820,11 +852,21 @@ async fn exchange(
             }
         }
     } else {
-        // no length: the body ends with the connection
+        // no length: the body ends with the connection (over TLS, a server that closes without
+        // close_notify ends it too: rustls says UnexpectedEof, and there is no length to miss)
         let mut n = have;
         loop {
             conn.buf.clear();
-            let k = fill(conn).await.map_err(Failure::Io)?;
+            let k = match fill(conn).await {
+                Ok(k) => k,
+                Err(e)
+                    if e.kind() == io::ErrorKind::UnexpectedEof
+                        && matches!(conn.stream, Stream::Tls(_)) =>
+                {
+                    0
+                }
+                Err(e) => return Err(Failure::Io(e)),
+            };
             if k == 0 {
                 break;
             }

@@ -160,6 +160,8 @@ pub struct RunStats {
     pub intended_rate: Option<f64>,
     /// header names seen on responses classified `unknown` (every thread's, sorted)
     pub unknown_headers: Vec<String>,
+    /// why TLS handshakes failed (distinct reasons, a few)
+    pub tls_errors: Vec<String>,
 }
 
 struct Shared {
@@ -317,14 +319,21 @@ pub fn run(
     if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
-    // the trust store and --cacert files: an error before any thread starts
-    if cfg.client.lean_http1
-        && urls
-            .iter()
-            .filter_map(|u| u.first())
-            .any(|u| u.scheme() == "https")
-    {
-        tls::Trust::load(&cfg.client.tls).map_err(EngineError::Client)?;
+    // the trust store and --cacert files: read once, an error before any thread starts
+    let https: Vec<&reqwest::Url> = (urls.iter())
+        .filter_map(|u| u.first())
+        .filter(|u| u.scheme() == "https")
+        .collect();
+    if cfg.client.lean_http1 && !https.is_empty() {
+        tls::Trust::shared(&cfg.client.tls).map_err(EngineError::Client)?;
+        for u in &https {
+            if u.host_str().and_then(tls::server_name).is_none() {
+                return Err(EngineError::Client(format!(
+                    "{}: not a name TLS can check a certificate against",
+                    crate::guard::redact::url(u.as_str())
+                )));
+            }
+        }
     }
     // every connection is a file: make room for them all up front (a run short of files
     // turned every request into an instant `connect` error, in a tight loop)
@@ -413,7 +422,7 @@ pub fn run(
     for h in handles {
         let _ = h.join();
     }
-    let (totals, next_emit, unknown_headers) = agg??;
+    let (totals, next_emit, (unknown_headers, tls_errors)) = agg??;
     if shared.out_of_files.load(Ordering::Relaxed) {
         let limit = crate::sys::open_files_limit().map_or("unknown".into(), |l| l.to_string());
         return Err(EngineError::OutOfFiles(limit));
@@ -430,8 +439,13 @@ pub fn run(
         planned,
         intended_rate,
         unknown_headers,
+        tls_errors,
     })
 }
+
+/// What the threads noted besides their numbers: header names seen on `unknown` responses, why
+/// TLS handshakes failed.
+type Notes = (Vec<String>, Vec<String>);
 
 /// Emits interval k once every thread's watermark has passed it, in order, to the sink and
 /// `on_interval`; aborts in-flight requests once a stop is older than the grace period.
@@ -444,9 +458,10 @@ fn aggregate(
     (user, run): (&Control, &Control),
     sink: &mut (dyn Sink + Send),
     on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
-) -> Result<(IntervalData, u64, Vec<String>), EngineError> {
+) -> Result<(IntervalData, u64, Notes), EngineError> {
     let start = shared.start;
     let mut unknown = std::collections::BTreeSet::new();
+    let mut tls_reasons = std::collections::BTreeSet::new();
     let mut watermarks = vec![0u64; threads];
     let mut pending: BTreeMap<u64, IntervalData> = BTreeMap::new();
     let mut totals = IntervalData::new(0, n_targets);
@@ -477,6 +492,7 @@ fn aggregate(
         match msg {
             None => continue,
             Some(Msg::UnknownNames(names)) => unknown.extend(names),
+            Some(Msg::TlsReasons(r)) => tls_reasons.extend(r),
             Some(Msg::Samples(rows)) => {
                 if sink_err.is_none()
                     && let Err(e) = sink.samples(&rows)
@@ -523,7 +539,14 @@ fn aggregate(
     }
     match sink_err {
         Some(e) => Err(EngineError::Sink(e)),
-        None => Ok((totals, next_emit, unknown.into_iter().collect())),
+        None => Ok((
+            totals,
+            next_emit,
+            (
+                unknown.into_iter().collect(),
+                tls_reasons.into_iter().take(8).collect(),
+            ),
+        )),
     }
 }
 

@@ -22,6 +22,8 @@ pub(crate) enum Msg {
     Samples(Vec<u8>),
     /// Header names the thread saw on responses it classified `unknown` (sent once, at its end).
     UnknownNames(Vec<String>),
+    /// why TLS handshakes failed (distinct reasons)
+    TlsReasons(Vec<String>),
 }
 
 /// The per-thread recorder.
@@ -175,6 +177,10 @@ impl Recorder {
         let names = crate::cache_status::take_unknown_names();
         if !names.is_empty() {
             let _ = self.tx.send(Msg::UnknownNames(names));
+        }
+        let reasons = super::failure::take_tls_reasons();
+        if !reasons.is_empty() {
+            let _ = self.tx.send(Msg::TlsReasons(reasons));
         }
         let idx = self.cur.idx;
         let last = self.cur.take_sparse(idx);

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls_pki_types::pem::PemObject;
 
 /// What a run's TLS trusts and how it connects.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TlsOptions {
     /// PEM files of CA certificates to trust instead of the system's roots
     pub cacert: Vec<PathBuf>,
@@ -39,17 +39,36 @@ pub(crate) struct Trust {
     resume: bool,
 }
 
+/// The roots last loaded, and for which options: the engine loads them once before its
+/// threads start, and every thread's client shares them.
+static SHARED: std::sync::Mutex<Option<(TlsOptions, Arc<Trust>)>> = std::sync::Mutex::new(None);
+
 impl Trust {
+    /// The roots for `o`, loaded once (the system's store is a few hundred files).
+    pub(crate) fn shared(o: &TlsOptions) -> Result<Arc<Trust>, String> {
+        let mut s = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, t)) = s.as_ref()
+            && k == o
+        {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(Trust::load(o)?);
+        *s = Some((o.clone(), t.clone()));
+        Ok(t)
+    }
+
     /// Loads the roots: the `--cacert` files when given (an unreadable or empty one is an
     /// error naming it), else the system's trust store.
     pub(crate) fn load(o: &TlsOptions) -> Result<Trust, String> {
         let mut roots = RootCertStore::empty();
+        let mut system_errors = Vec::new();
         if o.cacert.is_empty() {
             let found = rustls_native_certs::load_native_certs();
             for c in found.certs {
                 // a malformed system certificate is skipped, as every TLS client does
                 let _ = roots.add(c);
             }
+            system_errors = found.errors.iter().take(3).map(|e| e.to_string()).collect();
         }
         for f in &o.cacert {
             let mut n = 0;
@@ -70,11 +89,15 @@ impl Trust {
             }
         }
         if roots.is_empty() && !o.insecure {
-            return Err(
-                "no trusted CA certificate: the system has none (Debian: ca-certificates); \
-                 give --cacert FILE"
-                    .into(),
-            );
+            let why = if system_errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", system_errors.join("; "))
+            };
+            return Err(format!(
+                "no trusted CA certificate: none found in the system's store{why} (Debian: \
+                 ca-certificates; SSL_CERT_FILE and SSL_CERT_DIR are read); give --cacert FILE"
+            ));
         }
         Ok(Trust {
             roots: Arc::new(roots),

@@ -638,6 +638,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         } else {
             Verdict::Pass
         },
+        tls_errors: Vec::new(),
         unknown_headers: {
             let mut h: Vec<String> = (runs.iter())
                 .flat_map(|r| r.summary.unknown_headers.iter().cloned())

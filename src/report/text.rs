@@ -108,6 +108,13 @@ pub fn render(s: &Summary) -> String {
             "  WARNING: the load generator FELL BEHIND its schedule; latencies are still timed from the intended send times, but the target saw less load than planned"
         );
     }
+    if !s.tls_errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "  TLS handshakes failed: {} (a private CA: --cacert FILE; a staging edge: --insecure)",
+            s.tls_errors.join("; ")
+        );
+    }
     if r.abandoned > 0 {
         let _ = writeln!(
             out,

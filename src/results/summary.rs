@@ -332,6 +332,9 @@ pub struct Summary {
     /// response header names seen on responses classified `unknown` (what a rule could use)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_headers: Vec<String>,
+    /// why TLS handshakes failed, when some did (a few distinct reasons)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_errors: Vec<String>,
     /// `mirror` runs: input accounting and the cutover gate
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
@@ -387,6 +390,7 @@ impl Summary {
             thresholds: Vec::new(),
             verdict: Verdict::None,
             unknown_headers: Vec::new(),
+            tls_errors: Vec::new(),
             mirror: None,
         }
     }

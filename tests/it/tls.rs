@@ -11,8 +11,10 @@ use edgeload::engine::tls::TlsOptions;
 
 use crate::common::*;
 
+/// An https edge on `addr` whose certificate names `names` and the address's IP.
 fn https_edge(names: &[&str], addr: std::net::SocketAddr) -> EdgeHandle {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    names.push(addr.ip().to_string());
     edgeload::edge::start(
         EdgeConfig {
             tls: Some(EdgeTls::generate(&names).unwrap()),
@@ -97,9 +99,57 @@ fn a_certificate_from_another_ca_is_a_tls_error() {
     let mut cfg = engine(&edge.base_url(), paths(5), closed(1));
     cfg.requests = Some(5);
     cfg.client.tls = trust(dir.path(), &other.cert_pem);
-    let t = run_in(dir.path(), cfg).summary.targets[0].clone();
+    let s = run_in(dir.path(), cfg).summary;
+    let t = &s.targets[0];
     assert_eq!(t.errors_by_kind.get("tls"), Some(&5), "{t:?}");
     assert_eq!(edge.stats().requests, 0);
+    // and why, once
+    assert!(
+        s.tls_errors.len() == 1 && s.tls_errors[0].contains("certificate"),
+        "{:?}",
+        s.tls_errors
+    );
+}
+
+/// Pins and TLS flags that would be ignored are refused: a pin naming no target (a typo, or
+/// an IPv6 host written differently), TLS settings with --reqwest.
+#[test]
+fn pins_and_tls_flags_that_would_be_ignored_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("u.txt"), "/a.jpg\n").unwrap();
+    let run = |extra: &[&str]| {
+        let o = std::process::Command::new(bin())
+            .args([
+                "run",
+                "u.txt",
+                "-t",
+                "e=https://cdn.test:8443",
+                "-n",
+                "1",
+                "-q",
+            ])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, e) = run(&["--resolve", "cdn.test:443:127.0.0.1"]);
+    assert!(
+        code == Some(2) && e.contains("no target has this host and port"),
+        "{e}"
+    );
+    let (code, e) = run(&["--connect-to", "cdn.test:8443:[::1]"]);
+    assert!(code == Some(2) && e.contains("--connect-to"), "{e}");
+    let (code, e) = run(&["--resolve", "cdn.test:8443:not-an-ip"]);
+    assert!(code == Some(2) && e.contains("not an IP address"), "{e}");
+    let (code, e) = run(&["--reqwest", "--insecure"]);
+    assert!(code == Some(2) && e.contains("built-in client"), "{e}");
+    let (code, e) = run(&["--tls-resume", "maybe"]);
+    assert!(code == Some(2) && e.contains("on or off"), "{e}");
 }
 
 /// Two edges on 127.0.0.2 and 127.0.0.3, one port, one host name: `--resolve` spreads new
