@@ -498,24 +498,28 @@ impl H1 {
     }
 
     async fn connect(&self, o: &Origin) -> Result<(Conn, Opened), ErrorKind> {
-        let candidates: Vec<SocketAddr> = if o.pinned.is_empty() {
-            if o.addrs.borrow().is_empty() {
-                // an IPv6 literal is written [::1] in URLs and Host headers, bare for lookups
-                let name = o.host.trim_start_matches('[').trim_end_matches(']');
-                let found: Vec<SocketAddr> = tokio::net::lookup_host((name, o.port))
-                    .await
-                    .map_err(|_| ErrorKind::Dns)?
-                    .collect();
-                if found.is_empty() {
-                    return Err(ErrorKind::Dns);
-                }
-                *o.addrs.borrow_mut() = found;
-            }
-            o.addrs.borrow().clone()
-        } else {
+        let pin = (!o.pinned.is_empty()).then(|| {
             let i = o.next_pin.get();
             o.next_pin.set(i.wrapping_add(1));
-            vec![o.pinned[i % o.pinned.len()]]
+            o.pinned[i % o.pinned.len()]
+        });
+        if pin.is_none() && o.addrs.borrow().is_empty() {
+            // an IPv6 literal is written [::1] in URLs and Host headers, bare for lookups
+            let name = o.host.trim_start_matches('[').trim_end_matches(']');
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name, o.port))
+                .await
+                .map_err(|_| ErrorKind::Dns)?
+                .collect();
+            if found.is_empty() {
+                return Err(ErrorKind::Dns);
+            }
+            *o.addrs.borrow_mut() = found;
+        }
+        // (by index, not a copy of the list: no allocation a connection)
+        let n = if pin.is_some() {
+            1
+        } else {
+            o.addrs.borrow().len()
         };
         let began = Instant::now();
         let deadline = began.checked_add(self.connect_timeout);
@@ -523,17 +527,18 @@ impl H1 {
         // within one connect timeout; the one that answers is tried first next time
         let mut last = ErrorKind::Connect;
         let mut found = None;
-        for (i, addr) in candidates.iter().enumerate() {
+        for i in 0..n {
+            let addr = pin.unwrap_or_else(|| o.addrs.borrow()[i]);
             match self
                 .deadlines
-                .within(deadline, TcpStream::connect(*addr))
+                .within(deadline, TcpStream::connect(addr))
                 .await
             {
                 Some(Ok(s)) => {
-                    if i > 0 && o.pinned.is_empty() {
+                    if i > 0 {
                         o.addrs.borrow_mut().swap(0, i);
                     }
-                    found = Some((s, *addr));
+                    found = Some((s, addr));
                     break;
                 }
                 Some(Err(e)) => {
@@ -555,6 +560,8 @@ impl H1 {
             connect: connected - began,
             tls: None,
             resumed: false,
+            tls_version: 0,
+            tls_suite: 0,
         };
         let stream = match (&o.tls, &self.tls) {
             (Some(name), Some(cfg)) => {
@@ -563,8 +570,12 @@ impl H1 {
                 match self.deadlines.within(deadline, hs).await {
                     Some(Ok(s)) => {
                         opened.tls = Some(connected.elapsed());
-                        opened.resumed =
-                            s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                        let c = s.get_ref().1;
+                        opened.resumed = c.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                        opened.tls_version = c.protocol_version().map_or(0, u16::from);
+                        opened.tls_suite = c
+                            .negotiated_cipher_suite()
+                            .map_or(0, |cs| u16::from(cs.suite()));
                         Stream::Tls(Box::new(s))
                     }
                     Some(Err(e)) => return Err(super::failure::from_tls(&e)),

@@ -68,6 +68,8 @@ pub struct TargetCounts {
     pub tls_resumed: u64,
     /// connections opened per address
     pub addrs: Vec<(std::net::SocketAddr, u64)>,
+    /// TLS handshakes per (version, cipher suite) negotiated
+    pub tls_params: Vec<((u16, u16), u64)>,
     pub classes: [u64; CacheClass::COUNT],
     pub errors: [u64; ErrorKind::COUNT],
     pub statuses: Vec<(u16, u64)>,
@@ -82,6 +84,12 @@ impl TargetCounts {
         match self.statuses.iter_mut().find(|(k, _)| *k == s) {
             Some((_, c)) => *c += n,
             None => self.statuses.push((s, n)),
+        }
+    }
+    fn add_tls_params(&mut self, k: (u16, u16), n: u64) {
+        match self.tls_params.iter_mut().find(|(p, _)| *p == k) {
+            Some((_, c)) => *c += n,
+            None => self.tls_params.push((k, n)),
         }
     }
     fn add_addr(&mut self, a: std::net::SocketAddr, n: u64) {
@@ -117,6 +125,9 @@ impl TargetCounts {
         self.tls_resumed += o.tls_resumed;
         for &(a, n) in &o.addrs {
             self.add_addr(a, n);
+        }
+        for &(k, n) in &o.tls_params {
+            self.add_tls_params(k, n);
         }
         for (a, b) in self.classes.iter_mut().zip(o.classes) {
             *a += b;
@@ -442,6 +453,9 @@ pub fn record_into(
         t.opened += 1;
         t.tls_handshakes += u64::from(op.tls.is_some());
         t.tls_resumed += u64::from(op.resumed);
+        if op.tls.is_some() {
+            t.add_tls_params((op.tls_version, op.tls_suite), 1);
+        }
         t.add_addr(op.addr, 1);
         let p = d.phases[target].get_or_insert_with(|| Box::new(Phases::new()));
         p.connect.saturating_record(us(op.connect));

@@ -64,6 +64,9 @@ pub struct Opened {
     pub tls: Option<std::time::Duration>,
     /// the TLS session was resumed (an abbreviated handshake)
     pub resumed: bool,
+    /// the TLS version and cipher suite negotiated (their IANA numbers; 0 without TLS)
+    pub tls_version: u16,
+    pub tls_suite: u16,
 }
 
 /// What one request produced. Times are from the actual send (service time).

@@ -79,6 +79,18 @@ pub(crate) fn find_dirs(path: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A tag's series: (target, POP (empty unless `pop`), class, metric); an error quoting the tag
+/// when a part is missing or unknown.
+fn series_of(tag: &str, pop: bool) -> Result<(&str, &str, &str, crate::measure::Metric), String> {
+    let t = hlog::parse_tag(tag);
+    let bad = || format!("interval with an unexpected tag {tag:?}");
+    let part = |k: &str| t.get(k).copied().ok_or_else(bad);
+    let p = if pop { part("pop")? } else { "" };
+    let metric =
+        crate::measure::Metric::from_tag_parts(part("metric")?, part("basis")?).ok_or_else(bad)?;
+    Ok((part("target")?, p, part("class")?, metric))
+}
+
 /// Loads one directory; `Ok(None)` (with the reason) when it is incomplete.
 pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
     let m = match Manifest::read(dir) {
@@ -162,24 +174,10 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
         &bytes,
         |b| base.set(b.as_secs_f64()),
         |iv| {
-            let t = hlog::parse_tag(iv.tag);
-            let (Some(target), Some(class), Some(metric), Some(basis)) = (
-                t.get("target"),
-                t.get("class"),
-                t.get("metric"),
-                t.get("basis"),
-            ) else {
-                return Err(format!("interval with an unexpected tag {:?}", iv.tag));
-            };
-            let Some(mi) = crate::measure::Metric::from_tag_parts(metric, basis) else {
-                return Err(format!(
-                    "interval with an unexpected metric in tag {:?}",
-                    iv.tag
-                ));
-            };
+            let (target, _, class, mi) = series_of(iv.tag, false)?;
             let start = base.get() + iv.start.as_secs_f64();
             if mi == crate::measure::Metric::Total {
-                match current.get_mut(*target) {
+                match current.get_mut(target) {
                     Some((s, pairs)) if *s == start => pairs.extend_from_slice(iv.counts),
                     Some((s, pairs)) => {
                         flush(target, *s, pairs, &mut over_time);
@@ -220,19 +218,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
             &bytes,
             |_| {},
             |iv| {
-                let t = hlog::parse_tag(iv.tag);
-                let (Some(target), Some(pop), Some(class), Some(metric), Some(basis)) = (
-                    t.get("target"),
-                    t.get("pop"),
-                    t.get("class"),
-                    t.get("metric"),
-                    t.get("basis"),
-                ) else {
-                    return Err(format!("interval with an unexpected tag {:?}", iv.tag));
-                };
-                let Some(mi) = crate::measure::Metric::from_tag_parts(metric, basis) else {
-                    return Err(format!("unexpected metric in tag {:?}", iv.tag));
-                };
+                let (target, pop, class, mi) = series_of(iv.tag, true)?;
                 let key = (target.to_string(), pop.to_string(), class.to_string(), mi);
                 let h = pop_totals
                     .entry(key)

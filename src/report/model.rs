@@ -152,15 +152,12 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
         }
         for t in &r.summary.targets {
             for c in &t.classes {
-                let k = key_of(by, region, &t.name, "", &c.class);
-                let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
-                g.requests += c.count;
-                g.bytes += c.bytes;
-                if let Some(cl) = CacheClass::parse(&c.class) {
-                    g.classes[cl.index()] += c.count;
-                }
-                g.start = g.start.min(r.start);
-                g.end = g.end.max(end);
+                count_class(
+                    &mut m,
+                    key_of(by, region, &t.name, "", &c.class),
+                    c,
+                    (r.start, end),
+                );
             }
             if !by.class {
                 let k = key_of(by, region, &t.name, "", "");
@@ -181,6 +178,23 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
     out
 }
 
+/// Adds one class's counts of a run (its span `(start, end)`) to the group `k`.
+fn count_class(
+    m: &mut BTreeMap<Key, Group>,
+    k: Key,
+    c: &crate::results::summary::ClassSummary,
+    (start, end): (f64, f64),
+) {
+    let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
+    g.requests += c.count;
+    g.bytes += c.bytes;
+    if let Some(cl) = CacheClass::parse(&c.class) {
+        g.classes[cl.index()] += c.count;
+    }
+    g.start = g.start.min(start);
+    g.end = g.end.max(end);
+}
+
 /// The groups of one run by POP: histograms from pops.hlog, counts from the summary's POPs.
 fn pop_groups(m: &mut BTreeMap<Key, Group>, r: &RunData, by: By) {
     let region = r.region();
@@ -193,15 +207,12 @@ fn pop_groups(m: &mut BTreeMap<Key, Group>, r: &RunData, by: By) {
     for t in &r.summary.targets {
         for (pop, p) in &t.pop_summaries {
             for c in &p.classes {
-                let k = key_of(by, region, &t.name, pop, &c.class);
-                let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
-                g.requests += c.count;
-                g.bytes += c.bytes;
-                if let Some(cl) = CacheClass::parse(&c.class) {
-                    g.classes[cl.index()] += c.count;
-                }
-                g.start = g.start.min(r.start);
-                g.end = g.end.max(end);
+                count_class(
+                    m,
+                    key_of(by, region, &t.name, pop, &c.class),
+                    c,
+                    (r.start, end),
+                );
             }
             if !by.class
                 && let Some(e) = (m.get_mut(&key_of(by, region, &t.name, pop, "")))

@@ -175,9 +175,14 @@ pub fn render(s: &Summary) -> String {
         let c = &t.connections;
         if c.opened > 0 {
             let tls = if c.tls_handshakes > 0 {
+                let params: Vec<&str> = c.tls.keys().map(String::as_str).collect();
                 format!(
-                    ", TLS handshake p50 {:.2} ms p99 {:.2} ms ({} of {} resumed)",
-                    c.tls_handshake.p50, c.tls_handshake.p99, c.tls_resumed, c.tls_handshakes
+                    ", TLS handshake p50 {:.2} ms p99 {:.2} ms ({} of {} resumed; {})",
+                    c.tls_handshake.p50,
+                    c.tls_handshake.p99,
+                    c.tls_resumed,
+                    c.tls_handshakes,
+                    params.join(", ")
                 )
             } else {
                 String::new()

@@ -173,6 +173,23 @@ pub struct Connections {
     pub connect: Stats,
     #[serde(default)]
     pub tls_handshake: Stats,
+    /// handshakes per TLS version and cipher suite negotiated, e.g. "TLSv1_3
+    /// TLS13_AES_256_GCM_SHA384" (HTTP/1.1 over them)
+    #[serde(default)]
+    pub tls: BTreeMap<String, u64>,
+}
+
+/// "TLSv1_3 TLS13_AES_256_GCM_SHA384" from the IANA numbers of a version and a suite.
+fn tls_params(version: u16, suite: u16) -> String {
+    let v = rustls::ProtocolVersion::from(version);
+    let s = rustls::CipherSuite::from(suite);
+    format!(
+        "{} {}",
+        v.as_str()
+            .map_or_else(|| format!("0x{version:04x}"), str::to_string),
+        s.as_str()
+            .map_or_else(|| format!("0x{suite:04x}"), str::to_string)
+    )
 }
 
 /// What one POP answered of a target's requests.
@@ -522,6 +539,9 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
                     .map_or_else(Stats::default, |p| Stats::of(&p.connect)),
                 tls_handshake: (totals.phases[ti].as_ref())
                     .map_or_else(Stats::default, |p| Stats::of(&p.tls)),
+                tls: (counts.tls_params.iter())
+                    .map(|((v, s), n)| (tls_params(*v, *s), *n))
+                    .collect(),
             },
             error_rate: if counts.requests > 0 {
                 errors as f64 / counts.requests as f64

@@ -82,6 +82,13 @@ fn https_requests_with_keepalive_and_resumption_as_the_edge_counts_them() {
         }
         // every connection's connect and handshake times, and per interval in the timeline
         assert_eq!((c.connect.count, c.tls_handshake.count), (30, 30), "{c:?}");
+        // what was negotiated: TLS 1.3 (rustls on both sides), one suite
+        assert_eq!(c.tls.len(), 1, "{c:?}");
+        let (params, n) = c.tls.iter().next().unwrap();
+        assert!(
+            params.starts_with("TLSv1_3 TLS13_") && *n == 30,
+            "{params} {n}"
+        );
         assert!(c.tls_handshake.min > 0.0, "{c:?}");
         let rows = edgeload::results::timeline::read(
             &std::fs::read(dir.path().join(format!("b{resume}/timeline.csv"))).unwrap(),
