@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the load-generator benchmarks: bench_nginx DIR PORT starts one nginx (1 worker,
+# Sourced by the load-generator benchmarks (bench_nginx, bench_check, bench_table, median).
+# bench_nginx DIR PORT starts one nginx (1 worker,
 # loopback, keep-alive without limit, no access log) serving DIR on 127.0.0.1:PORT, its files
 # in DIR too; stop it with `nginx -c "DIR/nginx.conf" -s stop`.
 bench_nginx() {
@@ -33,4 +34,30 @@ bench_check() {
         echo "benchmark target $url answered '$got', not '200 $size': refusing to time it" >&2
         exit 1
     fi
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# bench_table OBJ: the saturation rows for OBJ, one per tool of the caller's `tools`, from `reps`
+# alternating runs of the caller's `measure TOOL OBJ` (prints "requests cpu_seconds rss_kb")
+# over `secs` seconds each; medians, ratios to wrk. Leaves the medians in `rps`.
+# shellcheck disable=SC2154  # tools, reps, secs, work and measure are the caller's
+bench_table() {
+    local obj=$1 t n c r
+    declare -gA rps cpu rss
+    for t in "${tools[@]}"; do : > "$work/$t.rps"; : > "$work/$t.cpu"; : > "$work/$t.rss"; done
+    for _ in $(seq "$reps"); do
+        for t in "${tools[@]}"; do
+            read -r n c r <<< "$(measure "$t" "$obj")"
+            awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f\n", n / s}' >> "$work/$t.rps"
+            awk -v n="$n" -v c="$c" 'BEGIN {if (n > 0) printf "%.2f\n", c / n * 1e6; else print "inf"}' >> "$work/$t.cpu"
+            echo "$r" >> "$work/$t.rss"
+        done
+    done
+    for t in "${tools[@]}"; do
+        rps[$t]=$(median < "$work/$t.rps"); cpu[$t]=$(median < "$work/$t.cpu"); rss[$t]=$(sort -n "$work/$t.rss" | tail -1)
+    done
+    for t in "${tools[@]}"; do
+        echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[wrk]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[wrk]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
+    done
 }

@@ -58,7 +58,6 @@ for r in csv.DictReader(open(sys.argv[1])):
     echo "$n $(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') $rss"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 tools=(wrk edgeload)
 # oha builds from source (~6 min on 2 cores); BENCH_NO_OHA=1 skips it
 if [ -z "${BENCH_NO_OHA:-}" ] && ! command -v oha >/dev/null; then
@@ -76,24 +75,9 @@ echo
 echo "| object | tool | req/s | ratio | CPU us/request | ratio | peak RSS MB |"
 echo "|---|---|---|---|---|---|---|"
 for obj in 4k.bin 40k.bin; do
-    declare -A rps cpu rss
-    for t in "${tools[@]}"; do : > "$work/$t.rps"; : > "$work/$t.cpu"; : > "$work/$t.rss"; done
     : > "$work/persec.$obj"
-    for _ in $(seq "$reps"); do
-        for t in "${tools[@]}"; do
-            read -r n c r <<< "$(measure "$t" "$obj")"
-            awk -v n="$n" -v s="$secs" 'BEGIN {printf "%.0f\n", n / s}' >> "$work/$t.rps"
-            awk -v n="$n" -v c="$c" 'BEGIN {printf "%.2f\n", c / n * 1e6}' >> "$work/$t.cpu"
-            echo "$r" >> "$work/$t.rss"
-        done
-    done
-    for t in "${tools[@]}"; do
-        rps[$t]=$(median < "$work/$t.rps"); cpu[$t]=$(median < "$work/$t.cpu"); rss[$t]=$(sort -n "$work/$t.rss" | tail -1)
-    done
+    bench_table "$obj"
     [ "$obj" = 4k.bin ] && sat4k=${rps[edgeload]}
-    for t in "${tools[@]}"; do
-        echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[wrk]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[wrk]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
-    done
 done
 echo
 # How steady the machine is: edgeload's timeline has the requests of every second of its runs.

@@ -147,140 +147,141 @@ pub(crate) fn run_metrics(
 ) -> (String, String) {
     use crate::cache_status::{self, CacheClass};
     use crate::measure::{ErrorKind, Metric};
-    use std::fmt::Write;
-    let mut p = String::new();
-    let help = |p: &mut String, name: &str, kind: &str, text: &str| {
-        let _ = writeln!(p, "# HELP {name} {text}\n# TYPE {name} {kind}");
-    };
-    help(
-        &mut p,
-        "edgeload_elapsed_seconds",
-        "gauge",
-        "time since the run started",
-    );
-    let _ = writeln!(p, "edgeload_elapsed_seconds {:.3}", elapsed.as_secs_f64());
-    let label = |n: &str| format!("target=\"{}\"", label_value(n));
-    help(
-        &mut p,
-        "edgeload_requests_total",
-        "counter",
-        "requests completed",
-    );
-    for (i, n) in names.iter().enumerate() {
-        let _ = writeln!(
-            p,
-            "edgeload_requests_total{{{}}} {}",
-            label(n),
-            totals.targets[i].requests
-        );
-    }
-    help(
-        &mut p,
-        "edgeload_responses_total",
-        "counter",
-        "requests by cache class",
-    );
-    for (i, n) in names.iter().enumerate() {
-        for c in CacheClass::ALL {
-            let v = totals.targets[i].classes[c.index()];
-            if v > 0 {
-                let _ = writeln!(
-                    p,
-                    "edgeload_responses_total{{{},class=\"{}\"}} {v}",
-                    label(n),
-                    c.as_str()
-                );
-            }
-        }
-    }
-    help(
-        &mut p,
-        "edgeload_errors_total",
-        "counter",
-        "failed requests by kind",
-    );
-    for (i, n) in names.iter().enumerate() {
-        for k in ErrorKind::ALL {
-            let v = totals.targets[i].errors[k.index()];
-            if v > 0 {
-                let _ = writeln!(
-                    p,
-                    "edgeload_errors_total{{{},kind=\"{}\"}} {v}",
-                    label(n),
-                    k.as_str()
-                );
-            }
-        }
-    }
-    help(
-        &mut p,
-        "edgeload_retries_total",
-        "counter",
-        "requests resent after a reused connection closed",
-    );
-    for (i, n) in names.iter().enumerate() {
-        let _ = writeln!(
-            p,
-            "edgeload_retries_total{{{}}} {}",
-            label(n),
-            totals.targets[i].retries
-        );
-    }
-    // one block per family: every sample of a metric follows its TYPE line
-    help(
-        &mut p,
-        "edgeload_hit_ratio",
-        "gauge",
-        "hit ratio since the start (NaN before a classified response)",
-    );
-    for (i, n) in names.iter().enumerate() {
-        let ratio = cache_status::hit_ratio(&totals.targets[i].classes);
-        let _ = writeln!(
-            p,
-            "edgeload_hit_ratio{{{}}} {}",
-            label(n),
-            ratio.unwrap_or(f64::NAN)
-        );
-    }
     const QUANTILES: [(&str, f64); 4] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99), ("1", 1.0)];
+    let t = |i: usize| &totals.targets[i];
+    let target = |n: &String| format!("target=\"{}\"", label_value(n));
+    // (labels, value) of every target, with `more` labels and values per target
+    let per_target = |more: &dyn Fn(usize) -> Vec<(String, f64)>| -> Vec<(String, f64)> {
+        (names.iter().enumerate())
+            .flat_map(|(i, n)| {
+                more(i)
+                    .into_iter()
+                    .map(move |(l, v)| (format!("{}{l}", target(n)), v))
+            })
+            .collect()
+    };
+    // the corrected total latency's quantiles over the last interval, ms
     let last_ms = |i: usize| -> Vec<Option<f64>> {
         let all = last.target_all(i);
-        let h = all
-            .as_ref()
-            .map(|s| &s.h[Metric::Total])
-            .filter(|h| !h.is_empty());
-        QUANTILES
-            .iter()
+        let h = (all.as_ref().map(|s| &s.h[Metric::Total])).filter(|h| !h.is_empty());
+        (QUANTILES.iter())
             .map(|(_, at)| h.map(|h| h.value_at_quantile(*at) as f64 / 1000.0))
             .collect()
     };
-    help(
+    let mut p = String::new();
+    family(
         &mut p,
-        "edgeload_latency_ms",
-        "gauge",
-        "corrected total latency over the last interval",
+        (
+            "edgeload_elapsed_seconds",
+            "gauge",
+            "time since the run started",
+        ),
+        vec![(String::new(), elapsed.as_secs_f64())],
     );
-    let mut targets = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        let ms = last_ms(i);
-        let mut q = serde_json::Map::new();
-        for ((name, _), v) in QUANTILES.iter().zip(&ms) {
-            let _ = writeln!(
-                p,
-                "edgeload_latency_ms{{{},quantile=\"{name}\"}} {}",
-                label(n),
-                v.unwrap_or(f64::NAN)
-            );
-            q.insert(name.to_string(), serde_json::json!(v));
-        }
-        let t = &totals.targets[i];
-        targets.push(serde_json::json!({
-            "name": n, "requests": t.requests, "errors": t.error_count(), "retries": t.retries,
-            "hit_ratio": cache_status::hit_ratio(&t.classes), "last_interval_latency_ms": q,
-        }));
-    }
+    family(
+        &mut p,
+        ("edgeload_requests_total", "counter", "requests completed"),
+        per_target(&|i| vec![(String::new(), t(i).requests as f64)]),
+    );
+    family(
+        &mut p,
+        (
+            "edgeload_responses_total",
+            "counter",
+            "requests by cache class",
+        ),
+        per_target(&|i| {
+            (CacheClass::ALL.iter())
+                .filter(|c| t(i).classes[c.index()] > 0)
+                .map(|c| {
+                    (
+                        format!(",class=\"{}\"", c.as_str()),
+                        t(i).classes[c.index()] as f64,
+                    )
+                })
+                .collect()
+        }),
+    );
+    family(
+        &mut p,
+        (
+            "edgeload_errors_total",
+            "counter",
+            "failed requests by kind",
+        ),
+        per_target(&|i| {
+            (ErrorKind::ALL.iter())
+                .filter(|k| t(i).errors[k.index()] > 0)
+                .map(|k| {
+                    (
+                        format!(",kind=\"{}\"", k.as_str()),
+                        t(i).errors[k.index()] as f64,
+                    )
+                })
+                .collect()
+        }),
+    );
+    family(
+        &mut p,
+        (
+            "edgeload_retries_total",
+            "counter",
+            "requests resent after a reused connection closed",
+        ),
+        per_target(&|i| vec![(String::new(), t(i).retries as f64)]),
+    );
+    family(
+        &mut p,
+        (
+            "edgeload_hit_ratio",
+            "gauge",
+            "hit ratio since the start (NaN before a classified response)",
+        ),
+        per_target(&|i| {
+            let r = cache_status::hit_ratio(&t(i).classes);
+            vec![(String::new(), r.unwrap_or(f64::NAN))]
+        }),
+    );
+    family(
+        &mut p,
+        (
+            "edgeload_latency_ms",
+            "gauge",
+            "corrected total latency over the last interval",
+        ),
+        per_target(&|i| {
+            (QUANTILES.iter().zip(last_ms(i)))
+                .map(|((q, _), v)| (format!(",quantile=\"{q}\""), v.unwrap_or(f64::NAN)))
+                .collect()
+        }),
+    );
+    let targets: Vec<serde_json::Value> = (names.iter().enumerate())
+        .map(|(i, n)| {
+            let q: serde_json::Map<String, serde_json::Value> = (QUANTILES.iter().zip(last_ms(i)))
+                .map(|((q, _), v)| (q.to_string(), serde_json::json!(v)))
+                .collect();
+            serde_json::json!({
+                "name": n, "requests": t(i).requests, "errors": t(i).error_count(),
+                "retries": t(i).retries, "hit_ratio": cache_status::hit_ratio(&t(i).classes),
+                "last_interval_latency_ms": q,
+            })
+        })
+        .collect();
     let json = serde_json::json!({"elapsed_s": elapsed.as_secs_f64(), "targets": targets});
     (json.to_string(), p)
+}
+
+/// One metric family as one block: HELP and TYPE, then every sample, `{labels}` when there are.
+fn family(p: &mut String, (name, kind, help): (&str, &str, &str), samples: Vec<(String, f64)>) {
+    use std::fmt::Write;
+    let _ = writeln!(p, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = if labels.is_empty() {
+            writeln!(p, "{name} {v}")
+        } else {
+            writeln!(p, "{name}{{{labels}}} {v}")
+        };
+    }
 }
 
 #[cfg(test)]
