@@ -351,10 +351,19 @@ pub struct RunArgs {
     /// answer (1, the default, as browsers do) or never (0); retries are counted either way
     #[arg(long, value_name = "0|1")]
     pub retries: Option<u8>,
-    /// Send plain-http requests through reqwest instead of the built-in HTTP/1.1 client
-    /// (https always goes through reqwest)
+    /// Send requests through reqwest instead of the built-in client (its own pool; HTTP/2
+    /// when the server offers it by ALPN)
     #[arg(long)]
     pub reqwest: bool,
+    /// HTTP/2 (ALPN h2 over TLS, prior knowledge over plain http) on a few connections with
+    /// many streams each, as h2load; the default is HTTP/1.1, a connection per request in
+    /// flight, as wrk and JMeter
+    #[arg(long)]
+    pub http2: bool,
+    /// With --http2: connections a target (default: one a thread); streams per connection are
+    /// what the server allows
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
     /// Send HEAD instead of GET
     #[arg(long)]
     pub head: bool,

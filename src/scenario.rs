@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::cache_status::CacheClass;
+use crate::engine::h1::Pin;
 use crate::engine::schedule::Stage;
 use crate::threshold::Threshold;
 use crate::urls::Order;
@@ -65,6 +66,29 @@ fn de_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
             "retries {n}: 0 or 1 (only a request whose reused connection closed before \
              answering is resent, and once)"
         ))),
+    }
+}
+
+fn de_connect_to<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pin>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| Pin::connect_to(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn de_resolve<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pin>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| Pin::resolve(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn de_connections<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "connections 0: at least one (HTTP/2 connections a target)",
+        )),
+        n => Ok(Some(n)),
     }
 }
 
@@ -146,6 +170,16 @@ pub struct Http {
     pub retries: Option<u8>,
     /// "GET" (default) or "HEAD"
     pub method: Option<String>,
+    /// pinning, as `run --connect-to` and `--resolve` (curl's forms); a flag for the same host
+    /// and port wins
+    #[serde(default, deserialize_with = "de_connect_to")]
+    pub connect_to: Vec<crate::engine::h1::Pin>,
+    #[serde(default, deserialize_with = "de_resolve")]
+    pub resolve: Vec<crate::engine::h1::Pin>,
+    /// HTTP/2 (`run --http2`), over this many connections a target (`--connections`)
+    pub http2: Option<bool>,
+    #[serde(default, deserialize_with = "de_connections")]
+    pub connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

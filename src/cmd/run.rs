@@ -12,6 +12,7 @@ use super::{EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLDS, UsageError, duration, us
 use crate::cache_status::{Classifier, CustomRule, PopRule};
 use crate::cli::RunArgs;
 use crate::engine::client::ClientConfig;
+use crate::engine::h1::Pin;
 use crate::engine::schedule::{Schedule, Stage};
 use crate::engine::{Control, EngineConfig, Model, Target, check_base, defaults};
 use crate::scenario::Scenario;
@@ -94,10 +95,23 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
     let classifier = classifier(a, &sc);
     let thresholds = thresholds(a, &sc, &targets)?;
     let out = output(a, &sc)?;
-    let threads = a.threads.or(sc.load.threads).unwrap_or_else(|| {
+    let mut threads = a.threads.or(sc.load.threads).unwrap_or_else(|| {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         default_threads(cpus, &targets)
     });
+    let mut client = client;
+    if let Some(n) = client.http2 {
+        // each thread has its own connections: at least one (0 from `http`: not given)
+        let n = if n == 0 { threads } else { n };
+        if n < threads && a.threads.or(sc.load.threads).is_some() {
+            return usage(format!(
+                "--connections {n} with --threads {threads}: each thread needs a connection of \
+                 its own (fewer threads, or more connections)"
+            ));
+        }
+        threads = threads.min(n);
+        client.http2 = Some(n);
+    }
     if !(1..=MAX_THREADS).contains(&threads) {
         return usage(format!("--threads {threads}: between 1 and {MAX_THREADS}"));
     }
@@ -493,7 +507,8 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
                 Some(v) => return usage(format!("--tls-resume {v:?}: on or off")),
             },
         },
-        pins: pins(a)?,
+        pins: pins(a, sc)?,
+        http2: http2(a, sc)?,
         retries: match a.retries.or(sc.http.retries) {
             None => d.retries,
             Some(n @ (0 | 1)) => n,
@@ -508,55 +523,23 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
     Ok((client, headers))
 }
 
-/// `--connect-to HOST:PORT:ADDR:PORT2` and `--resolve HOST:PORT:ADDR[,ADDR...]` (curl's forms;
-/// an IPv6 address in brackets).
-fn pins(a: &RunArgs) -> anyhow::Result<Vec<crate::engine::h1::Pin>> {
-    use std::net::{SocketAddr, ToSocketAddrs};
+/// `--connect-to` and `--resolve` (curl's forms), then the scenario's `[http]` ones for the
+/// host and ports the flags do not pin; flags and reqwest do not mix.
+fn pins(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Vec<Pin>> {
     let mut out = Vec::new();
-    // HOST:PORT:REST, the host possibly [v6]
-    let head = |flag: &str, s: &str| -> anyhow::Result<(String, u16, String)> {
-        let bad = || UsageError(format!("{flag} {s:?}: HOST:PORT:..."));
-        let (host, rest) = match s.strip_prefix('[') {
-            Some(r) => {
-                let (h, rest) = r.split_once("]:").ok_or_else(bad)?;
-                (h.to_string(), rest)
-            }
-            None => {
-                let (h, rest) = s.split_once(':').ok_or_else(bad)?;
-                (h.to_string(), rest)
-            }
-        };
-        let (port, rest) = rest.split_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        if host.is_empty() {
-            return Err(bad().into());
-        }
-        Ok((host, port, rest.to_string()))
-    };
     for s in &a.connect_to {
-        let (host, port, to) = head("--connect-to", s)?;
-        let bad = || UsageError(format!("--connect-to {s:?}: HOST:PORT:ADDR:PORT2"));
-        let (addr, p2) = to.rsplit_once(':').ok_or_else(bad)?;
-        let p2: u16 = p2.parse().map_err(|_| bad())?;
-        let addr = addr.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = (addr, p2)
-            .to_socket_addrs()
-            .map_err(|e| UsageError(format!("--connect-to {s:?}: {addr}: {e}")))?
-            .take(1)
-            .collect();
-        out.push(crate::engine::h1::Pin { host, port, addrs });
+        out.push(Pin::connect_to(s).map_err(|e| UsageError(format!("--connect-to {e}")))?);
     }
     for s in &a.resolve {
-        let (host, port, list) = head("--resolve", s)?;
-        let addrs = (list.split(','))
-            .map(|x| {
-                let ip = x.trim().trim_start_matches('[').trim_end_matches(']');
-                ip.parse::<std::net::IpAddr>()
-                    .map(|ip| SocketAddr::new(ip, port))
-                    .map_err(|_| UsageError(format!("--resolve {s:?}: {x:?} is not an IP address")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        out.push(crate::engine::h1::Pin { host, port, addrs });
+        out.push(Pin::resolve(s).map_err(|e| UsageError(format!("--resolve {e}")))?);
+    }
+    for p in sc.http.connect_to.iter().chain(&sc.http.resolve) {
+        if !out
+            .iter()
+            .any(|o| o.port == p.port && o.host.eq_ignore_ascii_case(&p.host))
+        {
+            out.push(p.clone());
+        }
     }
     if !out.is_empty() && a.reqwest {
         return usage("--connect-to and --resolve need the built-in client (not --reqwest)");
@@ -567,6 +550,32 @@ fn pins(a: &RunArgs) -> anyhow::Result<Vec<crate::engine::h1::Pin>> {
         );
     }
     Ok(out)
+}
+
+/// `--http2` and `--connections` (or `[http] http2`, `connections`): `Some(0)` when the
+/// connections are not given (`plan` makes it one a thread).
+fn http2(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Option<usize>> {
+    let on = a.http2 || sc.http.http2.unwrap_or(false);
+    let n = a.connections.or(sc.http.connections);
+    if !on {
+        return match n {
+            Some(_) => usage("--connections (http.connections) is for HTTP/2: add --http2"),
+            None => Ok(None),
+        };
+    }
+    if a.reqwest {
+        return usage("--http2 needs the built-in client (not --reqwest)");
+    }
+    if a.no_keepalive || sc.http.keepalive == Some(false) {
+        return usage(
+            "--http2 keeps its connections (many streams on each): not with --no-keepalive",
+        );
+    }
+    match n {
+        Some(0) => usage("--connections 0: at least one"),
+        Some(n) => Ok(Some(n)),
+        None => Ok(Some(0)),
+    }
 }
 
 fn classifier(a: &RunArgs, sc: &Scenario) -> Classifier {

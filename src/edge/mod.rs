@@ -148,6 +148,11 @@ pub struct EdgeStats {
     pub tls_handshakes: u64,
     #[serde(default)]
     pub tls_resumed: u64,
+    /// connections accepted, and requests that came over HTTP/2
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub h2_requests: u64,
     /// body bytes of responses started (a reset response counts what it announced)
     pub bytes: u64,
     pub cached_objects: u64,
@@ -182,6 +187,8 @@ struct State {
     drops: AtomicU64,
     tls_handshakes: AtomicU64,
     tls_resumed: AtomicU64,
+    connections: AtomicU64,
+    h2_requests: AtomicU64,
     bytes: AtomicU64,
     /// ns since epoch until which every response waits (the stall window)
     stall_until: AtomicU64,
@@ -205,6 +212,8 @@ impl State {
             drops_injected: self.drops.load(Ordering::SeqCst),
             tls_handshakes: self.tls_handshakes.load(Ordering::SeqCst),
             tls_resumed: self.tls_resumed.load(Ordering::SeqCst),
+            connections: self.connections.load(Ordering::SeqCst),
+            h2_requests: self.h2_requests.load(Ordering::SeqCst),
             bytes: self.bytes.load(Ordering::SeqCst),
             cached_objects: objects,
             cached_bytes: bytes,
@@ -247,6 +256,8 @@ impl State {
             &self.drops,
             &self.tls_handshakes,
             &self.tls_resumed,
+            &self.connections,
+            &self.h2_requests,
             &self.bytes,
         ] {
             a.store(0, Ordering::SeqCst);
@@ -318,6 +329,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         .unwrap_or("/")
         .to_string();
     let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if req.version() == hyper::Version::HTTP_2 {
+        st.h2_requests.fetch_add(1, Ordering::SeqCst);
+    }
     let r = mix(st.cfg.seed ^ mix(n));
     let f = &st.cfg.faults;
     if f.stall_after == Some(n) {
@@ -578,11 +592,16 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
         drops: AtomicU64::new(0),
         tls_handshakes: AtomicU64::new(0),
         tls_resumed: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
+        h2_requests: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         stall_until: AtomicU64::new(0),
         timer: crate::precise::PreciseTimer::new("edgeload-edge-timer")?,
     }))
 }
+
+/// How long a client has to finish its TLS handshake.
+const TLS_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn serve_on(listener: TcpListener, st: Arc<State>, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -596,14 +615,17 @@ async fn serve_on(listener: TcpListener, st: Arc<State>, mut shutdown: watch::Re
             continue;
         };
         let _ = stream.set_nodelay(true);
+        st.connections.fetch_add(1, Ordering::SeqCst);
         let st = st.clone();
         let sd = shutdown.clone();
         tokio::spawn(async move {
             match st.cfg.tls.as_ref().map(|t| t.acceptor()) {
                 None => serve_conn(stream, st, sd).await,
                 Some(acceptor) => {
-                    // a failed handshake (a client that does not trust us) just ends
-                    if let Ok(s) = acceptor.accept(stream).await {
+                    // a failed handshake (a client that does not trust us) just ends, and so
+                    // does one that never finishes (a client that connects and says nothing)
+                    let hs = tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(stream));
+                    if let Ok(Ok(s)) = hs.await {
                         st.tls_handshakes.fetch_add(1, Ordering::SeqCst);
                         if s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
                             st.tls_resumed.fetch_add(1, Ordering::SeqCst);
@@ -616,15 +638,21 @@ async fn serve_on(listener: TcpListener, st: Arc<State>, mut shutdown: watch::Re
     }
 }
 
-/// Serves HTTP/1.1 on one connection (plain or TLS) until it ends or the edge stops.
+/// Serves one connection (plain or TLS) until it ends or the edge stops: HTTP/1.1, or HTTP/2
+/// when the client opens with its preface (ALPN h2, or prior knowledge over plain TCP).
 async fn serve_conn<IO>(io: IO, st: Arc<State>, mut sd: watch::Receiver<bool>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(io), svc);
+    let mut b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    b.http1().keep_alive(true);
+    // as CDNs do: a stream window that an image fits in, many streams a connection
+    b.http2()
+        .max_concurrent_streams(256)
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(16 << 20);
+    let conn = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}

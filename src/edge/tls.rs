@@ -1,5 +1,5 @@
 //! The edge's https identity: a certificate generated at start for its host names (rcgen,
-//! self-signed), or one read from PEM files; a rustls server config speaking HTTP/1.1.
+//! self-signed), or one read from PEM files; a rustls server config offering h2 and HTTP/1.1.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ impl EdgeTls {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| format!("certificate and key: {e}"))?;
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(EdgeTls {
             cert_pem,
             config: Arc::new(cfg),

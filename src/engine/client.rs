@@ -25,6 +25,9 @@ pub struct ClientConfig {
     pub tls: super::tls::TlsOptions,
     /// addresses pinned per host and port (built-in client)
     pub pins: Vec<super::h1::Pin>,
+    /// `--http2`: HTTP/2 over this many connections an origin (built-in client; the engine
+    /// gives each thread its share); `None`: HTTP/1.1, a connection per request in flight
+    pub http2: Option<usize>,
 }
 
 impl Default for ClientConfig {
@@ -39,6 +42,7 @@ impl Default for ClientConfig {
             retries: 1,
             tls: super::tls::TlsOptions::default(),
             pins: Vec::new(),
+            http2: None,
         }
     }
 }
@@ -147,9 +151,11 @@ impl ThreadClient {
             );
             if bases.iter().any(|b| b.scheme() == "https") {
                 // this thread's own config (its own session cache) on the shared roots
-                h.set_tls(super::tls::Trust::shared(&cfg.tls)?.client_config());
+                let h2 = cfg.http2.is_some();
+                h.set_tls(super::tls::Trust::shared(&cfg.tls)?.client_config(h2));
             }
             h.set_pins(cfg.pins.clone());
+            h.set_http2(cfg.http2.unwrap_or(0));
             for b in bases {
                 h.add_origin(b, basic_auth(b, &cfg.headers).as_ref());
             }

@@ -28,15 +28,19 @@ pub(crate) fn from_tls(e: &std::io::Error) -> ErrorKind {
     match from_io(e) {
         Some(k @ (ErrorKind::Timeout | ErrorKind::Reset)) => k,
         _ => {
-            TLS_REASONS.with_borrow_mut(|r| {
-                let why = e.to_string();
-                if r.len() < 8 && !r.contains(&why) {
-                    r.push(why);
-                }
-            });
+            tls_reason(e.to_string());
             ErrorKind::Tls
         }
     }
+}
+
+/// Notes why a handshake failed where the error does not say it.
+pub(crate) fn tls_reason(why: String) {
+    TLS_REASONS.with_borrow_mut(|r| {
+        if r.len() < 8 && !r.contains(&why) {
+            r.push(why);
+        }
+    });
 }
 
 /// The reasons this thread's TLS handshakes failed for (and forgets them).

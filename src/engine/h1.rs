@@ -3,7 +3,9 @@
 //! connections (TLS by rustls, SNI from the URL, sessions resumed), responses parsed with
 //! httparse in a reused buffer, bodies counted and dropped (Content-Length, chunked, or until
 //! close). No allocation per request once the pool is warm. Addresses may be pinned
-//! (`--connect-to`, `--resolve`). What this does not cover goes through reqwest (`client.rs`).
+//! (`--connect-to`, `--resolve`). With `--http2` an origin's requests go over a few HTTP/2
+//! connections instead (`h2.rs`), opened the same way. What this does not cover goes through
+//! reqwest (`client.rs`).
 
 use std::cell::RefCell;
 use std::io;
@@ -25,7 +27,7 @@ const MAX_HEAD: usize = 256 << 10;
 const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
 /// One origin (scheme, host, port): its pool and its header block.
-struct Origin {
+pub(super) struct Origin {
     host: String,
     port: u16,
     /// https: the name sent as SNI and checked in the certificate
@@ -38,6 +40,8 @@ struct Origin {
     idle: RefCell<Vec<Conn>>,
     /// the host's addresses, the last one that answered first (looked up once)
     addrs: RefCell<Vec<SocketAddr>>,
+    /// `--http2`: the origin's HTTP/2 connections (its requests go there, not to `idle`)
+    h2: Option<super::h2::Pool>,
 }
 
 struct Conn {
@@ -47,7 +51,7 @@ struct Conn {
 }
 
 /// A connection's byte stream: plain TCP or TLS over it.
-enum Stream {
+pub(super) enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
@@ -108,6 +112,55 @@ pub struct Pin {
     pub addrs: Vec<SocketAddr>,
 }
 
+impl Pin {
+    /// `HOST:PORT:REST`, the host possibly `[v6]`; errors quote `s`.
+    fn head<'a>(s: &'a str, form: &str) -> Result<(String, u16, &'a str), String> {
+        let bad = || format!("{s:?}: {form}");
+        let (host, rest) = match s.strip_prefix('[') {
+            Some(r) => r.split_once("]:").ok_or_else(bad)?,
+            None => s.split_once(':').ok_or_else(bad)?,
+        };
+        let (port, rest) = rest.split_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok((host.to_string(), port, rest))
+    }
+
+    /// curl's `--connect-to HOST:PORT:ADDR:PORT2` (ADDR an address or a name, looked up now).
+    pub fn connect_to(s: &str) -> Result<Pin, String> {
+        const FORM: &str = "HOST:PORT:ADDR:PORT2";
+        let (host, port, to) = Pin::head(s, FORM)?;
+        let bad = || format!("{s:?}: {FORM}");
+        let (addr, p2) = to.rsplit_once(':').ok_or_else(bad)?;
+        let p2: u16 = p2.parse().map_err(|_| bad())?;
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(addr, p2))
+            .map_err(|e| format!("{s:?}: {addr}: {e}"))?
+            .take(1)
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("{s:?}: {addr}: no address"));
+        }
+        Ok(Pin { host, port, addrs })
+    }
+
+    /// curl's `--resolve HOST:PORT:ADDR[,ADDR...]` (IP addresses; connections spread over them).
+    pub fn resolve(s: &str) -> Result<Pin, String> {
+        let (host, port, list) = Pin::head(s, "HOST:PORT:ADDR[,ADDR...]")?;
+        let addrs = (list.split(','))
+            .map(|x| {
+                let ip = x.trim().trim_start_matches('[').trim_end_matches(']');
+                ip.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .map_err(|_| format!("{s:?}: {x:?} is not an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Pin { host, port, addrs })
+    }
+}
+
 pub(crate) struct H1 {
     origins: Vec<Origin>,
     /// the configured headers as lines, to prefix each origin's Host
@@ -122,7 +175,11 @@ pub(crate) struct H1 {
     /// the thread's TLS config (https origins are served only with one)
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     pins: Vec<Pin>,
-    deadlines: Deadlines,
+    /// HTTP/2 connections per origin for this thread (`--http2`); 0: HTTP/1.1
+    http2: usize,
+    /// the headers every request carries, for HTTP/2 (a Host among them is `:authority`)
+    h2_headers: reqwest::header::HeaderMap,
+    pub(super) deadlines: Deadlines,
     /// connections the server is about to close, handed to `watch` to close after it
     closing: RefCell<Vec<Conn>>,
     /// wakes `watch` when `closing` gets one
@@ -136,7 +193,7 @@ pub(crate) struct H1 {
 /// (registering and clearing one was ~600 instructions a request, the largest single cost
 /// after parsing).
 #[derive(Default)]
-struct Deadlines {
+pub(super) struct Deadlines {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
 }
@@ -180,7 +237,11 @@ impl Deadlines {
     /// Runs `f` until it finishes (Some) or `deadline` passes (None); `None` as the deadline:
     /// no deadline. Checked by the watchdog like a request's deadline: no tokio timer to
     /// register and cancel (~900 instructions each; a new connection had two).
-    async fn within<F: Future>(&self, deadline: Option<Instant>, f: F) -> Option<F::Output> {
+    pub(super) async fn within<F: Future>(
+        &self,
+        deadline: Option<Instant>,
+        f: F,
+    ) -> Option<F::Output> {
         let armed = self.arm(deadline);
         let mut f = std::pin::pin!(f);
         std::future::poll_fn(|cx| {
@@ -300,7 +361,7 @@ impl Headers for Parsed<'_> {
 }
 
 /// An I/O error's kind by the rule both stacks share (what it does not name: a reset).
-fn io_kind(e: &io::Error) -> ErrorKind {
+pub(super) fn io_kind(e: &io::Error) -> ErrorKind {
     // a TLS alert or a bad record after the handshake
     if e.get_ref().is_some_and(|x| x.is::<rustls::Error>()) {
         return ErrorKind::Tls;
@@ -360,6 +421,8 @@ impl H1 {
         H1 {
             origins: Vec::new(),
             has_host: headers.contains_key(reqwest::header::HOST),
+            http2: 0,
+            h2_headers: headers.clone(),
             base_headers: base,
             keepalive,
             timeout,
@@ -407,6 +470,16 @@ impl H1 {
         .await
     }
 
+    pub(super) fn retries(&self) -> u8 {
+        self.retries
+    }
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    pub(super) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Whether this client can serve `url`'s origin (http or https with a host and a port).
     pub fn accepts(url: &reqwest::Url) -> bool {
         matches!(url.scheme(), "http" | "https")
@@ -417,6 +490,12 @@ impl H1 {
     /// Serves https origins with this TLS config (set before `add_origin`).
     pub(crate) fn set_tls(&mut self, cfg: std::sync::Arc<rustls::ClientConfig>) {
         self.tls = Some(cfg);
+    }
+
+    /// HTTP/2 over `n` connections an origin (this thread's share) for the origins added after
+    /// this: ALPN h2 over TLS, prior knowledge over plain TCP.
+    pub(crate) fn set_http2(&mut self, n: usize) {
+        self.http2 = n;
     }
 
     /// Pinned addresses for the origins added after this.
@@ -469,6 +548,13 @@ impl H1 {
             .find(|p| p.port == port && bare(&p.host) == bare(host))
             .map(|p| p.addrs.clone())
             .unwrap_or_default();
+        let h2 = (self.http2 > 0).then(|| {
+            let mut h = self.h2_headers.clone();
+            if let Some(a) = auth {
+                h.insert(reqwest::header::AUTHORIZATION, a.clone());
+            }
+            super::h2::Pool::new(url, self.http2, h)
+        });
         self.origins.push(Origin {
             host: host.to_string(),
             port,
@@ -481,6 +567,7 @@ impl H1 {
             headers,
             idle: RefCell::new(Vec::new()),
             addrs: RefCell::new(Vec::new()),
+            h2,
         });
     }
 
@@ -498,6 +585,21 @@ impl H1 {
     }
 
     async fn connect(&self, o: &Origin) -> Result<(Conn, Opened), ErrorKind> {
+        let (stream, opened) = self.open(o).await?;
+        // the buffers of a closed connection, if any (two allocations and frees a connection)
+        // (`exchange` clears `buf` and `fetch` clears `req` before they are used)
+        let (buf, req) = self
+            .spare
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| (Vec::with_capacity(READ_CHUNK), Vec::with_capacity(256)));
+        Ok((Conn { stream, buf, req }, opened))
+    }
+
+    /// Opens a connection to `o`: its address (pinned, or looked up once and tried in turn),
+    /// TCP, and TLS for https (ALPN h2 with `--http2`, which the server must agree to); all
+    /// within one connect timeout.
+    pub(super) async fn open(&self, o: &Origin) -> Result<(Stream, Opened), ErrorKind> {
         let pin = (!o.pinned.is_empty()).then(|| {
             let i = o.next_pin.get();
             o.next_pin.set(i.wrapping_add(1));
@@ -562,6 +664,7 @@ impl H1 {
             resumed: false,
             tls_version: 0,
             tls_suite: 0,
+            h2: o.h2.is_some(),
         };
         let stream = match (&o.tls, &self.tls) {
             (Some(name), Some(cfg)) => {
@@ -576,22 +679,33 @@ impl H1 {
                         opened.tls_suite = c
                             .negotiated_cipher_suite()
                             .map_or(0, |cs| u16::from(cs.suite()));
+                        if o.h2.is_some() && c.alpn_protocol() != Some(b"h2") {
+                            super::failure::tls_reason(
+                                "the server did not agree to HTTP/2 (ALPN h2)".into(),
+                            );
+                            return Err(ErrorKind::Tls);
+                        }
                         Stream::Tls(Box::new(s))
                     }
-                    Some(Err(e)) => return Err(super::failure::from_tls(&e)),
+                    Some(Err(e)) => {
+                        let refused = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>())
+                            == Some(&rustls::Error::AlertReceived(
+                                rustls::AlertDescription::NoApplicationProtocol,
+                            ));
+                        if o.h2.is_some() && refused {
+                            super::failure::tls_reason(format!(
+                                "the server did not agree to HTTP/2 (ALPN h2): {e}"
+                            ));
+                            return Err(ErrorKind::Tls);
+                        }
+                        return Err(super::failure::from_tls(&e));
+                    }
                     None => return Err(ErrorKind::Timeout),
                 }
             }
             _ => Stream::Plain(stream),
         };
-        // the buffers of a closed connection, if any (two allocations and frees a connection)
-        // (`exchange` clears `buf` and `fetch` clears `req` before they are used)
-        let (buf, req) = self
-            .spare
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| (Vec::with_capacity(READ_CHUNK), Vec::with_capacity(256)));
-        Ok((Conn { stream, buf, req }, opened))
+        Ok((stream, opened))
     }
 
     /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
@@ -624,6 +738,9 @@ impl H1 {
             }
         };
         let o = &self.origins[o];
+        if let Some(pool) = &o.h2 {
+            return super::h2::fetch(self, o, pool, url, head, classifier, sent).await;
+        }
         let work = async {
             // a reused connection the server closed while idle gets `retries` (0 or 1) retries,
             // on a new connection; the request's time runs from the first send

@@ -7,6 +7,7 @@
 pub mod client;
 mod failure;
 pub mod h1;
+mod h2;
 pub mod recorder;
 pub mod schedule;
 pub mod tls;
@@ -319,6 +320,19 @@ pub fn run(
     if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
+    if let Some(n) = cfg.client.http2 {
+        if !cfg.client.lean_http1 {
+            return Err(EngineError::Client(
+                "HTTP/2 by choice needs the built-in client (not --reqwest)".into(),
+            ));
+        }
+        if n < cfg.threads.max(1) {
+            return Err(EngineError::Client(format!(
+                "--connections {n}: at least one a thread ({} threads; --threads {n} or fewer)",
+                cfg.threads.max(1)
+            )));
+        }
+    }
     // the trust store and --cacert files: read once, an error before any thread starts
     let https: Vec<&reqwest::Url> = (urls.iter())
         .filter_map(|u| u.first())
@@ -603,7 +617,12 @@ fn worker_thread(
     }
     let rec = RefCell::new(rec);
     let bases: Vec<&reqwest::Url> = sh.bases.iter().collect();
-    let client = match ThreadClient::new(&cfg.client, cfg.classifier.clone(), pool, &bases) {
+    // HTTP/2: this thread's share of the connections (the first threads take the remainder)
+    let mut ccfg = cfg.client.clone();
+    if let Some(n) = ccfg.http2 {
+        ccfg.http2 = Some(n / threads + usize::from(tid < n % threads));
+    }
+    let client = match ThreadClient::new(&ccfg, cfg.classifier.clone(), pool, &bases) {
         Ok(c) => c,
         Err(_) => return, // checked before the threads started
     };

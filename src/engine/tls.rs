@@ -106,8 +106,8 @@ impl Trust {
         })
     }
 
-    /// A thread's client config: HTTP/1.1 by ALPN, its own session cache.
-    pub(crate) fn client_config(&self) -> Arc<rustls::ClientConfig> {
+    /// A thread's client config: HTTP/1.1 by ALPN (or h2 alone, `h2`), its own session cache.
+    pub(crate) fn client_config(&self, h2: bool) -> Arc<rustls::ClientConfig> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -122,7 +122,11 @@ impl Trust {
                 .with_root_certificates(self.roots.clone())
                 .with_no_client_auth()
         };
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols = vec![if h2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
         if !self.resume {
             cfg.resumption = rustls::client::Resumption::disabled();
         }

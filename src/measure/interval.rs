@@ -66,6 +66,8 @@ pub struct TargetCounts {
     /// TLS handshakes, and how many of them resumed a session
     pub tls_handshakes: u64,
     pub tls_resumed: u64,
+    /// connections opened that speak HTTP/2 (the rest HTTP/1.1)
+    pub h2_opened: u64,
     /// connections opened per address
     pub addrs: Vec<(std::net::SocketAddr, u64)>,
     /// TLS handshakes per (version, cipher suite) negotiated
@@ -123,6 +125,7 @@ impl TargetCounts {
         self.reused += o.reused;
         self.tls_handshakes += o.tls_handshakes;
         self.tls_resumed += o.tls_resumed;
+        self.h2_opened += o.h2_opened;
         for &(a, n) in &o.addrs {
             self.add_addr(a, n);
         }
@@ -453,6 +456,7 @@ pub fn record_into(
         t.opened += 1;
         t.tls_handshakes += u64::from(op.tls.is_some());
         t.tls_resumed += u64::from(op.resumed);
+        t.h2_opened += u64::from(op.h2);
         if op.tls.is_some() {
             t.add_tls_params((op.tls_version, op.tls_suite), 1);
         }

@@ -67,6 +67,8 @@ pub struct Opened {
     /// the TLS version and cipher suite negotiated (their IANA numbers; 0 without TLS)
     pub tls_version: u16,
     pub tls_suite: u16,
+    /// the connection speaks HTTP/2 (else HTTP/1.1)
+    pub h2: bool,
 }
 
 /// What one request produced. Times are from the actual send (service time).

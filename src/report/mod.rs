@@ -148,6 +148,69 @@ fn metadata(runs: &[RunData]) -> doc::Table {
     }
 }
 
+/// Each run's connections per target (the built-in client counts them): protocol, how many
+/// were opened and reused, TLS handshakes and what they negotiated, connect and handshake
+/// times. Per run, not merged: the phase times are kept as percentiles only. `None` when no
+/// run opened any (reqwest does not say).
+fn connections(runs: &[RunData]) -> Option<doc::Table> {
+    use doc::{Align::*, text};
+    let mut rows = Vec::new();
+    for r in runs {
+        for t in &r.summary.targets {
+            let c = &t.connections;
+            if c.opened == 0 {
+                continue;
+            }
+            let join = |m: &BTreeMap<String, u64>| {
+                let v: Vec<String> = m.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+                if v.is_empty() {
+                    "-".into()
+                } else {
+                    v.join(", ")
+                }
+            };
+            let ms = |s: &crate::results::summary::Stats| {
+                if s.count == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.2} / {:.2}", s.p50, s.p99)
+                }
+            };
+            rows.push(vec![
+                vec![text(format!("{} {}", r.summary.region, r.summary.run_id))],
+                vec![text(t.name.as_str())],
+                vec![text(join(&c.protocols))],
+                vec![text(c.opened.to_string())],
+                vec![text(c.reused.to_string())],
+                vec![text(format!(
+                    "{} ({} resumed)",
+                    c.tls_handshakes, c.tls_resumed
+                ))],
+                vec![text(join(&c.tls))],
+                vec![text(ms(&c.connect))],
+                vec![text(ms(&c.tls_handshake))],
+            ]);
+        }
+    }
+    (!rows.is_empty()).then(|| doc::Table {
+        head: [
+            "run",
+            "target",
+            "protocol (connections)",
+            "opened",
+            "requests on kept-alive",
+            "TLS handshakes",
+            "TLS version and suite",
+            "connect p50 / p99 (ms)",
+            "TLS handshake p50 / p99 (ms)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        align: vec![Left, Left, Left, Right, Right, Right, Left, Right, Right],
+        rows,
+    })
+}
+
 fn thresholds(runs: &[RunData]) -> Vec<Vec<doc::Span>> {
     use doc::{Span, text};
     let mut out = Vec::new();
@@ -383,6 +446,9 @@ pub fn build(
             vec![Block::Table(Table::plain(h, r))],
         ));
     }
+    if let Some(t) = connections(runs) {
+        sections.push(section("Connections", vec![Block::Table(t)]));
+    }
     let th = thresholds(runs);
     if !th.is_empty() {
         sections.push(section("Thresholds", vec![Block::List(th)]));
@@ -536,12 +602,28 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         let mut errors_by_kind = BTreeMap::new();
         let mut status_codes = BTreeMap::new();
         let mut retries = 0;
+        // counts add; the phase times stay per run (report.md's Connections table)
+        let mut conns = crate::results::summary::Connections::default();
         for t in runs
             .iter()
             .flat_map(|r| r.summary.targets.iter())
             .filter(|t| t.name == name)
         {
             retries += t.retries;
+            let c = &t.connections;
+            conns.opened += c.opened;
+            conns.reused += c.reused;
+            conns.tls_handshakes += c.tls_handshakes;
+            conns.tls_resumed += c.tls_resumed;
+            for (m, from) in [
+                (&mut conns.by_address, &c.by_address),
+                (&mut conns.tls, &c.tls),
+                (&mut conns.protocols, &c.protocols),
+            ] {
+                for (k, v) in from {
+                    *m.entry(k.clone()).or_insert(0) += v;
+                }
+            }
             for (k, v) in &t.errors_by_kind {
                 *errors_by_kind.entry(k.clone()).or_insert(0) += v;
             }
@@ -561,7 +643,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 errors: g.errors.unwrap_or(0),
                 error_rate: g.error_rate().unwrap_or(0.0),
                 retries,
-                connections: Default::default(),
+                connections: conns,
                 errors_by_kind,
                 status_codes,
                 pops: BTreeMap::new(),

@@ -187,11 +187,16 @@ pub fn render(s: &Summary) -> String {
             } else {
                 String::new()
             };
+            let protocols: Vec<&str> = c.protocols.keys().map(String::as_str).collect();
             let _ = writeln!(
                 out,
-                "  connections: {} opened, {} requests on kept-alive ones; connect p50 {:.2} ms \
-                 p99 {:.2} ms{tls}",
-                c.opened, c.reused, c.connect.p50, c.connect.p99
+                "  connections: {} opened ({}), {} requests on kept-alive ones; connect p50 \
+                 {:.2} ms p99 {:.2} ms{tls}",
+                c.opened,
+                protocols.join(", "),
+                c.reused,
+                c.connect.p50,
+                c.connect.p99
             );
         }
         if !t.pop_summaries.is_empty() {

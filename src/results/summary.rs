@@ -174,9 +174,12 @@ pub struct Connections {
     #[serde(default)]
     pub tls_handshake: Stats,
     /// handshakes per TLS version and cipher suite negotiated, e.g. "TLSv1_3
-    /// TLS13_AES_256_GCM_SHA384" (HTTP/1.1 over them)
+    /// TLS13_AES_256_GCM_SHA384"
     #[serde(default)]
     pub tls: BTreeMap<String, u64>,
+    /// connections opened per protocol: "HTTP/1.1", "HTTP/2"
+    #[serde(default)]
+    pub protocols: BTreeMap<String, u64>,
 }
 
 /// "TLSv1_3 TLS13_AES_256_GCM_SHA384" from the IANA numbers of a version and a suite.
@@ -542,6 +545,14 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
                 tls: (counts.tls_params.iter())
                     .map(|((v, s), n)| (tls_params(*v, *s), *n))
                     .collect(),
+                protocols: [
+                    ("HTTP/1.1", counts.opened - counts.h2_opened),
+                    ("HTTP/2", counts.h2_opened),
+                ]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(p, n)| (p.to_string(), n))
+                .collect(),
             },
             error_rate: if counts.requests > 0 {
                 errors as f64 / counts.requests as f64

@@ -8,6 +8,7 @@ mod extract;
 mod formats;
 mod gates;
 mod h1;
+mod h2;
 mod measure;
 mod mirror;
 mod process;

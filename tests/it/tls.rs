@@ -12,7 +12,7 @@ use edgeload::engine::tls::TlsOptions;
 use crate::common::*;
 
 /// An https edge on `addr` whose certificate names `names` and the address's IP.
-fn https_edge(names: &[&str], addr: std::net::SocketAddr) -> EdgeHandle {
+pub(crate) fn https_edge(names: &[&str], addr: std::net::SocketAddr) -> EdgeHandle {
     let mut names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     names.push(addr.ip().to_string());
     edgeload::edge::start(
@@ -26,7 +26,7 @@ fn https_edge(names: &[&str], addr: std::net::SocketAddr) -> EdgeHandle {
     .unwrap()
 }
 
-fn trust(dir: &Path, pem: &str) -> TlsOptions {
+pub(crate) fn trust(dir: &Path, pem: &str) -> TlsOptions {
     let f = dir.join(format!(
         "ca-{}.pem",
         pem.len() ^ pem.as_bytes()[40] as usize
@@ -184,65 +184,146 @@ fn pinned_addresses_share_the_connections() {
     let by = &t.connections.by_address;
     assert_eq!(by.get(&a.addr.to_string()), Some(&20), "{by:?}");
     assert_eq!(by.get(&b.addr.to_string()), Some(&20), "{by:?}");
+
+    // the same from a scenario file, through the binary; a bad pin there names its line
+    a.reset();
+    b.reset();
+    let ca = dir.path().join("both.pem");
+    std::fs::write(&ca, &both).unwrap();
+    std::fs::write(dir.path().join("u.txt"), "/a.jpg\n/b.jpg\n").unwrap();
+    let scenario = |resolve: &str| {
+        std::fs::write(
+            dir.path().join("s.toml"),
+            format!(
+                "[targets]\ncdn = \"https://cdn.test:{port}\"\n\n[http]\nkeepalive = false\n\
+                 resolve = [\"{resolve}\"]\n"
+            ),
+        )
+        .unwrap();
+        std::process::Command::new(bin())
+            .args([
+                "run",
+                "u.txt",
+                "--scenario",
+                "s.toml",
+                "-n",
+                "10",
+                "-c",
+                "1",
+                "-q",
+            ])
+            .args(["--cacert", ca.to_str().unwrap(), "-o", "out"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = scenario(&format!("cdn.test:{port}:127.0.0.2,127.0.0.3"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!((a.stats().requests, b.stats().requests), (5, 5));
+    let o = scenario(&format!("cdn.test:{port}:127.0.0.2,nowhere"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("s.toml") && e.contains("line 6") && e.contains("not an IP address"),
+        "{e}"
+    );
+}
+
+/// Debian's nginx serving ten files (1,000 to 7,300 bytes) over https with a certificate for
+/// localhost, HTTP/2 too when `http2`; killed when dropped.
+pub(crate) struct Nginx {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub cert_pem: String,
+    /// the ten files' bytes together
+    pub sizes: u64,
+}
+
+impl Nginx {
+    pub(crate) fn start(http2: bool) -> Nginx {
+        let work = tempfile::tempdir().unwrap();
+        let d = work.path();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(d.join("cert.pem"), ck.cert.pem()).unwrap();
+        std::fs::write(d.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+        std::fs::create_dir_all(d.join("www/img")).unwrap();
+        let mut sizes = 0u64;
+        for i in 0..10u64 {
+            let body = vec![b'x'; (1000 + i * 700) as usize];
+            sizes += body.len() as u64;
+            std::fs::write(d.join(format!("www/img/{i}.jpg")), body).unwrap();
+        }
+        let port = free_port();
+        let dir = d.to_str().unwrap();
+        // (Debian 12's nginx 1.22 takes `http2` on the listen line)
+        let h2 = if http2 { " http2" } else { "" };
+        std::fs::write(
+            d.join("nginx.conf"),
+            format!(
+                "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid;
+                 error_log {dir}/error.log; events {{ worker_connections 64; }}
+                 http {{ access_log {dir}/access.log; client_body_temp_path {dir};
+                   proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
+                   scgi_temp_path {dir};
+                   server {{ listen 127.0.0.1:{port} ssl{h2}; ssl_certificate {dir}/cert.pem;
+                     ssl_certificate_key {dir}/key.pem; root {dir}/www; }} }}"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("nginx")
+            .args(["-c", &format!("{dir}/nginx.conf"), "-p", dir])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (Debian package nginx-light; scripts/test.sh installs it)");
+        wait_for("nginx to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Nginx {
+            child,
+            dir: work,
+            port,
+            cert_pem: ck.cert.pem(),
+            sizes,
+        }
+    }
+
+    /// Lines of nginx's access log that contain `pat`.
+    pub(crate) fn logged(&self, pat: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        log.lines().filter(|l| l.contains(pat)).count()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A real TLS server: Debian's nginx serving files over https. Every request answered with the
 /// file's bytes, nginx's access log counts them, and keep-alive keeps one handshake a worker.
 #[test]
 fn a_real_nginx_over_tls() {
-    let work = tempfile::tempdir().unwrap();
-    let d = work.path();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(d.join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(d.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-    std::fs::create_dir_all(d.join("www/img")).unwrap();
-    let mut sizes = 0u64;
-    for i in 0..10u64 {
-        let body = vec![b'x'; (1000 + i * 700) as usize];
-        sizes += body.len() as u64;
-        std::fs::write(d.join(format!("www/img/{i}.jpg")), body).unwrap();
-    }
-    let port = free_port();
-    let dir = d.to_str().unwrap();
-    std::fs::write(
-        d.join("nginx.conf"),
-        format!(
-            "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid;
-             error_log {dir}/error.log; events {{ worker_connections 64; }}
-             http {{ access_log {dir}/access.log; client_body_temp_path {dir};
-               proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
-               scgi_temp_path {dir};
-               server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {dir}/cert.pem;
-                 ssl_certificate_key {dir}/key.pem; root {dir}/www; }} }}"
-        ),
-    )
-    .unwrap();
-    let mut nginx = std::process::Command::new("nginx")
-        .args(["-c", &format!("{dir}/nginx.conf"), "-p", dir])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nginx (Debian package nginx-light; scripts/test.sh installs it)");
-    wait_for("nginx to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let nginx = Nginx::start(false);
     let out = tempfile::tempdir().unwrap();
-    let mut cfg = engine(&format!("https://localhost:{port}"), paths(10), closed(2));
+    let mut cfg = engine(
+        &format!("https://localhost:{}", nginx.port),
+        paths(10),
+        closed(2),
+    );
     cfg.requests = Some(100);
-    cfg.client.tls = trust(out.path(), &ck.cert.pem());
+    cfg.client.tls = trust(out.path(), &nginx.cert_pem);
     let t = run_in(out.path(), cfg).summary.targets[0].clone();
     // nginx logs a request as it ends, a moment after the client has it all
-    let ok = || {
-        let log = std::fs::read_to_string(d.join("access.log")).unwrap_or_default();
-        log.lines().filter(|l| l.contains("\" 200 ")).count()
-    };
-    wait_for("nginx's access log", || ok() >= 100);
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    wait_for("nginx's access log", || nginx.logged("\" 200 ") >= 100);
     assert_eq!((t.requests, t.errors), (100, 0), "{t:?}");
     assert_eq!(t.status_codes.get("200"), Some(&100));
-    assert_eq!(t.bytes, 10 * sizes);
+    assert_eq!(t.bytes, 10 * nginx.sizes);
     let c = &t.connections;
     assert!(c.opened <= 4 && c.tls_handshakes == c.opened, "{c:?}");
-    assert_eq!(ok(), 100);
+    assert_eq!(c.protocols.get("HTTP/1.1"), Some(&c.opened), "{c:?}");
+    assert_eq!(nginx.logged("\" 200 "), 100);
 }

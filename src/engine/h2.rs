@@ -1,0 +1,392 @@
+//! HTTP/2 for the lean client (`--http2`): an origin's requests go over a fixed number of
+//! connections a thread (`--connections`, spread over the threads), as many streams on each as
+//! the server allows, as h2load does. A connection is opened by `H1::open` (pins, TLS with ALPN
+//! h2, phase times) when a request finds its slot empty; requests that come meanwhile wait for
+//! it. The `h2` crate frames the streams; each connection's driver is a task of the thread's
+//! runtime. Deadlines, retries and error kinds follow the HTTP/1.1 path's rules.
+
+use std::cell::{Cell, RefCell};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::h1::{H1, Origin, io_kind};
+use crate::cache_status::{CacheClass, Classifier};
+use crate::measure::{ErrorKind, Opened, Outcome, PopName};
+
+/// The flow-control windows granted to the server: a stream's, large enough that an image
+/// never waits for a WINDOW_UPDATE, and the connection's, for many such streams at once.
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONN_WINDOW: u32 = 64 << 20;
+
+/// One origin's HTTP/2 connections on one thread, used in turn.
+pub(super) struct Pool {
+    slots: Vec<RefCell<Slot>>,
+    next: Cell<usize>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// every request's headers (no Host: it is `:authority`)
+    headers: http::HeaderMap,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: State,
+    /// counts the connect attempts that ended; a connection's number
+    generation: u64,
+    /// how the last connect attempt failed (what the requests that waited for it report)
+    failed: Option<ErrorKind>,
+    /// requests waiting for the connect in progress
+    waiters: Vec<Waker>,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Empty,
+    Connecting,
+    Ready {
+        send: h2::client::SendRequest<Bytes>,
+        generation: u64,
+    },
+}
+
+impl Pool {
+    /// `n` connections (at least one) for `url`'s origin; `headers` may hold a Host header,
+    /// which then becomes the `:authority` (as curl does).
+    pub(super) fn new(url: &reqwest::Url, n: usize, mut headers: http::HeaderMap) -> Pool {
+        let scheme = match url.scheme() {
+            "https" => http::uri::Scheme::HTTPS,
+            _ => http::uri::Scheme::HTTP,
+        };
+        let from_url = || {
+            let hp = &url[url::Position::BeforeHost..url::Position::AfterPort];
+            http::uri::Authority::try_from(hp).ok()
+        };
+        let host = headers.remove(http::header::HOST);
+        let authority = host
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .or_else(from_url)
+            .unwrap_or_else(|| http::uri::Authority::from_static("localhost"));
+        Pool {
+            slots: (0..n.max(1))
+                .map(|_| RefCell::new(Slot::default()))
+                .collect(),
+            next: Cell::new(0),
+            scheme,
+            authority,
+            headers,
+        }
+    }
+
+    /// Forgets connection `generation` of slot `i` (it failed): the next request opens anew.
+    fn drop_conn(&self, i: usize, generation: u64) {
+        let mut s = self.slots[i].borrow_mut();
+        if matches!(s.state, State::Ready { generation: g, .. } if g == generation) {
+            s.state = State::Empty;
+        }
+    }
+
+    fn request(&self, url: &reqwest::Url, head: bool) -> Option<http::Request<()>> {
+        let pq = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let uri = http::Uri::from_parts({
+            let mut p = http::uri::Parts::default();
+            p.scheme = Some(self.scheme.clone());
+            p.authority = Some(self.authority.clone());
+            p.path_and_query = Some(http::uri::PathAndQuery::try_from(pq).ok()?);
+            p
+        })
+        .ok()?;
+        let mut req = http::Request::new(());
+        *req.method_mut() = if head {
+            http::Method::HEAD
+        } else {
+            http::Method::GET
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_2;
+        *req.headers_mut() = self.headers.clone();
+        Some(req)
+    }
+}
+
+/// Ends a connect attempt: the slot gets its result, and the requests that waited are woken.
+/// Dropped unfinished (the request that connects timed out or was abandoned), it empties the
+/// slot with no failure: a waiting request then connects itself.
+struct Connecting<'a> {
+    slot: &'a RefCell<Slot>,
+    done: bool,
+}
+
+impl Connecting<'_> {
+    fn finish(mut self, state: State, failed: Option<ErrorKind>) -> u64 {
+        self.done = true;
+        end(self.slot, state, failed)
+    }
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            end(self.slot, State::Empty, None);
+        }
+    }
+}
+
+fn end(slot: &RefCell<Slot>, state: State, failed: Option<ErrorKind>) -> u64 {
+    let mut s = slot.borrow_mut();
+    s.generation += 1;
+    let g = s.generation;
+    s.state = match state {
+        State::Ready { send, .. } => State::Ready {
+            send,
+            generation: g,
+        },
+        other => other,
+    };
+    s.failed = failed;
+    let waiters = std::mem::take(&mut s.waiters);
+    drop(s);
+    waiters.into_iter().for_each(Waker::wake);
+    g
+}
+
+/// A connection of slot `i` to send on: the slot's, or a new one (then its `Opened`), or the
+/// one another request is opening. A connect that fails fails its waiters with it.
+async fn acquire(
+    lean: &H1,
+    o: &Origin,
+    pool: &Pool,
+    i: usize,
+) -> Result<(h2::client::SendRequest<Bytes>, u64, Option<Opened>), ErrorKind> {
+    let cell = &pool.slots[i];
+    loop {
+        let seen = {
+            let mut s = cell.borrow_mut();
+            match &s.state {
+                State::Ready { send, generation } => return Ok((send.clone(), *generation, None)),
+                State::Empty => {
+                    s.state = State::Connecting;
+                    break;
+                }
+                State::Connecting => s.generation,
+            }
+        };
+        std::future::poll_fn(|cx| {
+            let mut s = cell.borrow_mut();
+            if s.generation != seen {
+                return Poll::Ready(());
+            }
+            if !s.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                s.waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+        let s = cell.borrow();
+        if let (State::Empty, Some(e)) = (&s.state, s.failed) {
+            return Err(e);
+        }
+    }
+    let attempt = Connecting {
+        slot: cell,
+        done: false,
+    };
+    let began = Instant::now();
+    let (stream, opened) = match lean.open(o).await {
+        Ok(x) => x,
+        Err(e) => {
+            attempt.finish(State::Empty, Some(e));
+            return Err(e);
+        }
+    };
+    let hs = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONN_WINDOW)
+        .handshake::<_, Bytes>(stream);
+    let deadline = began.checked_add(lean.connect_timeout());
+    let (send, conn) = match lean.deadlines.within(deadline, hs).await {
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            let k = kind(&e);
+            attempt.finish(State::Empty, Some(k));
+            return Err(k);
+        }
+        None => {
+            attempt.finish(State::Empty, Some(ErrorKind::Timeout));
+            return Err(ErrorKind::Timeout);
+        }
+    };
+    // the connection's driver: reads frames, wakes the streams; ends with the connection
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let generation = attempt.finish(
+        State::Ready {
+            send: send.clone(),
+            generation: 0,
+        },
+        None,
+    );
+    Ok((send, generation, Some(opened)))
+}
+
+/// An h2 error's kind: the I/O error's, a reset or GOAWAY as `reset`, a framing violation as
+/// `protocol`.
+fn kind(e: &h2::Error) -> ErrorKind {
+    if let Some(io) = e.get_io() {
+        return io_kind(io);
+    }
+    match e.reason() {
+        Some(
+            h2::Reason::PROTOCOL_ERROR
+            | h2::Reason::FRAME_SIZE_ERROR
+            | h2::Reason::COMPRESSION_ERROR
+            | h2::Reason::FLOW_CONTROL_ERROR,
+        ) => ErrorKind::Protocol,
+        Some(_) => ErrorKind::Reset,
+        None => ErrorKind::Protocol,
+    }
+}
+
+/// Whether a request that failed with `e` before any answer was never processed by the server
+/// (a stream it refused, a connection it had closed): safe to send again.
+fn unprocessed(e: &h2::Error) -> bool {
+    e.reason() == Some(h2::Reason::REFUSED_STREAM) || e.is_go_away() || e.is_io()
+}
+
+/// The answer's head, kept outside the request future so that a timeout or a failure in the
+/// body still reports what arrived.
+#[derive(Clone, Copy)]
+struct Head {
+    at: Instant,
+    status: u16,
+    class: CacheClass,
+    pop: Option<PopName>,
+}
+
+/// Sends one request over origin `o`'s HTTP/2 connections and reads the whole answer.
+pub(super) async fn fetch(
+    lean: &H1,
+    o: &Origin,
+    pool: &Pool,
+    url: &reqwest::Url,
+    head: bool,
+    classifier: &Classifier,
+    sent: Instant,
+) -> Outcome {
+    let seen: Cell<Option<Head>> = Cell::new(None);
+    let retries = Cell::new(0u8);
+    let opened: Cell<Option<Opened>> = Cell::new(None);
+    let on_kept = Cell::new(false);
+    let work = async {
+        for attempt in 0..=lean.retries() {
+            if attempt > 0 {
+                retries.set(attempt);
+            }
+            let i = pool.next.get();
+            pool.next.set(i.wrapping_add(1));
+            let i = i % pool.slots.len();
+            let (send, generation, how) = acquire(lean, o, pool, i).await?;
+            let fresh = how.is_some();
+            if fresh {
+                opened.set(how);
+            }
+            on_kept.set(!fresh);
+            let req = pool.request(url, head).ok_or(ErrorKind::Protocol)?;
+            // before any answer: a reused connection that is gone gets a retry
+            let early = |e: h2::Error| {
+                if e.is_go_away() || e.is_io() {
+                    pool.drop_conn(i, generation);
+                }
+                if !fresh && attempt < lean.retries() && unprocessed(&e) {
+                    None
+                } else {
+                    Some(kind(&e))
+                }
+            };
+            // (waits for a free stream when the server's limit is reached)
+            let mut send = match send.ready().await {
+                Ok(s) => s,
+                Err(e) => match early(e) {
+                    None => continue,
+                    Some(k) => return Err(k),
+                },
+            };
+            let resp = match send.send_request(req, true) {
+                Ok((resp, _)) => resp.await,
+                Err(e) => Err(e),
+            };
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => match early(e) {
+                    None => continue,
+                    Some(k) => return Err(k),
+                },
+            };
+            let at = Instant::now();
+            let status = resp.status().as_u16();
+            let (class, pop) = classifier.classify(resp.headers());
+            let h = Head {
+                at,
+                status,
+                class,
+                pop: pop.map(PopName::new),
+            };
+            seen.set(Some(h));
+            let mut body = resp.into_body();
+            let mut bytes = 0u64;
+            while let Some(chunk) = body.data().await {
+                let c = chunk.map_err(|e| {
+                    if e.is_go_away() || e.is_io() {
+                        pool.drop_conn(i, generation);
+                    }
+                    kind(&e)
+                })?;
+                bytes += c.len() as u64;
+                let _ = body.flow_control().release_capacity(c.len());
+            }
+            return Ok((h, bytes));
+        }
+        Err(ErrorKind::Reset)
+    };
+    let work = std::pin::pin!(work);
+    let result = lean
+        .deadlines
+        .within(sent.checked_add(lean.timeout()), work)
+        .await;
+    let fail = |error| {
+        let h = seen.get();
+        Outcome {
+            sent,
+            headers_at: h.map(|h| h.at),
+            done: Instant::now(),
+            status: h.map_or(0, |h| h.status),
+            bytes: 0,
+            class: h.map_or(CacheClass::Unknown, |h| h.class),
+            pop: h.and_then(|h| h.pop),
+            error: Some(error),
+            retries: retries.get(),
+            opened: opened.get(),
+            reused: on_kept.get(),
+        }
+    };
+    match result {
+        Some(Ok((h, bytes))) => Outcome {
+            sent,
+            headers_at: Some(h.at),
+            done: Instant::now(),
+            status: h.status,
+            bytes,
+            class: h.class,
+            pop: h.pop,
+            error: ErrorKind::for_status(h.status),
+            retries: retries.get(),
+            opened: opened.get(),
+            reused: on_kept.get(),
+        },
+        Some(Err(k)) => fail(k),
+        None => super::failure::at_deadline(fail(ErrorKind::Timeout), lean.timeout()),
+    }
+}
