@@ -40,10 +40,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # bench_table OBJ: the saturation rows for OBJ, one per tool of the caller's `tools`, from `reps`
 # alternating runs of the caller's `measure TOOL OBJ` (prints "requests cpu_seconds rss_kb")
-# over `secs` seconds each; medians, ratios to wrk. Leaves the medians in `rps`.
+# over `secs` seconds each; medians, ratios to the caller's `base` tool (default wrk). Leaves the
+# medians in `rps`.
 # shellcheck disable=SC2154  # tools, reps, secs, work and measure are the caller's
 bench_table() {
-    local obj=$1 t n c r
+    local obj=$1 t n c r b=${base:-wrk}
     declare -gA rps cpu rss
     for t in "${tools[@]}"; do : > "$work/$t.rps"; : > "$work/$t.cpu"; : > "$work/$t.rss"; done
     for _ in $(seq "$reps"); do
@@ -58,6 +59,6 @@ bench_table() {
         rps[$t]=$(median < "$work/$t.rps"); cpu[$t]=$(median < "$work/$t.cpu"); rss[$t]=$(sort -n "$work/$t.rss" | tail -1)
     done
     for t in "${tools[@]}"; do
-        echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[wrk]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[wrk]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
+        echo "| $obj | $t | ${rps[$t]} | $(awk -v a="${rps[$t]}" -v b="${rps[$b]}" 'BEGIN {printf "%.2f", a / b}') | ${cpu[$t]} | $(awk -v a="${cpu[$t]}" -v b="${cpu[$b]}" 'BEGIN {printf "%.2f", a / b}') | $((rss[$t] / 1024)) |"
     done
 }

@@ -605,7 +605,9 @@ impl H1 {
             o.next_pin.set(i.wrapping_add(1));
             o.pinned[i % o.pinned.len()]
         });
+        let mut dns = None;
         if pin.is_none() && o.addrs.borrow().is_empty() {
+            let looked = Instant::now();
             // an IPv6 literal is written [::1] in URLs and Host headers, bare for lookups
             let name = o.host.trim_start_matches('[').trim_end_matches(']');
             let found: Vec<SocketAddr> = tokio::net::lookup_host((name, o.port))
@@ -616,6 +618,10 @@ impl H1 {
                 return Err(ErrorKind::Dns);
             }
             *o.addrs.borrow_mut() = found;
+            // (an IP address is no lookup)
+            if name.parse::<std::net::IpAddr>().is_err() {
+                dns = Some(looked.elapsed());
+            }
         }
         // (by index, not a copy of the list: no allocation a connection)
         let n = if pin.is_some() {
@@ -659,6 +665,7 @@ impl H1 {
         let connected = Instant::now();
         let mut opened = Opened {
             addr,
+            dns,
             connect: connected - began,
             tls: None,
             resumed: false,

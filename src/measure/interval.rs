@@ -163,9 +163,11 @@ pub struct PopSeries {
     pub s: Box<Series>,
 }
 
-/// How long opening connections took: TCP connect, and the TLS handshake (https), in us.
+/// How long opening connections took: the name's lookup (when one was made), TCP connect, and
+/// the TLS handshake (https), in us.
 #[derive(Clone, Debug)]
 pub struct Phases {
+    pub dns: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub tls: Histogram<u64>,
 }
@@ -173,6 +175,7 @@ pub struct Phases {
 impl Phases {
     fn new() -> Phases {
         Phases {
+            dns: new_hist(),
             connect: new_hist(),
             tls: new_hist(),
         }
@@ -299,6 +302,7 @@ impl IntervalData {
         for (a, b) in self.phases.iter_mut().zip(&o.phases) {
             if let Some(b) = b {
                 let a = a.get_or_insert_with(|| Box::new(Phases::new()));
+                a.dns.add(&b.dns).expect("same bounds");
                 a.connect.add(&b.connect).expect("same bounds");
                 a.tls.add(&b.tls).expect("same bounds");
             }
@@ -331,9 +335,10 @@ impl IntervalData {
                 s.bytes += bytes;
             }
         }
-        for (t, connect, tls) in &o.phases {
+        for (t, dns, connect, tls) in &o.phases {
             if let Some(a) = self.phases.get_mut(*t) {
                 let a = a.get_or_insert_with(|| Box::new(Phases::new()));
+                add_buckets(&mut a.dns, dns);
                 add_buckets(&mut a.connect, connect);
                 add_buckets(&mut a.tls, tls);
             }
@@ -379,7 +384,12 @@ impl IntervalData {
             phases: (self.phases.iter_mut().enumerate())
                 .filter_map(|(t, p)| {
                     let p = p.as_deref_mut().filter(|p| !p.connect.is_empty())?;
-                    Some((t, take_buckets(&mut p.connect), take_buckets(&mut p.tls)))
+                    Some((
+                        t,
+                        take_buckets(&mut p.dns),
+                        take_buckets(&mut p.connect),
+                        take_buckets(&mut p.tls),
+                    ))
                 })
                 .collect(),
         }
@@ -421,8 +431,8 @@ pub struct SparseInterval {
     /// (target, POP, class, buckets per metric, bytes)
     pub pop_series: Vec<(usize, PopName, CacheClass, PerMetric<Buckets>, u64)>,
     pub send_lag: Buckets,
-    /// (target, connect buckets, TLS handshake buckets)
-    pub phases: Vec<(usize, Buckets, Buckets)>,
+    /// (target, DNS, connect and TLS handshake buckets)
+    pub phases: Vec<(usize, Buckets, Buckets, Buckets)>,
 }
 
 impl SparseInterval {
@@ -462,6 +472,9 @@ pub fn record_into(
         }
         t.add_addr(op.addr, 1);
         let p = d.phases[target].get_or_insert_with(|| Box::new(Phases::new()));
+        if let Some(d) = op.dns {
+            p.dns.saturating_record(us(d));
+        }
         p.connect.saturating_record(us(op.connect));
         if let Some(h) = op.tls {
             p.tls.saturating_record(us(h));

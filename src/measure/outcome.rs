@@ -58,6 +58,8 @@ impl std::fmt::Debug for PopName {
 pub struct Opened {
     /// the address connected to
     pub addr: std::net::SocketAddr,
+    /// the name's lookup, when this connection made one (a thread looks a host up once)
+    pub dns: Option<std::time::Duration>,
     /// TCP connect
     pub connect: std::time::Duration,
     /// the TLS handshake, for https

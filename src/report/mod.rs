@@ -187,6 +187,7 @@ fn connections(runs: &[RunData]) -> Option<doc::Table> {
                     c.tls_handshakes, c.tls_resumed
                 ))],
                 vec![text(join(&c.tls))],
+                vec![text(ms(&c.dns))],
                 vec![text(ms(&c.connect))],
                 vec![text(ms(&c.tls_handshake))],
             ]);
@@ -201,12 +202,15 @@ fn connections(runs: &[RunData]) -> Option<doc::Table> {
             "requests on kept-alive",
             "TLS handshakes",
             "TLS version and suite",
+            "DNS p50 / p99 (ms)",
             "connect p50 / p99 (ms)",
             "TLS handshake p50 / p99 (ms)",
         ]
         .map(String::from)
         .to_vec(),
-        align: vec![Left, Left, Left, Right, Right, Right, Left, Right, Right],
+        align: vec![
+            Left, Left, Left, Right, Right, Right, Left, Right, Right, Right,
+        ],
         rows,
     })
 }

@@ -188,10 +188,15 @@ pub fn render(s: &Summary) -> String {
                 String::new()
             };
             let protocols: Vec<&str> = c.protocols.keys().map(String::as_str).collect();
+            let dns = if c.dns.count > 0 {
+                format!("DNS p50 {:.2} ms ({} lookups), ", c.dns.p50, c.dns.count)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  connections: {} opened ({}), {} requests on kept-alive ones; connect p50 \
-                 {:.2} ms p99 {:.2} ms{tls}",
+                "  connections: {} opened ({}), {} requests on kept-alive ones; {dns}connect \
+                 p50 {:.2} ms p99 {:.2} ms{tls}",
                 c.opened,
                 protocols.join(", "),
                 c.reused,

@@ -168,7 +168,11 @@ pub struct Connections {
     pub tls_handshakes: u64,
     pub tls_resumed: u64,
     pub by_address: BTreeMap<String, u64>,
+    /// name lookups (a thread looks a host up until it knows its addresses: once, or once
+    /// for each of its first connects in flight together; none for an IP address or a pin),
     /// TCP connect and TLS handshake times of the connections opened (ms)
+    #[serde(default)]
+    pub dns: Stats,
     #[serde(default)]
     pub connect: Stats,
     #[serde(default)]
@@ -538,6 +542,8 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
                 by_address: (counts.addrs.iter())
                     .map(|(a, n)| (a.to_string(), *n))
                     .collect(),
+                dns: (totals.phases[ti].as_ref())
+                    .map_or_else(Stats::default, |p| Stats::of(&p.dns)),
                 connect: (totals.phases[ti].as_ref())
                     .map_or_else(Stats::default, |p| Stats::of(&p.connect)),
                 tls_handshake: (totals.phases[ti].as_ref())

@@ -1,5 +1,6 @@
 //! timeline.csv: one row per interval x target: requests, rate, errors, hits, misses, hit ratio,
-//! corrected p50/p99 of the total time, bytes, retries, connections opened. A stall shows as rows with zero requests.
+//! corrected p50/p99 of the total time, bytes, retries, connections opened, requests on
+//! kept-alive connections, TLS sessions resumed. A stall shows as rows with zero requests.
 
 use std::io::Write;
 use std::time::Duration;
@@ -34,6 +35,12 @@ pub struct Row {
     /// connections opened in the interval (built-in client)
     #[serde(default)]
     pub connections: u64,
+    /// requests sent on a kept-alive connection, and TLS handshakes that resumed a session
+    /// (built-in client); absent in files before 2026-11-30
+    #[serde(default)]
+    pub reused: u64,
+    #[serde(default)]
+    pub resumed: u64,
 }
 
 pub fn rows(
@@ -74,6 +81,8 @@ pub fn rows(
                 bytes: all.map(|s| s.bytes).unwrap_or(0),
                 retries: c.retries,
                 connections: c.opened,
+                reused: c.reused,
+                resumed: c.tls_resumed,
             }
         })
         .collect()
@@ -116,6 +125,8 @@ mod tests {
         );
         let mut row = rows[0].clone();
         row.retries = 3;
+        row.reused = 7;
+        row.resumed = 2;
         row.hit_ratio = None;
         let mut w = super::TimelineWriter::new(Vec::new());
         w.write(&row).unwrap();

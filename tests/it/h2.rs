@@ -47,6 +47,16 @@ fn http2_uses_exactly_the_connections_asked_for() {
         assert_eq!((c.opened, c.reused), (3, 597), "{c:?}");
         assert_eq!(c.protocols.get("HTTP/2"), Some(&3), "{c:?}");
         assert_eq!(c.tls_handshakes, if tls { 3 } else { 0 }, "{c:?}");
+        // a thread looks "localhost" up until it knows its addresses (its first connects, at
+        // once, may each look); an IP address is no lookup
+        let lookups = if tls { 2..=3 } else { 0..=0 };
+        assert!(lookups.contains(&c.dns.count), "{c:?}");
+        let rows = edgeload::results::timeline::read(
+            &std::fs::read(runs.path().join(format!("tls-{tls}/timeline.csv"))).unwrap(),
+        )
+        .unwrap();
+        let sum = |f: fn(&edgeload::results::timeline::Row) -> u64| rows.iter().map(f).sum::<u64>();
+        assert_eq!((sum(|r| r.connections), sum(|r| r.reused)), (3, 597));
         assert_eq!(t.bytes, truth.bytes);
         let class = |k: &str| {
             t.classes

@@ -266,6 +266,7 @@ impl Nginx {
                  http {{ access_log {dir}/access.log; client_body_temp_path {dir};
                    proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir};
                    scgi_temp_path {dir};
+                   ssl_protocols TLSv1.2 TLSv1.3;
                    server {{ listen 127.0.0.1:{port} ssl{h2}; ssl_certificate {dir}/cert.pem;
                      ssl_certificate_key {dir}/key.pem; root {dir}/www; }} }}"
             ),
@@ -325,5 +326,10 @@ fn a_real_nginx_over_tls() {
     let c = &t.connections;
     assert!(c.opened <= 4 && c.tls_handshakes == c.opened, "{c:?}");
     assert_eq!(c.protocols.get("HTTP/1.1"), Some(&c.opened), "{c:?}");
+    // what was negotiated, as OpenSSL's s_client would say it
+    assert!(
+        c.tls.len() == 1 && c.tls.keys().all(|k| k.starts_with("TLSv1_3 TLS13_")),
+        "{c:?}"
+    );
     assert_eq!(nginx.logged("\" 200 "), 100);
 }
