@@ -233,7 +233,9 @@ fn per_pop_latency_thresholds_and_report() {
     let (fra, am) = (&t.pop_summaries["FRA"], &t.pop_summaries["AMS"]);
     assert_eq!((am.requests, fra.requests), (3 * ams, 180 - 3 * ams));
     assert!(am.all.corrected.total.min >= 200.0, "{:?}", am.all);
-    assert!(fra.all.corrected.total.max < 200.0, "{:?}", fra.all);
+    // (p90, not max: with the whole suite running on 2 cores, one FRA request in ~100 was once
+    // held 200 ms by the machine itself)
+    assert!(fra.all.corrected.total.p90 < 50.0, "{:?}", fra.all);
     assert_eq!(am.hit_ratio, Some(2.0 / 3.0));
     let judge = |expr: &str| -> Vec<(String, bool)> {
         let th: edgeload::threshold::Threshold = expr.parse().unwrap();
