@@ -10,6 +10,7 @@
 //! could not send as written, or that could leave a target's base path (`path_refusal`: a dot
 //! segment, a backslash, a `#`, a control character) is refused with its file and line.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -212,6 +213,308 @@ impl UrlList {
     }
 }
 
+/// The URL list as `run` holds it: every path in one buffer with an end offset each, and the
+/// counts (for `--order weighted`) only when some count is not 1: about the paths' bytes plus 8
+/// bytes a URL (16 with counts). Paths are kept in the form they go on the wire (`wire_form`).
+/// `read` takes both forms of `UrlList::read` with the same errors, at millions of lines a
+/// second (one reused line buffer, no allocation a line).
+#[derive(Clone, Debug, Default)]
+pub struct Paths {
+    buf: String,
+    ends: Vec<u64>,
+    /// empty: every count is 1
+    counts: Vec<u64>,
+    /// every path passed `path_refusal` and is in its wire form (`read` checks as it reads)
+    checked: bool,
+    /// some path is kept as written because the URL parser refused it
+    raw: bool,
+}
+
+/// Two lists are equal when they hold the same paths and counts (however they were made).
+impl PartialEq for Paths {
+    fn eq(&self, o: &Paths) -> bool {
+        self.len() == o.len()
+            && self.iter().eq(o.iter())
+            && (0..self.len()).all(|i| self.count(i) == o.count(i))
+    }
+}
+
+impl Paths {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    /// Path `i` (with its query), as sent.
+    pub fn path(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+    /// How often path `i` was requested (1 in a plain list).
+    pub fn count(&self, i: usize) -> u64 {
+        self.counts.get(i).copied().unwrap_or(1)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.path(i))
+    }
+
+    /// The first path that cannot be sent (by `path_refusal`, not a path, or not in its wire
+    /// form), and why; none for a list `read` took (it checked every line).
+    pub fn first_unsendable(&self) -> Option<(&str, &'static str)> {
+        if self.checked {
+            return None;
+        }
+        self.iter().find_map(|p| {
+            let why = path_refusal(p)
+                .or_else(|| (!p.starts_with('/') || p.starts_with("//")).then_some("is not a path"))
+                .or_else(|| (!is_wire_form(p)).then_some("cannot be sent as written"))?;
+            Some((p, why))
+        })
+    }
+
+    fn push(&mut self, path: &str, count: u64) {
+        let (w, ok) = wire_form_of(path);
+        self.raw |= !ok;
+        self.buf.push_str(&w);
+        self.ends.push(self.buf.len() as u64);
+        if !self.counts.is_empty() {
+            self.counts.push(count);
+        } else if count != 1 {
+            // the first count that is not 1: the ones before it were
+            self.counts = vec![1; self.ends.len() - 1];
+            self.counts.push(count);
+        }
+    }
+
+    /// Paths with a count of 1 each (a trace, tests); none is checked here (`run` checks every
+    /// path with `path_refusal` before it starts).
+    pub fn from_paths<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I) -> Paths {
+        let mut p = Paths::default();
+        for s in paths {
+            p.push(s.as_ref(), 1);
+        }
+        p
+    }
+
+    /// The paths and counts of a full list.
+    #[cfg(test)]
+    fn from_list(list: &UrlList) -> Paths {
+        let mut p = Paths::default();
+        for e in &list.entries {
+            p.push(&e.path, e.count);
+        }
+        p
+    }
+
+    pub fn read_file(path: &Path) -> Result<Paths, UrlsError> {
+        let name = path.display().to_string();
+        let f = std::fs::File::open(path).map_err(|source| UrlsError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        let list = Self::read(std::io::BufReader::with_capacity(1 << 20, f), &name)?;
+        if list.is_empty() {
+            return Err(UrlsError::Empty { path: name });
+        }
+        Ok(list)
+    }
+
+    /// Reads either form (`UrlList`'s rules and errors; a CSV row's other columns are skipped,
+    /// a row with a quote is read by the csv crate).
+    pub fn read<R: BufRead>(mut r: R, name: &str) -> Result<Paths, UrlsError> {
+        let mut out = Paths::default();
+        let mut raw = Vec::new();
+        let mut lineno = 0u64;
+        // (path column, count column) once a CSV header was read
+        let mut csv: Option<(usize, Option<usize>)> = None;
+        let mut first = true;
+        loop {
+            raw.clear();
+            let n = read_line(&mut r, &mut raw).map_err(|source| UrlsError::Io {
+                path: name.to_string(),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
+            lineno += 1;
+            let bad = |msg, text: &[u8]| UrlsError::Bad {
+                path: name.to_string(),
+                line: lineno,
+                msg,
+                text: String::from_utf8_lossy(text).into_owned(),
+            };
+            let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8", text))?;
+            let trimmed = text.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let bad = |msg| bad(msg, text.as_bytes());
+            if first {
+                first = false;
+                if trimmed.starts_with("path,") || trimmed == "path" {
+                    let cols: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+                    let count = cols.iter().position(|c| *c == "count");
+                    if count.is_none() && cols.len() > 1 {
+                        return Err(bad("CSV header must have a count column"));
+                    }
+                    let path = cols.iter().position(|c| *c == "path").unwrap_or(0);
+                    csv = Some((path, count));
+                    continue;
+                }
+            }
+            let check = |p: &str| path_refusal(p).map_or(Ok(()), |why| Err(bad(why)));
+            let Some((pc, cc)) = csv else {
+                let p = path_of(trimmed).ok_or_else(|| bad("not a path or URL"))?;
+                check(&p)?;
+                out.push(&p, 1);
+                continue;
+            };
+            let (path, count) = if memchr::memchr(b'"', text.as_bytes()).is_some() {
+                let mut rdr = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(text.as_bytes());
+                let rec = (rdr.records().next())
+                    .and_then(Result::ok)
+                    .ok_or_else(|| bad("malformed CSV row"))?;
+                let cols: Vec<&str> = rec.iter().collect();
+                let c = cc.map(|c| Cow::Owned(field(&cols, c).to_string()));
+                (cols.get(pc).map(|p| Cow::Owned(p.to_string())), c)
+            } else {
+                // (at most the columns up to the last one used)
+                let need = pc.max(cc.unwrap_or(0)) + 1;
+                let mut cols = [""; 8];
+                let mut k = 0;
+                for (i, c) in text.splitn(need + 1, ',').enumerate().take(need.min(8)) {
+                    cols[i] = c;
+                    k = i + 1;
+                }
+                if need > 8 {
+                    let all: Vec<&str> = text.split(',').collect();
+                    let c = cc.map(|c| Cow::Borrowed(field(&all, c)));
+                    (all.get(pc).map(|p| Cow::Borrowed(*p)), c)
+                } else {
+                    let c = cc.map(|c| Cow::Borrowed(field(&cols[..k], c)));
+                    (cols[..k].get(pc).map(|p| Cow::Borrowed(*p)), c)
+                }
+            };
+            // (as UrlList: a row without the column has no path; an empty one is no path)
+            let path = path.ok_or_else(|| bad("row has no path"))?;
+            let path = path_of(&path).ok_or_else(|| bad("not a path or URL"))?;
+            check(&path)?;
+            let count = match count {
+                None => 1,
+                Some(c) => c
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("count is not a whole number"))?,
+            };
+            out.push(&path, count);
+        }
+        // (every line passed path_refusal above; push noted any the URL parser refused)
+        out.checked = !out.raw;
+        Ok(out)
+    }
+}
+
+/// `BufRead::read_until(b'\n')` with the memchr crate's search (std's was a fifth of the
+/// time of reading a list).
+fn read_line<R: BufRead>(r: &mut R, out: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut n = 0;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        match memchr::memchr(b'\n', buf) {
+            Some(i) => {
+                out.extend_from_slice(&buf[..=i]);
+                r.consume(i + 1);
+                return Ok(n + i + 1);
+            }
+            None => {
+                let len = buf.len();
+                out.extend_from_slice(buf);
+                r.consume(len);
+                n += len;
+            }
+        }
+    }
+}
+
+/// Column `i` of a CSV row ("" when the row is shorter).
+fn field<'a>(cols: &[&'a str], i: usize) -> &'a str {
+    cols.get(i).copied().unwrap_or("")
+}
+
+/// `normalise_path` without a copy when the input is already a path.
+fn path_of(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let t = s.trim();
+    if t.starts_with('/') && !t.starts_with("//") {
+        return Some(std::borrow::Cow::Borrowed(t));
+    }
+    normalise_path(t).map(std::borrow::Cow::Owned)
+}
+
+/// Whether every byte of `path` goes on the wire as written (what a URL parser would not
+/// percent-encode): letters, digits and `-._~!$&()*+,;=:@/%?`.
+pub(crate) fn is_wire_ready(path: &str) -> bool {
+    path.bytes().all(|c| WIRE_READY[c as usize])
+}
+
+/// `is_wire_ready`'s bytes, as a table (a lookup a byte: URL lists are millions of lines).
+const WIRE_READY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let extra = b"-._~!$&()*+,;=:@/%?";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether `path` is already in its wire form (`wire_form` leaves it as it is).
+pub(crate) fn is_wire_form(path: &str) -> bool {
+    is_wire_ready(path) || wire_form(path) == path
+}
+
+/// `path` as it goes on the wire: as written when `is_wire_ready`, else as the URL parser
+/// percent-encodes it (a space as %20, non-ASCII as its UTF-8 bytes), which is what every
+/// HTTP client sends; as written when even the parser refuses it (`run` then refuses it).
+pub(crate) fn wire_form(path: &str) -> std::borrow::Cow<'_, str> {
+    wire_form_of(path).0
+}
+
+/// `wire_form`, and false when the parser refused the path (kept as written).
+fn wire_form_of(path: &str) -> (std::borrow::Cow<'_, str>, bool) {
+    if is_wire_ready(path) {
+        return (std::borrow::Cow::Borrowed(path), true);
+    }
+    match url::Url::parse(&format!("http://x{path}")) {
+        Ok(u) => (
+            std::borrow::Cow::Owned(
+                u[url::Position::BeforePath..url::Position::AfterQuery].to_string(),
+            ),
+            true,
+        ),
+        Err(_) => (std::borrow::Cow::Borrowed(path), false),
+    }
+}
+
 /// Why a path cannot be sent as written, if it cannot: URL parsers resolve dot segments (`..`,
 /// `.`, also spelt `%2e`) and read a backslash as `/`, so such a path could climb out of the
 /// target's base path (`https://cdn/tenant-a` + `/../x` is `https://cdn/x`); a `#` starts a
@@ -227,7 +530,13 @@ pub fn path_refusal(path: &str) -> Option<&'static str> {
         });
     }
     let path_part = &b[..memchr::memchr(b'?', b).unwrap_or(b.len())];
-    if path_part.split(|&c| c == b'/').any(is_dot_segment) {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'/', path_part).chain(std::iter::once(path_part.len()));
+    if ends.into_iter().any(|end| {
+        let dot = is_dot_segment(&path_part[start..end]);
+        start = end + 1;
+        dot
+    }) {
         return Some(
             "has a dot segment ('.' or '..', also as %2e), which could leave the base path",
         );
@@ -321,18 +630,21 @@ pub struct Picker {
     n: u64,
     seed: u64,
     perm: Vec<u32>,
-    cumulative: Vec<u64>,
+    /// weighted: Walker's alias table (a draw is one random number: a column and a coin)
+    prob: Vec<u32>,
+    alias: Vec<u32>,
 }
 
 impl Picker {
-    pub fn new(list: &UrlList, order: Order, seed: u64, sweep: bool) -> Picker {
+    pub fn new(list: &Paths, order: Order, seed: u64, sweep: bool) -> Picker {
         let n = list.len() as u64;
         let mut p = Picker {
             order,
             n,
             seed,
             perm: Vec::new(),
-            cumulative: Vec::new(),
+            prob: Vec::new(),
+            alias: Vec::new(),
         };
         // A sweep visits each URL once: weighted drawing would repeat some and skip others, so a
         // weighted sweep goes in list order (extract sorts by count, hottest first).
@@ -349,17 +661,7 @@ impl Picker {
                     p.perm.swap(i, j);
                 }
             }
-            Order::Weighted => {
-                let mut acc = 0u64;
-                p.cumulative = list
-                    .entries
-                    .iter()
-                    .map(|e| {
-                        acc += e.count.max(1);
-                        acc
-                    })
-                    .collect();
-            }
+            Order::Weighted => (p.prob, p.alias) = alias_table(list),
         }
         p
     }
@@ -369,12 +671,43 @@ impl Picker {
             Order::Sequential => (j % self.n) as usize,
             Order::Shuffled => self.perm[(j % self.n) as usize] as usize,
             Order::Weighted => {
-                let total = *self.cumulative.last().unwrap_or(&1);
-                let r = mix(self.seed ^ mix(j)) % total;
-                self.cumulative.partition_point(|&c| c <= r)
+                let r = mix(self.seed ^ mix(j));
+                // the high half picks a column, the low half tosses its coin
+                let col = (((r >> 32) * self.n) >> 32) as usize;
+                if (r as u32) < self.prob[col] {
+                    col
+                } else {
+                    self.alias[col] as usize
+                }
             }
         }
     }
+}
+
+/// Vose's alias method over the counts (each at least 1): column i keeps itself with
+/// probability prob[i] / 2^32 and gives the rest to alias[i]. (At most 2^32 URLs.)
+fn alias_table(list: &Paths) -> (Vec<u32>, Vec<u32>) {
+    let n = list.len();
+    let total: f64 = (0..n).map(|i| list.count(i).max(1) as f64).sum();
+    let mut scaled: Vec<f64> = (0..n)
+        .map(|i| list.count(i).max(1) as f64 * n as f64 / total)
+        .collect();
+    let mut prob = vec![u32::MAX; n];
+    let mut alias: Vec<u32> = (0..n as u32).collect();
+    let (mut small, mut large): (Vec<u32>, Vec<u32>) =
+        (0..n as u32).partition(|&i| scaled[i as usize] < 1.0);
+    while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+        let (si, li) = (s as usize, l as usize);
+        prob[si] = (scaled[si] * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+        alias[si] = l;
+        scaled[li] -= 1.0 - scaled[si];
+        if scaled[li] < 1.0 {
+            large.pop();
+            small.push(l);
+        }
+    }
+    // what is left holds (up to rounding) a whole column: keeps itself always
+    (prob, alias)
 }
 
 #[cfg(test)]
@@ -477,7 +810,7 @@ mod tests {
 
     #[test]
     fn shuffled_sweep_visits_each_once() {
-        let l = UrlList::from_paths((0..1000).map(|i| format!("/{i}")));
+        let l = Paths::from_paths((0..1000).map(|i| format!("/{i}")));
         let p = Picker::new(&l, Order::Shuffled, 7, true);
         let mut seen: Vec<usize> = (0..1000).map(|j| p.pick(j)).collect();
         assert_ne!(seen[..10], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -491,7 +824,7 @@ mod tests {
         l.entries[0].count = 70;
         l.entries[1].count = 20;
         l.entries[2].count = 10;
-        let p = Picker::new(&l, Order::Weighted, 1, false);
+        let p = Picker::new(&Paths::from_list(&l), Order::Weighted, 1, false);
         let mut n = [0u32; 3];
         for j in 0..100_000 {
             n[p.pick(j)] += 1;
@@ -499,5 +832,81 @@ mod tests {
         assert!((69_000..71_000).contains(&n[0]), "{n:?}");
         assert!((19_000..21_000).contains(&n[1]), "{n:?}");
         assert!((9_000..11_000).contains(&n[2]), "{n:?}");
+        // many paths, Zipf-like counts: each path's share within 5 sigma of its count's
+        let counts: Vec<u64> = (1..=200u64).map(|k| 10_000 / k).collect();
+        let l = UrlList {
+            entries: (counts.iter().enumerate())
+                .map(|(i, &c)| UrlEntry {
+                    path: format!("/{i}"),
+                    count: c,
+                    bytes: None,
+                    first_seen: None,
+                    last_seen: None,
+                })
+                .collect(),
+        };
+        let p = Picker::new(&Paths::from_list(&l), Order::Weighted, 3, false);
+        let draws = 2_000_000u64;
+        let mut n = vec![0u64; counts.len()];
+        for j in 0..draws {
+            n[p.pick(j)] += 1;
+        }
+        let total: u64 = counts.iter().sum();
+        for (i, (&got, &c)) in n.iter().zip(&counts).enumerate() {
+            let want = draws as f64 * c as f64 / total as f64;
+            assert!(
+                (got as f64 - want).abs() <= 5.0 * want.sqrt() + 1.0,
+                "{i}: {got} vs {want}"
+            );
+        }
+    }
+
+    /// The compact reader takes what the full one takes, to the same paths and counts (the
+    /// other columns skipped, quoted rows, comments, URLs, CRLF), and refuses what it refuses
+    /// with the same file:line message.
+    #[test]
+    fn compact_paths_read_as_the_full_list_does() {
+        let inputs = [
+            "# plain\n/a.jpg\n\nhttps://cdn.example.com/b.png?w=2\r\n  /c.webp  \n",
+            "path,count,bytes,first_seen,last_seen\n/a.jpg,3,100,2024-01-01T00:00:00Z,-\n\
+             \"/b,c.jpg\",2,,,\n/d.jpg,1,,,\n",
+            "path,bytes,count\n/x.jpg,5,7\n/y.jpg?q=1,,1\n",
+            "path\n/only.jpg\n",
+        ];
+        for text in inputs {
+            let full = UrlList::read(text.as_bytes(), "f").unwrap();
+            let compact = Paths::read(text.as_bytes(), "f").unwrap();
+            assert_eq!(compact, Paths::from_list(&full), "{text}");
+            assert_eq!(compact.len(), full.len());
+        }
+        let bad = [
+            "/ok.jpg\n/../up.jpg\n",
+            "/ok.jpg\nftp://x/y\n",
+            "path,count\n/a.jpg,x\n",
+            "path,count\n,1\n",
+            "path,bytes\n/a.jpg,1\n",
+            "/ok.jpg\n/a#frag\n",
+            "count,path\n7,/x.jpg\n",
+        ];
+        for text in bad {
+            let a = UrlList::read(text.as_bytes(), "f.csv")
+                .unwrap_err()
+                .to_string();
+            let b = Paths::read(text.as_bytes(), "f.csv")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(a, b, "{text}");
+        }
+    }
+
+    /// A path goes on the wire as written when it can, else as the URL parser encodes it.
+    #[test]
+    fn paths_are_kept_in_their_wire_form() {
+        let p = Paths::from_paths(["/a.jpg?w=1&h=2", "/a b.jpg", "/caf\u{e9}.jpg?q=\"x\""]);
+        assert_eq!(p.path(0), "/a.jpg?w=1&h=2");
+        assert_eq!(p.path(1), "/a%20b.jpg");
+        assert_eq!(p.path(2), "/caf%C3%A9.jpg?q=%22x%22");
+        assert!(p.iter().all(is_wire_ready));
+        assert_eq!(p.count(1), 1);
     }
 }

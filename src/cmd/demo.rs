@@ -13,7 +13,7 @@ use crate::edge::{self, EdgeConfig};
 use crate::engine::schedule::Schedule;
 use crate::engine::{Control, EngineConfig, Model, Target};
 use crate::results::timeline;
-use crate::urls::{Order, UrlList};
+use crate::urls::{Order, Paths};
 
 /// 3,000 image paths with Zipf-distributed counts (scripts/gen-demo-urls.py).
 pub(crate) const DEMO_URLS: &str = include_str!("../../scenarios/demo-urls.csv");
@@ -26,7 +26,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<i32> {
         ));
     }
     let urls =
-        Arc::new(UrlList::read(DEMO_URLS.as_bytes(), "demo-urls.csv").context("bundled URL list")?);
+        Arc::new(Paths::read(DEMO_URLS.as_bytes(), "demo-urls.csv").context("bundled URL list")?);
     let tls = if a.https {
         let names = ["localhost", "127.0.0.1"].map(String::from);
         Some(edge::tls::EdgeTls::generate(&names).map_err(anyhow::Error::msg)?)

@@ -17,7 +17,7 @@ use crate::engine::schedule::{Schedule, Stage};
 use crate::engine::{Control, EngineConfig, Model, Target, check_base, defaults};
 use crate::scenario::Scenario;
 use crate::threshold::Threshold;
-use crate::urls::{Order, UrlList};
+use crate::urls::{Order, Paths};
 
 pub(crate) fn parse_target(s: &str, i: usize) -> anyhow::Result<Target> {
     let (name, base) = match s.split_once('=') {
@@ -232,7 +232,7 @@ fn targets(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Vec<Target>> {
 /// send times (seconds from the first).
 struct UrlSource {
     path: PathBuf,
-    urls: UrlList,
+    urls: Paths,
     trace_times: Option<Vec<f64>>,
 }
 
@@ -249,7 +249,7 @@ fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
         let times = Schedule::trace_offsets(&stamps);
         return Ok(UrlSource {
             path: tp.clone(),
-            urls: UrlList::from_paths(rows.into_iter().map(|(_, p)| p)),
+            urls: Paths::from_paths(rows.iter().map(|(_, p)| p)),
             trace_times: Some(times),
         });
     }
@@ -260,7 +260,7 @@ fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
             return usage("no URL list: give a file or --trace (or `urls = ...` in the scenario)");
         }
     };
-    let urls = UrlList::read_file(&path).map_err(|e| UsageError(e.to_string()))?;
+    let urls = Paths::read_file(&path).map_err(|e| UsageError(e.to_string()))?;
     Ok(UrlSource {
         path,
         urls,

@@ -120,6 +120,17 @@ pub struct ThreadClient {
     /// Basic auth of the origins whose base URL had userinfo, for reqwest (the lean client
     /// keeps it in its origin's headers); empty for most runs
     auth: Vec<(reqwest::Url, HeaderValue)>,
+    /// per target (as `bases` was given): where `fetch_path` sends
+    routes: Vec<Route>,
+}
+
+/// A target's base, ready for paths: the lean client's origin and base path, or the base URL
+/// (no userinfo) that reqwest's URLs are joined to.
+struct Route {
+    origin: Option<usize>,
+    /// the base URL's path without its trailing '/' (wire form: the URL parser's)
+    prefix: String,
+    base: String,
 }
 
 fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
@@ -163,6 +174,21 @@ impl ThreadClient {
         } else {
             None
         };
+        let routes = (bases.iter())
+            .map(|b| {
+                let base = without_userinfo(b.as_str());
+                let plain = reqwest::Url::parse(&base).ok();
+                Route {
+                    origin: (h1.as_ref().zip(plain.as_ref())).and_then(|(h, u)| h.origin(u)),
+                    prefix: plain
+                        .as_ref()
+                        .map_or("", |u| u.path())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    base,
+                }
+            })
+            .collect();
         let c = ThreadClient {
             h1,
             inner: std::cell::OnceCell::new(),
@@ -170,6 +196,7 @@ impl ThreadClient {
             classifier,
             pool,
             auth,
+            routes,
         };
         if bases.iter().any(|b| !c.lean(b)) {
             c.inner
@@ -194,15 +221,38 @@ impl ThreadClient {
         }
     }
 
+    /// Sends one request for target `t` (the index of its base in `new`'s `bases`) and `path`
+    /// (with its query, in wire form: `urls::wire_form`); `sent` is the send time the caller
+    /// just read (the clock is read once). The lean client builds the request from the parts;
+    /// only reqwest needs a URL made for it.
+    pub(crate) async fn fetch_path(&self, t: usize, path: &str, sent: Instant) -> Outcome {
+        let r = &self.routes[t];
+        if let (Some(h), Some(o)) = (&self.h1, r.origin) {
+            let head = self.cfg.method_head;
+            return h
+                .fetch(o, &r.prefix, path, head, &self.classifier, sent)
+                .await;
+        }
+        match reqwest::Url::parse(&super::join_url(&r.base, path)) {
+            Ok(u) => self.fetch_reqwest(&u, sent).await,
+            Err(_) => Outcome::failed(sent, ErrorKind::Other),
+        }
+    }
+
     /// Sends one request; `sent` is the send time the caller just read (the clock is read once).
     pub async fn fetch(&self, url: &reqwest::Url, sent: Instant) -> Outcome {
         if let Some(h) = &self.h1
             && let Some(o) = h.origin(url)
         {
+            let pq = &url[url::Position::BeforePath..url::Position::AfterQuery];
             return h
-                .fetch(o, url, self.cfg.method_head, &self.classifier, sent)
+                .fetch(o, "", pq, self.cfg.method_head, &self.classifier, sent)
                 .await;
         }
+        self.fetch_reqwest(url, sent).await
+    }
+
+    async fn fetch_reqwest(&self, url: &reqwest::Url, sent: Instant) -> Outcome {
         let inner = self
             .inner
             .get_or_init(|| Client::new(&self.cfg, self.classifier.clone(), self.pool).ok());

@@ -715,11 +715,13 @@ impl H1 {
         Ok((stream, opened))
     }
 
-    /// Sends one request to origin `o` (from `origin(url)`) and reads the whole response.
+    /// Sends one request for `prefix` + `path` (a base path, and a path with its query, both
+    /// in their wire form) to origin `o` (from `origin`) and reads the whole response.
     pub async fn fetch(
         &self,
         o: usize,
-        url: &reqwest::Url,
+        prefix: &str,
+        path: &str,
         head: bool,
         classifier: &Classifier,
         sent: Instant,
@@ -746,7 +748,7 @@ impl H1 {
         };
         let o = &self.origins[o];
         if let Some(pool) = &o.h2 {
-            return super::h2::fetch(self, o, pool, url, head, classifier, sent).await;
+            return super::h2::fetch(self, o, pool, (prefix, path), head, classifier, sent).await;
         }
         let work = async {
             // a reused connection the server closed while idle gets `retries` (0 or 1) retries,
@@ -773,11 +775,8 @@ impl H1 {
                 conn.req.clear();
                 conn.req
                     .extend_from_slice(if head { b"HEAD " } else { b"GET " });
-                conn.req.extend_from_slice(url.path().as_bytes());
-                if let Some(q) = url.query() {
-                    conn.req.push(b'?');
-                    conn.req.extend_from_slice(q.as_bytes());
-                }
+                conn.req.extend_from_slice(prefix.as_bytes());
+                conn.req.extend_from_slice(path.as_bytes());
                 conn.req.extend_from_slice(b" HTTP/1.1\r\n");
                 conn.req.extend_from_slice(&o.headers);
                 match exchange(&mut conn, head, reused, classifier, &head_seen).await {

@@ -88,8 +88,10 @@ impl Pool {
         }
     }
 
-    fn request(&self, url: &reqwest::Url, head: bool) -> Option<http::Request<()>> {
-        let pq = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    fn request(&self, (prefix, path): (&str, &str), head: bool) -> Option<http::Request<()>> {
+        let mut pq = String::with_capacity(prefix.len() + path.len());
+        pq.push_str(prefix);
+        pq.push_str(path);
         let uri = http::Uri::from_parts({
             let mut p = http::uri::Parts::default();
             p.scheme = Some(self.scheme.clone());
@@ -271,7 +273,7 @@ pub(super) async fn fetch(
     lean: &H1,
     o: &Origin,
     pool: &Pool,
-    url: &reqwest::Url,
+    url: (&str, &str),
     head: bool,
     classifier: &Classifier,
     sent: Instant,

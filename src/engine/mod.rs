@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::cache_status::Classifier;
 use crate::measure::{IntervalData, Sink};
-use crate::urls::{Order, Picker, UrlList};
+use crate::urls::{Order, Paths, Picker};
 use client::{Client, ClientConfig, ThreadClient};
 use recorder::{Msg, Recorder};
 use schedule::Schedule;
@@ -73,7 +73,7 @@ pub enum Model {
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub targets: Vec<Target>,
-    pub urls: Arc<UrlList>,
+    pub urls: Arc<Paths>,
     pub order: Order,
     pub seed: u64,
     pub model: Model,
@@ -167,9 +167,10 @@ pub struct RunStats {
 
 struct Shared {
     cfg: EngineConfig,
-    urls: Vec<Vec<reqwest::Url>>,
     /// the targets' base URLs as given (userinfo included), for the clients' credentials
     bases: Vec<reqwest::Url>,
+    /// the targets' base URLs without userinfo, for the samples' URLs
+    plain: Vec<String>,
     picker: Picker,
     next: AtomicU64,
     sent: AtomicU64,
@@ -216,7 +217,7 @@ impl EngineConfig {
     /// A config with the defaults `run` uses when no flag says otherwise: sequential order,
     /// seed 1, no count or sweep limit, 2 threads, 1 s intervals, default client and
     /// classifier, no samples, 2 s grace.
-    pub fn new(targets: Vec<Target>, urls: Arc<UrlList>, model: Model) -> EngineConfig {
+    pub fn new(targets: Vec<Target>, urls: Arc<Paths>, model: Model) -> EngineConfig {
         EngineConfig {
             targets,
             urls,
@@ -259,8 +260,21 @@ pub fn run(
     sink: &mut (dyn Sink + Send),
     on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
 ) -> Result<RunStats, EngineError> {
-    let mut urls = Vec::with_capacity(cfg.targets.len());
     let mut bases = Vec::with_capacity(cfg.targets.len());
+    let mut plain = Vec::with_capacity(cfg.targets.len());
+    // the paths are the same for every target: checked once (a list `read` took was checked
+    // as it was read; no URL is made)
+    if let Some((p, why)) = cfg.urls.first_unsendable() {
+        return Err(EngineError::BadUrl {
+            target: cfg
+                .targets
+                .first()
+                .map_or("", |t| t.name.as_str())
+                .to_string(),
+            url: p.to_string(),
+            err: why.to_string(),
+        });
+    }
     for t in &cfg.targets {
         let base = reqwest::Url::parse(&t.base).map_err(|err| EngineError::BadUrl {
             target: t.name.clone(),
@@ -277,46 +291,22 @@ pub fn run(
                 o.0.name, t.name
             )));
         }
-        let base_path = base.path().trim_end_matches('/').to_string();
+        // requests carry no userinfo: credentials go in a header (client::basic_auth); a path
+        // (checked above: no dot segment, nothing to encode) appended to the base's own path
+        // stays under it, byte for byte
+        let p = client::without_userinfo(&t.base);
+        plain.push(p.trim_end_matches('/').to_string());
         bases.push(base);
-        // requests carry no userinfo: credentials go in a header (client::basic_auth)
-        let plain = client::without_userinfo(&t.base);
-        let mut v = Vec::with_capacity(cfg.urls.len());
-        for e in &cfg.urls.entries {
-            if let Some(why) = crate::urls::path_refusal(&e.path) {
-                return Err(EngineError::BadUrl {
-                    target: t.name.clone(),
-                    url: e.path.clone(),
-                    err: why.to_string(),
-                });
-            }
-            let s = join_url(&plain, &e.path);
-            let u = reqwest::Url::parse(&s).map_err(|err| EngineError::BadUrl {
-                target: t.name.clone(),
-                url: e.path.clone(),
-                err: err.to_string(),
-            })?;
-            // what path_refusal guarantees, checked once more on the parsed URL
-            if !u.path().starts_with(&base_path) {
-                return Err(EngineError::BadUrl {
-                    target: t.name.clone(),
-                    url: e.path.clone(),
-                    err: "leaves the target's base path".into(),
-                });
-            }
-            v.push(u);
-        }
-        urls.push(v);
     }
+    // every origin once, without userinfo (which client serves it, TLS names)
+    let origins: Vec<reqwest::Url> = (plain.iter())
+        .filter_map(|p| reqwest::Url::parse(p).ok())
+        .collect();
     // A bad header is an error before any thread starts. The reqwest client (TLS roots and all:
     // ~1 MB and many code pages) is built up front only when a target will need it.
     // Every URL of a target shares its origin: the first one tells (as in ThreadClient::new).
     client::default_headers(&cfg.client.headers).map_err(EngineError::Client)?;
-    let reqwest = !cfg.client.lean_http1
-        || urls
-            .iter()
-            .filter_map(|u| u.first())
-            .any(|u| !h1::H1::accepts(u));
+    let reqwest = !cfg.client.lean_http1 || origins.iter().any(|u| !h1::H1::accepts(u));
     if reqwest {
         Client::new(&cfg.client, cfg.classifier.clone(), 1).map_err(EngineError::Client)?;
     }
@@ -334,10 +324,7 @@ pub fn run(
         }
     }
     // the trust store and --cacert files: read once, an error before any thread starts
-    let https: Vec<&reqwest::Url> = (urls.iter())
-        .filter_map(|u| u.first())
-        .filter(|u| u.scheme() == "https")
-        .collect();
+    let https: Vec<&reqwest::Url> = (origins.iter()).filter(|u| u.scheme() == "https").collect();
     if cfg.client.lean_http1 && !https.is_empty() {
         tls::Trust::shared(&cfg.client.tls).map_err(EngineError::Client)?;
         for u in &https {
@@ -384,8 +371,8 @@ pub fn run(
     sink.begin(start_wall).map_err(EngineError::Sink)?;
     let shared = Arc::new(Shared {
         cfg,
-        urls,
         bases,
+        plain,
         picker,
         next: AtomicU64::new(0),
         sent: AtomicU64::new(0),
@@ -770,7 +757,7 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
             break; // due before the end but not sent by then: unsent
         }
         let idx = sh.picker.pick(j);
-        let url = &sh.urls[t][idx];
+        let path = cfg.urls.path(idx);
         local.sent.set(local.sent.get() + 1);
         if matches!(cfg.model, Model::Open { .. }) {
             local
@@ -779,7 +766,7 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
                 .send_lag(now.saturating_duration_since(intended));
         }
         local.in_flight.set(local.in_flight.get() + 1);
-        let out = local.client.fetch(url, now).await;
+        let out = local.client.fetch_path(t, path, now).await;
         local.in_flight.set(local.in_flight.get() - 1);
         if failure::take_out_of_files() {
             // not a result: the aggregator stops the run and it ends in an error
@@ -789,7 +776,7 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
         local
             .rec
             .borrow_mut()
-            .record(t, intended, url.as_str(), wid, &out);
+            .record(t, intended, (&sh.plain[t], path), wid, &out);
         if let Model::Closed { think, .. } = &cfg.model
             && !think.is_zero()
         {

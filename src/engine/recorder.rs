@@ -43,6 +43,8 @@ struct SampleRows {
     buf: Vec<u8>,
     labels: Vec<String>,
     threads: usize,
+    /// the sample's URL, made in place (base + path)
+    url: String,
 }
 
 const SAMPLE_BATCH: usize = 256 * 1024;
@@ -72,6 +74,7 @@ impl Recorder {
                 buf: Vec::with_capacity(SAMPLE_BATCH + 4096),
                 labels,
                 threads,
+                url: String::new(),
             }),
         }
     }
@@ -121,7 +124,7 @@ impl Recorder {
         &mut self,
         target: usize,
         intended: Instant,
-        url: &str,
+        url: (&str, &str),
         worker: usize,
         o: &Outcome,
     ) {
@@ -136,13 +139,17 @@ impl Recorder {
         &mut self,
         target: usize,
         class: CacheClass,
-        url: &str,
+        (base, path): (&str, &str),
         worker: usize,
         o: &Outcome,
     ) {
         let Some(s) = self.samples.as_mut() else {
             return;
         };
+        s.url.clear();
+        s.url.push_str(base);
+        s.url.push_str(path);
+        let url = s.url.as_str();
         jtl::Row {
             sent_ms: self.start_epoch_ms + o.sent.saturating_duration_since(self.start).as_millis(),
             elapsed_ms: (o.done - o.sent).as_millis(),

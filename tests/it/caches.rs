@@ -48,7 +48,7 @@ fn run_through(
             settle();
         }
         let dir = tempfile::tempdir().unwrap();
-        let urls = std::sync::Arc::new(edgeload::urls::UrlList::from_paths(
+        let urls = std::sync::Arc::new(edgeload::urls::Paths::from_paths(
             (first..first + n).map(|i| format!("/img/{i}.jpg")),
         ));
         let mut cfg = engine(base, urls, closed(2));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use edgeload::cmd::execute::{Finished, Plan, execute};
 use edgeload::edge::{EdgeConfig, EdgeHandle, Latency};
 use edgeload::engine::{Control, EngineConfig, Model, Target};
-use edgeload::urls::UrlList;
+use edgeload::urls::Paths;
 
 pub fn fast_edge() -> EdgeConfig {
     EdgeConfig {
@@ -32,11 +32,11 @@ pub fn start(cfg: EdgeConfig) -> EdgeHandle {
     edgeload::edge::start_local(cfg).expect("edge starts")
 }
 
-pub fn paths(n: usize) -> Arc<UrlList> {
-    Arc::new(UrlList::from_paths((0..n).map(|i| format!("/img/{i}.jpg"))))
+pub fn paths(n: usize) -> Arc<Paths> {
+    Arc::new(Paths::from_paths((0..n).map(|i| format!("/img/{i}.jpg"))))
 }
 
-pub fn engine(base: &str, urls: Arc<UrlList>, model: Model) -> EngineConfig {
+pub fn engine(base: &str, urls: Arc<Paths>, model: Model) -> EngineConfig {
     let target = Target {
         name: "edge".into(),
         base: base.to_string(),

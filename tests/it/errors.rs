@@ -164,7 +164,7 @@ fn slow_body_hits_the_timeout() {
         .map(|i| format!("/img/{i}.jpg"))
         .find(|p| edgeload::edge::objects::object_size(p) > 40_000)
         .unwrap();
-    let urls = std::sync::Arc::new(edgeload::urls::UrlList::from_paths([big]));
+    let urls = std::sync::Arc::new(edgeload::urls::Paths::from_paths([big]));
     let mut cfg = engine(&edge.base_url(), urls, closed(1));
     cfg.requests = Some(2);
     cfg.client.timeout = std::time::Duration::from_millis(100);
