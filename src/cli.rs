@@ -453,6 +453,9 @@ pub struct EdgeArgs {
     /// holds in this time, e.g. "20ms" (Fastly: X-Cache "HIT, MISS"; Akamai: X-Cache-Remote)
     #[arg(long, value_name = "LATENCY")]
     pub shield: Option<String>,
+    /// HTTP/2: streams a connection may have open at once (what the edge's SETTINGS say)
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub h2_streams: u32,
     /// Seed for the latency draws and faults
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -136,6 +136,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         }).collect::<serde_json::Map<_, _>>(),
         "timeout_ms": client.timeout.as_secs_f64() * 1e3,
         "keepalive": client.keepalive,
+        "http2": client.http2.map(|n| serde_json::json!({ "connections": n })),
         "retries": client.retries,
         "tls": {
             "insecure": client.tls.insecure,
@@ -520,6 +521,24 @@ fn http(a: &RunArgs, sc: &Scenario) -> anyhow::Result<(ClientConfig, Vec<(String
             }
         },
     };
+    if client.http2.is_some()
+        && let Some((k, _)) = headers.iter().find(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            [
+                "connection",
+                "keep-alive",
+                "proxy-connection",
+                "transfer-encoding",
+                "upgrade",
+                "te",
+            ]
+            .contains(&k.as_str())
+        })
+    {
+        return usage(format!(
+            "header {k:?} is HTTP/1.1's own: HTTP/2 forbids it (drop it, or drop --http2)"
+        ));
+    }
     Ok((client, headers))
 }
 

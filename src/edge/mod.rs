@@ -102,8 +102,10 @@ pub struct EdgeConfig {
     pub shield: Option<Latency>,
     pub seed: u64,
     pub faults: Faults,
-    /// serve https (HTTP/1.1 over TLS) with this identity
+    /// serve https (HTTP/1.1 and h2 by ALPN) with this identity
     pub tls: Option<tls::EdgeTls>,
+    /// HTTP/2: streams a connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)
+    pub h2_streams: u32,
 }
 
 impl Default for EdgeConfig {
@@ -121,6 +123,7 @@ impl Default for EdgeConfig {
             },
             shield: None,
             tls: None,
+            h2_streams: 256,
             seed: 1,
             faults: Faults::default(),
         }
@@ -644,12 +647,13 @@ async fn serve_conn<IO>(io: IO, st: Arc<State>, mut sd: watch::Receiver<bool>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let streams = st.cfg.h2_streams;
     let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
     let mut b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     b.http1().keep_alive(true);
     // as CDNs do: a stream window that an image fits in, many streams a connection
     b.http2()
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(streams)
         .initial_stream_window_size(1 << 20)
         .initial_connection_window_size(16 << 20);
     let conn = b.serve_connection(TokioIo::new(io), svc);

@@ -221,16 +221,30 @@ impl ThreadClient {
         }
     }
 
+    /// Over HTTP/2, a stream for target `t`'s next request, waiting for one when every
+    /// connection has all the streams its server allows (call before reading the send time);
+    /// `None` when the target does not go over HTTP/2.
+    pub(crate) async fn reserve(&self, t: usize) -> Option<super::h2::Permit<'_>> {
+        let (h, o) = (self.h1.as_ref()?, self.routes[t].origin?);
+        Some(h.h2_pool(o)?.reserve().await)
+    }
+
     /// Sends one request for target `t` (the index of its base in `new`'s `bases`) and `path`
     /// (with its query, in wire form: `urls::wire_form`); `sent` is the send time the caller
     /// just read (the clock is read once). The lean client builds the request from the parts;
     /// only reqwest needs a URL made for it.
-    pub(crate) async fn fetch_path(&self, t: usize, path: &str, sent: Instant) -> Outcome {
+    pub(crate) async fn fetch_path(
+        &self,
+        t: usize,
+        path: &str,
+        sent: Instant,
+        permit: Option<super::h2::Permit<'_>>,
+    ) -> Outcome {
         let r = &self.routes[t];
         if let (Some(h), Some(o)) = (&self.h1, r.origin) {
             let head = self.cfg.method_head;
             return h
-                .fetch(o, &r.prefix, path, head, &self.classifier, sent)
+                .fetch(o, &r.prefix, path, head, &self.classifier, sent, permit)
                 .await;
         }
         match reqwest::Url::parse(&super::join_url(&r.base, path)) {
@@ -246,7 +260,15 @@ impl ThreadClient {
         {
             let pq = &url[url::Position::BeforePath..url::Position::AfterQuery];
             return h
-                .fetch(o, "", pq, self.cfg.method_head, &self.classifier, sent)
+                .fetch(
+                    o,
+                    "",
+                    pq,
+                    self.cfg.method_head,
+                    &self.classifier,
+                    sent,
+                    None,
+                )
                 .await;
         }
         self.fetch_reqwest(url, sent).await

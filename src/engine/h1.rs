@@ -715,9 +715,16 @@ impl H1 {
         Ok((stream, opened))
     }
 
+    /// Origin `o`'s HTTP/2 connections (`--http2`), whose streams are taken before a send.
+    pub(crate) fn h2_pool(&self, o: usize) -> Option<&super::h2::Pool> {
+        self.origins[o].h2.as_ref()
+    }
+
     /// Sends one request for `prefix` + `path` (a base path, and a path with its query, both
-    /// in their wire form) to origin `o` (from `origin`) and reads the whole response.
-    pub async fn fetch(
+    /// in their wire form) to origin `o` (from `origin`) and reads the whole response; over
+    /// HTTP/2 on the stream `permit` reserved (one is reserved here when there is none).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fetch(
         &self,
         o: usize,
         prefix: &str,
@@ -725,6 +732,7 @@ impl H1 {
         head: bool,
         classifier: &Classifier,
         sent: Instant,
+        permit: Option<super::h2::Permit<'_>>,
     ) -> Outcome {
         let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
         let retries = std::cell::Cell::new(0u8);
@@ -748,7 +756,8 @@ impl H1 {
         };
         let o = &self.origins[o];
         if let Some(pool) = &o.h2 {
-            return super::h2::fetch(self, o, pool, (prefix, path), head, classifier, sent).await;
+            let at = (sent, permit);
+            return super::h2::fetch(self, o, pool, (prefix, path), head, classifier, at).await;
         }
         let work = async {
             // a reused connection the server closed while idle gets `retries` (0 or 1) retries,

@@ -4,6 +4,13 @@
 //! h2, phase times) when a request finds its slot empty; requests that come meanwhile wait for
 //! it. The `h2` crate frames the streams; each connection's driver is a task of the thread's
 //! runtime. Deadlines, retries and error kinds follow the HTTP/1.1 path's rules.
+//!
+//! A request takes a stream before its send time is read (`Pool::reserve`): when every
+//! connection has as many streams open as its server allows, it waits for one to end, and the
+//! wait shows as send lag (the generator could not send on time), never as the target's
+//! latency. A new connection carries one stream until it has answered (its server's SETTINGS,
+//! with its stream limit, are then in), as a browser's first request does. A connection on which a request timed out with nothing answered since it was sent
+//! is given up: the next request opens a new one (a drained or black-holed edge).
 
 use std::cell::{Cell, RefCell};
 use std::task::{Poll, Waker};
@@ -21,9 +28,12 @@ const STREAM_WINDOW: u32 = 4 << 20;
 const CONN_WINDOW: u32 = 64 << 20;
 
 /// One origin's HTTP/2 connections on one thread, used in turn.
-pub(super) struct Pool {
+pub(crate) struct Pool {
     slots: Vec<RefCell<Slot>>,
     next: Cell<usize>,
+    /// counts streams that ended; wakes requests waiting for one
+    ended: Cell<u64>,
+    stream_waiters: RefCell<Vec<Waker>>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// every request's headers (no Host: it is `:authority`)
@@ -39,6 +49,12 @@ struct Slot {
     failed: Option<ErrorKind>,
     /// requests waiting for the connect in progress
     waiters: Vec<Waker>,
+    /// streams taken on this slot (reserved or open)
+    streams: usize,
+    /// when the current connection last answered (a response head), or was opened
+    progress: Option<Instant>,
+    /// the current connection has answered: its server's SETTINGS (its stream limit) are in
+    said: bool,
 }
 
 #[derive(Default)]
@@ -74,9 +90,71 @@ impl Pool {
                 .map(|_| RefCell::new(Slot::default()))
                 .collect(),
             next: Cell::new(0),
+            ended: Cell::new(0),
+            stream_waiters: RefCell::new(Vec::new()),
             scheme,
             authority,
             headers,
+        }
+    }
+
+    /// A stream on a connection that has room for one, waiting for one to end when none has:
+    /// slots in turn, a slot with no connection yet counting as room.
+    pub(crate) async fn reserve(&self) -> Permit<'_> {
+        loop {
+            let seen = self.ended.get();
+            let start = self.next.get();
+            self.next.set(start.wrapping_add(1));
+            let n = self.slots.len();
+            for k in 0..n {
+                let i = (start + k) % n;
+                let mut s = self.slots[i].borrow_mut();
+                // until a connection has answered, its server's stream limit is not known: one
+                // stream (h2 would queue the rest inside, after their send time was read)
+                let room = match &s.state {
+                    State::Ready { send, .. } if s.said => send.current_max_send_streams(),
+                    _ => 1,
+                };
+                if s.streams < room {
+                    s.streams += 1;
+                    return Permit {
+                        pool: self,
+                        slot: i,
+                    };
+                }
+            }
+            std::future::poll_fn(|cx| {
+                if self.ended.get() != seen {
+                    return Poll::Ready(());
+                }
+                let mut w = self.stream_waiters.borrow_mut();
+                if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                    w.push(cx.waker().clone());
+                }
+                Poll::Pending
+            })
+            .await;
+        }
+    }
+
+    /// Notes that connection `generation` of slot `i` answered at `at`.
+    fn answered(&self, i: usize, generation: u64, at: Instant) {
+        let mut s = self.slots[i].borrow_mut();
+        if matches!(s.state, State::Ready { generation: g, .. } if g == generation) {
+            s.progress = Some(at);
+            s.said = true;
+        }
+    }
+
+    /// A request sent at `sent` on connection `generation` of slot `i` timed out: if the
+    /// connection has not answered since, it is given up.
+    fn timed_out(&self, i: usize, generation: u64, sent: Instant) {
+        let stalled = {
+            let s = self.slots[i].borrow();
+            s.progress.is_none_or(|p| p <= sent)
+        };
+        if stalled {
+            self.drop_conn(i, generation);
         }
     }
 
@@ -113,6 +191,21 @@ impl Pool {
     }
 }
 
+/// A stream taken on slot `slot` (`Pool::reserve`); given back when dropped.
+pub(crate) struct Permit<'a> {
+    pool: &'a Pool,
+    slot: usize,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.pool.slots[self.slot].borrow_mut().streams -= 1;
+        self.pool.ended.set(self.pool.ended.get() + 1);
+        let w = std::mem::take(&mut *self.pool.stream_waiters.borrow_mut());
+        w.into_iter().for_each(Waker::wake);
+    }
+}
+
 /// Ends a connect attempt: the slot gets its result, and the requests that waited are woken.
 /// Dropped unfinished (the request that connects timed out or was abandoned), it empties the
 /// slot with no failure: a waiting request then connects itself.
@@ -140,6 +233,10 @@ fn end(slot: &RefCell<Slot>, state: State, failed: Option<ErrorKind>) -> u64 {
     let mut s = slot.borrow_mut();
     s.generation += 1;
     let g = s.generation;
+    if matches!(state, State::Ready { .. }) {
+        s.progress = Some(Instant::now());
+        s.said = false;
+    }
     s.state = match state {
         State::Ready { send, .. } => State::Ready {
             send,
@@ -276,26 +373,35 @@ pub(super) async fn fetch(
     url: (&str, &str),
     head: bool,
     classifier: &Classifier,
-    sent: Instant,
+    (sent, permit): (Instant, Option<Permit<'_>>),
 ) -> Outcome {
     let seen: Cell<Option<Head>> = Cell::new(None);
     let retries = Cell::new(0u8);
     let opened: Cell<Option<Opened>> = Cell::new(None);
     let on_kept = Cell::new(false);
+    // the connection the last attempt went to (a timeout may give it up)
+    let used: Cell<Option<(usize, u64)>> = Cell::new(None);
     let work = async {
+        let mut permit = permit;
         for attempt in 0..=lean.retries() {
             if attempt > 0 {
                 retries.set(attempt);
+                on_kept.set(false);
             }
-            let i = pool.next.get();
-            pool.next.set(i.wrapping_add(1));
-            let i = i % pool.slots.len();
+            // the stream reserved before the send time was read; a retry takes another
+            let p = match permit.take() {
+                Some(p) => p,
+                None => pool.reserve().await,
+            };
+            let i = p.slot;
             let (send, generation, how) = acquire(lean, o, pool, i).await?;
+            used.set(Some((i, generation)));
             let fresh = how.is_some();
             if fresh {
                 opened.set(how);
             }
             on_kept.set(!fresh);
+            let _stream = p;
             let req = pool.request(url, head).ok_or(ErrorKind::Protocol)?;
             // before any answer: a reused connection that is gone gets a retry
             let early = |e: h2::Error| {
@@ -328,6 +434,7 @@ pub(super) async fn fetch(
                 },
             };
             let at = Instant::now();
+            pool.answered(i, generation, at);
             let status = resp.status().as_u16();
             let (class, pop) = classifier.classify(resp.headers());
             let h = Head {
@@ -389,6 +496,11 @@ pub(super) async fn fetch(
             reused: on_kept.get(),
         },
         Some(Err(k)) => fail(k),
-        None => super::failure::at_deadline(fail(ErrorKind::Timeout), lean.timeout()),
+        None => {
+            if let Some((i, generation)) = used.get() {
+                pool.timed_out(i, generation, sent);
+            }
+            super::failure::at_deadline(fail(ErrorKind::Timeout), lean.timeout())
+        }
     }
 }

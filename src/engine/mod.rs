@@ -316,6 +316,16 @@ pub fn run(
                 "HTTP/2 by choice needs the built-in client (not --reqwest)".into(),
             ));
         }
+        let in_flight = match &cfg.model {
+            Model::Open { max_in_flight, .. } => *max_in_flight,
+            Model::Closed { concurrency, .. } => *concurrency,
+        };
+        if n > in_flight.max(1) {
+            return Err(EngineError::Client(format!(
+                "--connections {n}: more than the requests in flight ({in_flight}); a \
+                 connection would never carry one"
+            )));
+        }
         if n < cfg.threads.max(1) {
             return Err(EngineError::Client(format!(
                 "--connections {n}: at least one a thread ({} threads; --threads {n} or fewer)",
@@ -753,6 +763,15 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
                 intended = now;
             }
         }
+        // HTTP/2: a stream first; waiting for one is the generator's delay (send lag), not the
+        // target's latency
+        let permit = local.client.reserve(t).await;
+        if permit.is_some() {
+            now = Instant::now();
+            if matches!(cfg.model, Model::Closed { .. }) {
+                intended = now;
+            }
+        }
         if matches!(cfg.model, Model::Open { .. }) && sh.deadline.is_some_and(|d| now >= d) {
             break; // due before the end but not sent by then: unsent
         }
@@ -766,7 +785,7 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
                 .send_lag(now.saturating_duration_since(intended));
         }
         local.in_flight.set(local.in_flight.get() + 1);
-        let out = local.client.fetch_path(t, path, now).await;
+        let out = local.client.fetch_path(t, path, now, permit).await;
         local.in_flight.set(local.in_flight.get() - 1);
         if failure::take_out_of_files() {
             // not a result: the aggregator stops the run and it ends in an error

@@ -113,6 +113,59 @@ fn streams_of_one_connection_run_at_once_and_each_is_timed() {
     assert!(all.max < 400.0, "{all:?}");
 }
 
+/// A server that allows 4 streams a connection: 16 workers on one connection take turns for
+/// them, and the wait is the generator's, not the target's: every request's latency is the
+/// edge's 100 ms, not up to 4 x 100 ms of queueing inside the client.
+#[test]
+fn waiting_for_a_stream_the_server_allows_is_not_the_targets_latency() {
+    let edge = start(EdgeConfig {
+        h2_streams: 4,
+        faults: Faults {
+            extra_delay: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&edge.base_url(), paths(16), closed(16));
+    cfg.requests = Some(48);
+    cfg.threads = 1;
+    cfg.client.http2 = Some(1);
+    let t = run_in(dir.path(), cfg).summary.targets[0].clone();
+    assert_eq!((t.requests, t.errors), (48, 0), "{t:?}");
+    assert_eq!(edge.stats().connections, 1);
+    let all = &t.all.corrected.total;
+    assert!(all.min >= 100.0 && all.max < 200.0, "{all:?}");
+}
+
+/// A connection that stops answering is given up: requests that time out with nothing
+/// answered on their connection since they were sent make the next request open a new one
+/// (HTTP/1.1 drops such a connection with its request).
+#[test]
+fn a_connection_that_stops_answering_is_replaced() {
+    let edge = start(EdgeConfig {
+        faults: Faults {
+            stall_after: Some(10),
+            stall: Duration::from_millis(600),
+            ..Default::default()
+        },
+        ..fast_edge()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = engine(&edge.base_url(), paths(10), closed(2));
+    cfg.requests = Some(40);
+    cfg.threads = 1;
+    cfg.client.http2 = Some(1);
+    cfg.client.timeout = Duration::from_millis(150);
+    let t = run_in(dir.path(), cfg).summary.targets[0].clone();
+    let timeouts = t.errors_by_kind.get("timeout").copied().unwrap_or(0);
+    assert!(timeouts >= 1, "{t:?}");
+    assert!(t.connections.opened >= 2, "{:?}", t.connections);
+    assert_eq!(edge.stats().connections, t.connections.opened);
+    // and once the stall is over the requests are answered again
+    assert!(t.requests - t.errors >= 20, "{t:?}");
+}
+
 /// Faults over HTTP/2: a reset stream (the edge cuts the body) is a `reset`, a 503 an `http`
 /// error, each as many as the edge injected; the connection outlives its streams' resets.
 /// A stalled edge: requests end as timeouts at the deadline.
@@ -231,6 +284,10 @@ fn http2_flags_that_cannot_work_are_refused() {
     assert!(run(&["--http2", "--no-keepalive"]).contains("--no-keepalive"));
     assert!(run(&["--http2", "--connections", "1", "--threads", "2"]).contains("each thread"));
     assert!(run(&["--http2", "--connections", "0"]).contains("at least one"));
+    let e = run(&["--http2", "-H", "Connection: keep-alive"]);
+    assert!(e.contains("HTTP/1.1's own"), "{e}");
+    let e = run(&["--http2", "--connections", "8", "-c", "4", "--threads", "1"]);
+    assert!(e.contains("more than the requests in flight"), "{e}");
     std::fs::write(dir.path().join("s.toml"), "[http]\nconnections = 0\n").unwrap();
     let e = run(&["--scenario", "s.toml"]);
     assert!(e.contains("s.toml") && e.contains("line 2"), "{e}");
