@@ -79,16 +79,7 @@ impl UrlList {
     }
 
     pub fn read_file(path: &Path) -> Result<UrlList, UrlsError> {
-        let name = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|source| UrlsError::Io {
-            path: name.clone(),
-            source,
-        })?;
-        let list = Self::read(std::io::BufReader::new(f), &name)?;
-        if list.is_empty() {
-            return Err(UrlsError::Empty { path: name });
-        }
-        Ok(list)
+        read_file(path, UrlList::read, UrlList::is_empty)
     }
 
     /// Reads either form; `name` is used in error messages.
@@ -308,16 +299,7 @@ impl Paths {
     }
 
     pub fn read_file(path: &Path) -> Result<Paths, UrlsError> {
-        let name = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|source| UrlsError::Io {
-            path: name.clone(),
-            source,
-        })?;
-        let list = Self::read(std::io::BufReader::with_capacity(1 << 20, f), &name)?;
-        if list.is_empty() {
-            return Err(UrlsError::Empty { path: name });
-        }
-        Ok(list)
+        read_file(path, Paths::read, Paths::is_empty)
     }
 
     /// Reads either form (`UrlList`'s rules and errors; a CSV row's other columns are skipped,
@@ -447,6 +429,24 @@ fn read_line<R: BufRead>(r: &mut R, out: &mut Vec<u8>) -> std::io::Result<usize>
             }
         }
     }
+}
+
+/// Reads the list file at `path` with `read` (errors name the file); an empty list is an error.
+fn read_file<T>(
+    path: &Path,
+    read: impl FnOnce(std::io::BufReader<std::fs::File>, &str) -> Result<T, UrlsError>,
+    is_empty: impl Fn(&T) -> bool,
+) -> Result<T, UrlsError> {
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|source| UrlsError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let list = read(std::io::BufReader::with_capacity(1 << 20, f), &name)?;
+    if is_empty(&list) {
+        return Err(UrlsError::Empty { path: name });
+    }
+    Ok(list)
 }
 
 /// Column `i` of a CSV row ("" when the row is shorter).

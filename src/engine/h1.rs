@@ -372,11 +372,59 @@ pub(super) fn io_kind(e: &io::Error) -> ErrorKind {
 /// A response head, kept outside the request future so that a timeout or a failure in the
 /// body still reports the TTFB, status and class that arrived.
 #[derive(Clone, Copy)]
-struct Head {
-    at: Instant,
-    status: u16,
-    class: CacheClass,
-    pop: Option<PopName>,
+pub(super) struct Head {
+    pub(super) at: Instant,
+    pub(super) status: u16,
+    pub(super) class: CacheClass,
+    pub(super) pop: Option<PopName>,
+}
+
+/// What a request came to know as it went (both protocols): the head that arrived, its
+/// retries, the connection it opened, whether it went on a kept-alive one; kept outside the
+/// request's future, which a deadline may drop.
+#[derive(Default)]
+pub(super) struct Progress {
+    pub(super) head: std::cell::Cell<Option<Head>>,
+    pub(super) retries: std::cell::Cell<u8>,
+    pub(super) opened: std::cell::Cell<Option<Opened>>,
+    pub(super) reused: std::cell::Cell<bool>,
+}
+
+impl Progress {
+    /// The request ended with `error`, after whatever head arrived.
+    pub(super) fn failed(&self, sent: Instant, error: ErrorKind) -> Outcome {
+        let h = self.head.get();
+        Outcome {
+            sent,
+            headers_at: h.map(|h| h.at),
+            done: Instant::now(),
+            status: h.map_or(0, |h| h.status),
+            bytes: 0,
+            class: h.map_or(CacheClass::Unknown, |h| h.class),
+            pop: h.and_then(|h| h.pop),
+            error: Some(error),
+            retries: self.retries.get(),
+            opened: self.opened.get(),
+            reused: self.reused.get(),
+        }
+    }
+
+    /// The whole answer arrived: `head`, then `bytes` of body.
+    pub(super) fn answered(&self, sent: Instant, head: Head, bytes: u64) -> Outcome {
+        Outcome {
+            sent,
+            headers_at: Some(head.at),
+            done: Instant::now(),
+            status: head.status,
+            bytes,
+            class: head.class,
+            pop: head.pop,
+            error: ErrorKind::for_status(head.status),
+            retries: self.retries.get(),
+            opened: self.opened.get(),
+            reused: self.reused.get(),
+        }
+    }
 }
 
 /// What reading a response produced before the connection's fate is decided.
@@ -734,37 +782,18 @@ impl H1 {
         sent: Instant,
         permit: Option<super::h2::Permit<'_>>,
     ) -> Outcome {
-        let head_seen: std::cell::Cell<Option<Head>> = std::cell::Cell::new(None);
-        let retries = std::cell::Cell::new(0u8);
-        let opened: std::cell::Cell<Option<Opened>> = std::cell::Cell::new(None);
-        let on_kept = std::cell::Cell::new(false);
-        let fail = |error| {
-            let h = head_seen.get();
-            Outcome {
-                sent,
-                headers_at: h.map(|h| h.at),
-                done: Instant::now(),
-                status: h.map_or(0, |h| h.status),
-                bytes: 0,
-                class: h.map_or(CacheClass::Unknown, |h| h.class),
-                pop: h.and_then(|h| h.pop),
-                error: Some(error),
-                retries: retries.get(),
-                opened: opened.get(),
-                reused: on_kept.get(),
-            }
-        };
         let o = &self.origins[o];
         if let Some(pool) = &o.h2 {
             let at = (sent, permit);
             return super::h2::fetch(self, o, pool, (prefix, path), head, classifier, at).await;
         }
+        let p = Progress::default();
         let work = async {
             // a reused connection the server closed while idle gets `retries` (0 or 1) retries,
             // on a new connection; the request's time runs from the first send
             for attempt in 0..=self.retries {
                 if attempt > 0 {
-                    retries.set(attempt);
+                    p.retries.set(attempt);
                 }
                 let pooled = if attempt == 0 {
                     o.idle.borrow_mut().pop()
@@ -772,12 +801,12 @@ impl H1 {
                     None
                 };
                 let reused = pooled.is_some();
-                on_kept.set(reused);
+                p.reused.set(reused);
                 let mut conn = match pooled {
                     Some(c) => c,
                     None => {
                         let (c, how) = self.connect(o).await?;
-                        opened.set(Some(how));
+                        p.opened.set(Some(how));
                         c
                     }
                 };
@@ -788,7 +817,7 @@ impl H1 {
                 conn.req.extend_from_slice(path.as_bytes());
                 conn.req.extend_from_slice(b" HTTP/1.1\r\n");
                 conn.req.extend_from_slice(&o.headers);
-                match exchange(&mut conn, head, reused, classifier, &head_seen).await {
+                match exchange(&mut conn, head, reused, classifier, &p.head).await {
                     Ok(r) => {
                         if r.reusable && self.keepalive {
                             let mut idle = o.idle.borrow_mut();
@@ -817,21 +846,9 @@ impl H1 {
         // headers) was copied once a request
         let work = std::pin::pin!(work);
         match self.deadlines.within(deadline, work).await {
-            Some(Ok(r)) => Outcome {
-                sent,
-                headers_at: Some(r.head.at),
-                done: Instant::now(),
-                status: r.head.status,
-                bytes: r.bytes,
-                class: r.head.class,
-                pop: r.head.pop,
-                error: ErrorKind::for_status(r.head.status),
-                retries: retries.get(),
-                opened: opened.get(),
-                reused: on_kept.get(),
-            },
-            Some(Err(kind)) => fail(kind),
-            None => super::failure::at_deadline(fail(ErrorKind::Timeout), self.timeout),
+            Some(Ok(r)) => p.answered(sent, r.head, r.bytes),
+            Some(Err(kind)) => p.failed(sent, kind),
+            None => super::failure::at_deadline(p.failed(sent, ErrorKind::Timeout), self.timeout),
         }
     }
 }

@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::h1::{H1, Origin, io_kind};
-use crate::cache_status::{CacheClass, Classifier};
+use super::h1::{H1, Head, Origin, Progress, io_kind};
+use crate::cache_status::Classifier;
 use crate::measure::{ErrorKind, Opened, Outcome, PopName};
 
 /// The flow-control windows granted to the server: a stream's, large enough that an image
@@ -355,16 +355,6 @@ fn unprocessed(e: &h2::Error) -> bool {
     e.reason() == Some(h2::Reason::REFUSED_STREAM) || e.is_go_away() || e.is_io()
 }
 
-/// The answer's head, kept outside the request future so that a timeout or a failure in the
-/// body still reports what arrived.
-#[derive(Clone, Copy)]
-struct Head {
-    at: Instant,
-    status: u16,
-    class: CacheClass,
-    pop: Option<PopName>,
-}
-
 /// Sends one request over origin `o`'s HTTP/2 connections and reads the whole answer.
 pub(super) async fn fetch(
     lean: &H1,
@@ -375,33 +365,31 @@ pub(super) async fn fetch(
     classifier: &Classifier,
     (sent, permit): (Instant, Option<Permit<'_>>),
 ) -> Outcome {
-    let seen: Cell<Option<Head>> = Cell::new(None);
-    let retries = Cell::new(0u8);
-    let opened: Cell<Option<Opened>> = Cell::new(None);
-    let on_kept = Cell::new(false);
+    let p = Progress::default();
     // the connection the last attempt went to (a timeout may give it up)
     let used: Cell<Option<(usize, u64)>> = Cell::new(None);
     let work = async {
         let mut permit = permit;
         for attempt in 0..=lean.retries() {
             if attempt > 0 {
-                retries.set(attempt);
-                on_kept.set(false);
+                p.retries.set(attempt);
+                p.reused.set(false);
             }
             // the stream reserved before the send time was read; a retry takes another
-            let p = match permit.take() {
-                Some(p) => p,
+            let stream = match permit.take() {
+                Some(s) => s,
                 None => pool.reserve().await,
             };
-            let i = p.slot;
+            let i = stream.slot;
             let (send, generation, how) = acquire(lean, o, pool, i).await?;
             used.set(Some((i, generation)));
             let fresh = how.is_some();
             if fresh {
-                opened.set(how);
+                p.opened.set(how);
             }
-            on_kept.set(!fresh);
-            let _stream = p;
+            p.reused.set(!fresh);
+            // (held until this attempt ends)
+            let _stream = stream;
             let req = pool.request(url, head).ok_or(ErrorKind::Protocol)?;
             // before any answer: a reused connection that is gone gets a retry
             let early = |e: h2::Error| {
@@ -443,7 +431,7 @@ pub(super) async fn fetch(
                 class,
                 pop: pop.map(PopName::new),
             };
-            seen.set(Some(h));
+            p.head.set(Some(h));
             let mut body = resp.into_body();
             let mut bytes = 0u64;
             while let Some(chunk) = body.data().await {
@@ -465,42 +453,14 @@ pub(super) async fn fetch(
         .deadlines
         .within(sent.checked_add(lean.timeout()), work)
         .await;
-    let fail = |error| {
-        let h = seen.get();
-        Outcome {
-            sent,
-            headers_at: h.map(|h| h.at),
-            done: Instant::now(),
-            status: h.map_or(0, |h| h.status),
-            bytes: 0,
-            class: h.map_or(CacheClass::Unknown, |h| h.class),
-            pop: h.and_then(|h| h.pop),
-            error: Some(error),
-            retries: retries.get(),
-            opened: opened.get(),
-            reused: on_kept.get(),
-        }
-    };
     match result {
-        Some(Ok((h, bytes))) => Outcome {
-            sent,
-            headers_at: Some(h.at),
-            done: Instant::now(),
-            status: h.status,
-            bytes,
-            class: h.class,
-            pop: h.pop,
-            error: ErrorKind::for_status(h.status),
-            retries: retries.get(),
-            opened: opened.get(),
-            reused: on_kept.get(),
-        },
-        Some(Err(k)) => fail(k),
+        Some(Ok((h, bytes))) => p.answered(sent, h, bytes),
+        Some(Err(k)) => p.failed(sent, k),
         None => {
             if let Some((i, generation)) = used.get() {
                 pool.timed_out(i, generation, sent);
             }
-            super::failure::at_deadline(fail(ErrorKind::Timeout), lean.timeout())
+            super::failure::at_deadline(p.failed(sent, ErrorKind::Timeout), lean.timeout())
         }
     }
 }

@@ -79,6 +79,29 @@ pub fn free_port() -> u16 {
 }
 
 /// The command exited 0; its stderr is shown when it did not.
+/// `edgeload run u.txt -t e=TARGET -n 1 -q EXTRA...` in `dir` (which holds u.txt): its exit
+/// code and stderr, for the tests of flags that are refused before anything is sent.
+pub fn run_flags(dir: &Path, target: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let o = std::process::Command::new(bin())
+        .args([
+            "run",
+            "u.txt",
+            "-t",
+            &format!("e={target}"),
+            "-n",
+            "1",
+            "-q",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
 pub fn assert_ok(o: &std::process::Output) {
     assert_eq!(
         o.status.code(),

@@ -261,22 +261,8 @@ fn http2_flags_that_cannot_work_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("u.txt"), "/a.jpg\n").unwrap();
     let run = |extra: &[&str]| {
-        let o = std::process::Command::new(bin())
-            .args([
-                "run",
-                "u.txt",
-                "-t",
-                "e=http://127.0.0.1:9",
-                "-n",
-                "1",
-                "-q",
-            ])
-            .args(extra)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let e = String::from_utf8_lossy(&o.stderr).to_string();
-        assert_eq!(o.status.code(), Some(2), "{extra:?}: {e}");
+        let (code, e) = run_flags(dir.path(), "http://127.0.0.1:9", extra);
+        assert_eq!(code, Some(2), "{extra:?}: {e}");
         e
     };
     assert!(run(&["--connections", "4"]).contains("add --http2"));

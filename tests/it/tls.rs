@@ -124,26 +124,7 @@ fn a_certificate_from_another_ca_is_a_tls_error() {
 fn pins_and_tls_flags_that_would_be_ignored_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("u.txt"), "/a.jpg\n").unwrap();
-    let run = |extra: &[&str]| {
-        let o = std::process::Command::new(bin())
-            .args([
-                "run",
-                "u.txt",
-                "-t",
-                "e=https://cdn.test:8443",
-                "-n",
-                "1",
-                "-q",
-            ])
-            .args(extra)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
-    };
+    let run = |extra: &[&str]| run_flags(dir.path(), "https://cdn.test:8443", extra);
     let (code, e) = run(&["--resolve", "cdn.test:443:127.0.0.1"]);
     assert!(
         code == Some(2) && e.contains("no target has this host and port"),
