@@ -52,6 +52,15 @@ scenario_key="$prefix/scenarios/$run_id/$(basename "$scenario")"
 stack="edgeload-$run_id"
 echo "run $run_id: regions $regions, start at $start_at" >&2
 
+# everything a runner will need, checked here first (the scenario, its URL list, targets,
+# thresholds): a bad scenario fails now, not in every region after the instances boot
+if [ -f "$binary" ]; then
+    "$binary" run --scenario "$scenario" --check -q > /dev/null \
+        || { echo "the scenario does not pass edgeload run --check (above); nothing launched" >&2; exit 2; }
+else
+    printf '+ %q run --scenario %q --check -q\n' "$binary" "$scenario"
+fi
+
 aws_ s3 cp --region "$bucket_region" "$binary" "s3://$bucket/$bin_key"
 aws_ s3 cp --region "$bucket_region" "$scenario" "s3://$bucket/$scenario_key"
 

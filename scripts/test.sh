@@ -40,10 +40,6 @@ cfn_lint --regions us-east-1 eu-west-1 ap-southeast-1 -- cloudformation/*.yaml
 log "shellcheck scripts/"
 shellcheck scripts/*.sh .ci/run
 
-log "launch-regions.sh --dry-run"
-scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 --scenario scenarios/example.toml \
-    --regions "us-east-1 eu-west-1" --dry-run > /tmp/edgeload-launch-dry-run.txt 2>&1
-grep -q "cloudformation deploy --region eu-west-1" /tmp/edgeload-launch-dry-run.txt
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -60,6 +56,19 @@ if cargo fuzz --version >/dev/null 2>&1 && rustup toolchain list 2>/dev/null | g
 else
     log "cargo-fuzz or a nightly toolchain is missing: fuzz targets skipped (parsers_never_panic_on_mutated_lines ran instead)"
 fi
+
+log "launch-regions.sh --dry-run"
+scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 --scenario scenarios/example.toml \
+    --regions "us-east-1 eu-west-1" --dry-run > /tmp/edgeload-launch-dry-run.txt 2>&1
+grep -q "cloudformation deploy --region eu-west-1" /tmp/edgeload-launch-dry-run.txt
+# a scenario that cannot run is stopped by the launcher's `run --check`, before anything is sent
+printf 'urls = "missing.csv"\n[targets]\ne = "http://127.0.0.1:9"\n' > /tmp/edgeload-bad-scenario.toml
+if scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 \
+    --scenario /tmp/edgeload-bad-scenario.toml --dry-run > /tmp/edgeload-launch-bad.txt 2>&1; then
+    cat /tmp/edgeload-launch-bad.txt; echo "the launcher went on with a scenario that cannot run" >&2; exit 1
+fi
+grep -q "missing.csv" /tmp/edgeload-launch-bad.txt && grep -q "nothing launched" /tmp/edgeload-launch-bad.txt
+if grep -q "aws s3 cp" /tmp/edgeload-launch-bad.txt; then echo "uploaded despite a failed check" >&2; exit 1; fi
 
 log "demo smoke run"
 demo_out=$(mktemp -d)

@@ -351,6 +351,11 @@ pub struct RunArgs {
     /// answer (1, the default, as browsers do) or never (0); retries are counted either way
     #[arg(long, value_name = "0|1")]
     pub retries: Option<u8>,
+    /// Check everything and print the plan, then exit without sending: the scenario, the URL
+    /// list (every path), targets, thresholds, TLS trust files, limits (0: would run; 2: why
+    /// not)
+    #[arg(long)]
+    pub check: bool,
     /// Send requests through reqwest instead of the built-in client (its own pool; HTTP/2
     /// when the server offers it by ALPN)
     #[arg(long)]

@@ -729,6 +729,45 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if let Some(u) = &a.upload {
         crate::s3::S3Url::parse(u).map_err(|e| UsageError(e.to_string()))?;
     }
+    if a.check {
+        crate::engine::check_config(&plan.engine).map_err(|e| UsageError(e.to_string()))?;
+        if let Some(at) = &a.start_at
+            && crate::logs::timefmt::iso(at).is_none()
+        {
+            return usage(format!(
+                "--start-at {at:?}: expected RFC 3339, e.g. 2026-11-26T12:00:00Z"
+            ));
+        }
+        let e = &plan.engine;
+        let planned = e.planned_per_target();
+        // the plan (already redacted), for a launcher or a person to read
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": true,
+                "requests_per_target": planned,
+                "targets": e.targets.len(),
+                "urls": e.urls.len(),
+                "plan": plan.scenario,
+            }))
+            .context("plan to JSON")?
+        );
+        if !a.quiet {
+            eprintln!(
+                "check: ok: {} target(s), {} URLs, {} requests per target{}",
+                e.targets.len(),
+                e.urls.len(),
+                planned.map_or("(no count: until the duration ends)".into(), |n| n
+                    .to_string()),
+                if plan.thresholds.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} threshold(s)", plan.thresholds.len())
+                }
+            );
+        }
+        return Ok(EXIT_OK);
+    }
     let control = Control::default();
     let c = control.clone();
     super::on_signal(move || c.stop());

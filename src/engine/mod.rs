@@ -252,14 +252,23 @@ impl EngineConfig {
     }
 }
 
-/// Runs the load to its end (or until `control` stops it), feeding `sink` in order and calling
-/// `on_interval` after each interval (progress display).
-pub fn run(
-    cfg: EngineConfig,
-    control: &Control,
-    sink: &mut (dyn Sink + Send),
-    on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
-) -> Result<RunStats, EngineError> {
+/// What `check` found: the targets' base URLs as given and without userinfo, and whether some
+/// target goes through reqwest.
+struct Checked {
+    bases: Vec<reqwest::Url>,
+    plain: Vec<String>,
+    reqwest: bool,
+}
+
+/// Everything that can make a run fail before it sends, checked without sending: the paths,
+/// the targets and their credentials, headers, HTTP/2 settings, the trust store and --cacert
+/// files, the open-file limit, the workers' timer. `run` starts with it; `run --check` stops
+/// after it.
+pub fn check_config(cfg: &EngineConfig) -> Result<(), EngineError> {
+    check(cfg).map(drop)
+}
+
+fn check(cfg: &EngineConfig) -> Result<Checked, EngineError> {
     let mut bases = Vec::with_capacity(cfg.targets.len());
     let mut plain = Vec::with_capacity(cfg.targets.len());
     // the paths are the same for every target: checked once (a list `read` took was checked
@@ -362,6 +371,26 @@ pub fn run(
     })?;
     // the workers pace on a timerfd: where there is none, say so before any thread starts
     drop(crate::sys::timerfd().map_err(EngineError::Unsupported)?);
+    Ok(Checked {
+        bases,
+        plain,
+        reqwest,
+    })
+}
+
+/// Runs the load to its end (or until `control` stops it), feeding `sink` in order and calling
+/// `on_interval` after each interval (progress display).
+pub fn run(
+    cfg: EngineConfig,
+    control: &Control,
+    sink: &mut (dyn Sink + Send),
+    on_interval: &mut (dyn FnMut(&IntervalData, &IntervalData, Duration) + Send),
+) -> Result<RunStats, EngineError> {
+    let Checked {
+        bases,
+        plain,
+        reqwest,
+    } = check(&cfg)?;
     let picker = Picker::new(&cfg.urls, cfg.order, cfg.seed, cfg.sweep);
     let n_targets = cfg.targets.len();
     let threads = cfg.threads.max(1);

@@ -370,3 +370,67 @@ fn edge_stats_endpoint_reports_ground_truth() {
     assert_eq!(v["paths"]["/x.jpg"], 3);
     assert_eq!(v["paths"]["/y.png?w=2"], 3);
 }
+
+/// `run --check` validates everything a run needs and prints the plan, sending nothing: a good
+/// scenario passes (exit 0, the plan as JSON), a bad path in its URL list, a missing --cacert
+/// file, a bad --start-at fail with exit 2 and name the problem, and the edge counts nothing.
+#[test]
+fn check_validates_without_sending() {
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n").unwrap();
+    std::fs::write(
+        d.join("s.toml"),
+        format!(
+            "urls = \"urls.txt\"\n[targets]\nedge = \"{}\"\n[load]\nrate = 50\nduration = \"4s\"\n",
+            edge.base_url()
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "run",
+            "--scenario",
+            "s.toml",
+            "--check",
+            "--threshold",
+            "p99<100ms",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["ok"], true);
+    assert_eq!(
+        (plan["urls"].as_u64(), plan["requests_per_target"].as_u64()),
+        (Some(2), Some(200))
+    );
+    assert!(stderr(&o).contains("1 threshold(s)"), "{}", stderr(&o));
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n/b.jpg\n/../c.jpg\n").unwrap();
+    let o = run(&["run", "--scenario", "s.toml", "--check"], d);
+    assert_usage_error(&o, &["urls.txt:3", "dot segment"]);
+    std::fs::write(d.join("urls.txt"), "/a.jpg\n").unwrap();
+    let https = format!("x=https://localhost:{}", edge.addr.port());
+    let o = run(
+        &[
+            "run", "urls.txt", "-t", &https, "--cacert", "nope.pem", "-n", "1", "--check",
+        ],
+        d,
+    );
+    assert_usage_error(&o, &["nope.pem"]);
+    let o = run(
+        &[
+            "run",
+            "--scenario",
+            "s.toml",
+            "--check",
+            "--start-at",
+            "noon",
+        ],
+        d,
+    );
+    assert_usage_error(&o, &["--start-at"]);
+    assert_eq!(edge.stats().requests, 0);
+    assert!(!d.join("results").exists() && !d.join("reports").exists());
+}
