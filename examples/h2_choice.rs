@@ -51,42 +51,25 @@ async fn with_h2(addr: std::net::SocketAddr, uri: http::Uri, requests: u64) -> u
         });
         sends.push(send);
     }
-    let left = std::rc::Rc::new(std::cell::Cell::new(requests));
-    let mut tasks = tokio::task::JoinSet::new();
-    let local = tokio::task::LocalSet::new();
-    for k in 0..IN_FLIGHT {
+    in_flight(requests, move |k| {
         let send = sends[k % CONNS].clone();
-        let (uri, left) = (uri.clone(), left.clone());
-        tasks.spawn_local_on(
-            async move {
-                let mut bytes = 0u64;
-                while left.get() > 0 {
-                    left.set(left.get() - 1);
-                    let mut req = http::Request::new(());
-                    *req.uri_mut() = uri.clone();
-                    let mut s = send.clone().ready().await.expect("ready");
-                    let (resp, _) = s.send_request(req, true).expect("send");
-                    let mut body = resp.await.expect("response").into_body();
-                    while let Some(c) = body.data().await {
-                        let c = c.expect("data");
-                        bytes += c.len() as u64;
-                        let _ = body.flow_control().release_capacity(c.len());
-                    }
-                }
-                bytes
-            },
-            &local,
-        );
-    }
-    local
-        .run_until(async {
-            let mut total = 0;
-            while let Some(b) = tasks.join_next().await {
-                total += b.expect("task");
+        let uri = uri.clone();
+        async move {
+            let mut req = http::Request::new(());
+            *req.uri_mut() = uri;
+            let mut s = send.ready().await.expect("ready");
+            let (resp, _) = s.send_request(req, true).expect("send");
+            let mut body = resp.await.expect("response").into_body();
+            let mut bytes = 0u64;
+            while let Some(c) = body.data().await {
+                let c = c.expect("data");
+                bytes += c.len() as u64;
+                let _ = body.flow_control().release_capacity(c.len());
             }
-            total
-        })
-        .await
+            bytes
+        }
+    })
+    .await
 }
 
 async fn with_hyper(addr: std::net::SocketAddr, uri: http::Uri, requests: u64) -> u64 {
@@ -106,27 +89,46 @@ async fn with_hyper(addr: std::net::SocketAddr, uri: http::Uri, requests: u64) -
         });
         sends.push(send);
     }
-    let left = std::rc::Rc::new(std::cell::Cell::new(requests));
-    let mut tasks = tokio::task::JoinSet::new();
-    let local = tokio::task::LocalSet::new();
-    for k in 0..IN_FLIGHT {
+    in_flight(requests, move |k| {
         let mut send = sends[k % CONNS].clone();
-        let (uri, left) = (uri.clone(), left.clone());
+        let uri = uri.clone();
+        async move {
+            let mut req = http::Request::new(http_body_util::Empty::<Bytes>::new());
+            *req.uri_mut() = uri;
+            send.ready().await.expect("ready");
+            let resp = send.send_request(req).await.expect("response");
+            let mut body = resp.into_body();
+            let mut bytes = 0u64;
+            while let Some(f) = body.frame().await {
+                if let Ok(d) = f.expect("frame").into_data() {
+                    bytes += d.len() as u64;
+                }
+            }
+            bytes
+        }
+    })
+    .await
+}
+
+/// `IN_FLIGHT` loops on this thread, each sending requests (`one(k)` makes the k-th loop's
+/// next one) until `requests` were sent in all; the bytes they read.
+async fn in_flight<F, Fut>(requests: u64, one: F) -> u64
+where
+    F: Fn(usize) -> Fut + 'static,
+    Fut: std::future::Future<Output = u64> + 'static,
+{
+    let left = std::rc::Rc::new(std::cell::Cell::new(requests));
+    let one = std::rc::Rc::new(one);
+    let local = tokio::task::LocalSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..IN_FLIGHT {
+        let (left, one) = (left.clone(), one.clone());
         tasks.spawn_local_on(
             async move {
                 let mut bytes = 0u64;
                 while left.get() > 0 {
                     left.set(left.get() - 1);
-                    let mut req = http::Request::new(http_body_util::Empty::<Bytes>::new());
-                    *req.uri_mut() = uri.clone();
-                    send.ready().await.expect("ready");
-                    let resp = send.send_request(req).await.expect("response");
-                    let mut body = resp.into_body();
-                    while let Some(f) = body.frame().await {
-                        if let Ok(d) = f.expect("frame").into_data() {
-                            bytes += d.len() as u64;
-                        }
-                    }
+                    bytes += one(k).await;
                 }
                 bytes
             },

@@ -10,7 +10,6 @@
 //! could not send as written, or that could leave a target's base path (`path_refusal`: a dot
 //! segment, a backslash, a `#`, a control character) is refused with its file and line.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -83,106 +82,17 @@ impl UrlList {
     }
 
     /// Reads either form; `name` is used in error messages.
-    pub fn read<R: BufRead>(mut r: R, name: &str) -> Result<UrlList, UrlsError> {
+    pub fn read<R: BufRead>(r: R, name: &str) -> Result<UrlList, UrlsError> {
         let mut entries = Vec::new();
-        let mut line = String::new();
-        let mut lineno = 0u64;
-        let mut csv_cols: Option<Vec<String>> = None;
-        let mut first = true;
-        loop {
-            line.clear();
-            let n = r.read_line(&mut line).map_err(|source| UrlsError::Io {
-                path: name.to_string(),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            lineno += 1;
-            let text = line.trim_end_matches(['\n', '\r']);
-            let trimmed = text.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let bad = |msg| UrlsError::Bad {
-                path: name.to_string(),
-                line: lineno,
-                msg,
-                text: text.to_string(),
-            };
-            if first {
-                first = false;
-                if trimmed.starts_with("path,") || trimmed == "path" {
-                    let cols: Vec<String> =
-                        trimmed.split(',').map(|c| c.trim().to_string()).collect();
-                    if !cols.iter().any(|c| c == "count") && cols.len() > 1 {
-                        return Err(bad("CSV header must have a count column"));
-                    }
-                    csv_cols = Some(cols);
-                    continue;
-                }
-            }
-            let checked = |p: Option<String>| {
-                let p = p.ok_or_else(|| bad("not a path or URL"))?;
-                match path_refusal(&p) {
-                    Some(why) => Err(bad(why)),
-                    None => Ok(p),
-                }
-            };
-            match &csv_cols {
-                None => entries.push(UrlEntry {
-                    path: checked(normalise_path(trimmed))?,
-                    count: 1,
-                    bytes: None,
-                    first_seen: None,
-                    last_seen: None,
-                }),
-                Some(cols) => {
-                    let mut rdr = csv::ReaderBuilder::new()
-                        .has_headers(false)
-                        .from_reader(text.as_bytes());
-                    let rec = rdr
-                        .records()
-                        .next()
-                        .and_then(Result::ok)
-                        .ok_or_else(|| bad("malformed CSV row"))?;
-                    let mut e = UrlEntry {
-                        path: String::new(),
-                        count: 1,
-                        bytes: None,
-                        first_seen: None,
-                        last_seen: None,
-                    };
-                    for (col, val) in cols.iter().zip(rec.iter()) {
-                        let opt = |v: &str| (!v.is_empty() && v != "-").then(|| v.to_string());
-                        match col.as_str() {
-                            "path" => e.path = checked(normalise_path(val))?,
-                            "count" => {
-                                e.count = val
-                                    .parse()
-                                    .map_err(|_| bad("count is not a whole number"))?
-                            }
-                            "bytes" => {
-                                e.bytes = match opt(val) {
-                                    Some(v) => Some(
-                                        v.parse()
-                                            .map_err(|_| bad("bytes is not a whole number"))?,
-                                    ),
-                                    None => None,
-                                }
-                            }
-                            "first_seen" => e.first_seen = opt(val),
-                            "last_seen" => e.last_seen = opt(val),
-                            _ => {}
-                        }
-                    }
-                    if e.path.is_empty() {
-                        return Err(bad("row has no path"));
-                    }
-                    entries.push(e);
-                }
-            }
-        }
+        read_rows(r, name, true, |row| {
+            entries.push(UrlEntry {
+                path: row.path.to_string(),
+                count: row.count,
+                bytes: row.bytes,
+                first_seen: row.first_seen.map(str::to_string),
+                last_seen: row.last_seen.map(str::to_string),
+            })
+        })?;
         Ok(UrlList { entries })
     }
 
@@ -302,103 +212,162 @@ impl Paths {
         read_file(path, Paths::read, Paths::is_empty)
     }
 
-    /// Reads either form (`UrlList`'s rules and errors; a CSV row's other columns are skipped,
-    /// a row with a quote is read by the csv crate).
-    pub fn read<R: BufRead>(mut r: R, name: &str) -> Result<Paths, UrlsError> {
+    /// Reads either form, as `UrlList::read` does (a CSV row's other columns skipped).
+    pub fn read<R: BufRead>(r: R, name: &str) -> Result<Paths, UrlsError> {
         let mut out = Paths::default();
-        let mut raw = Vec::new();
-        let mut lineno = 0u64;
-        // (path column, count column) once a CSV header was read
-        let mut csv: Option<(usize, Option<usize>)> = None;
-        let mut first = true;
-        loop {
-            raw.clear();
-            let n = read_line(&mut r, &mut raw).map_err(|source| UrlsError::Io {
-                path: name.to_string(),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            lineno += 1;
-            let bad = |msg, text: &[u8]| UrlsError::Bad {
-                path: name.to_string(),
-                line: lineno,
-                msg,
-                text: String::from_utf8_lossy(text).into_owned(),
-            };
-            let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8", text))?;
-            let trimmed = text.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let bad = |msg| bad(msg, text.as_bytes());
-            if first {
-                first = false;
-                if trimmed.starts_with("path,") || trimmed == "path" {
-                    let cols: Vec<&str> = trimmed.split(',').map(str::trim).collect();
-                    let count = cols.iter().position(|c| *c == "count");
-                    if count.is_none() && cols.len() > 1 {
-                        return Err(bad("CSV header must have a count column"));
-                    }
-                    let path = cols.iter().position(|c| *c == "path").unwrap_or(0);
-                    csv = Some((path, count));
-                    continue;
-                }
-            }
-            let check = |p: &str| path_refusal(p).map_or(Ok(()), |why| Err(bad(why)));
-            let Some((pc, cc)) = csv else {
-                let p = path_of(trimmed).ok_or_else(|| bad("not a path or URL"))?;
-                check(&p)?;
-                out.push(&p, 1);
-                continue;
-            };
-            let (path, count) = if memchr::memchr(b'"', text.as_bytes()).is_some() {
-                let mut rdr = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .from_reader(text.as_bytes());
-                let rec = (rdr.records().next())
-                    .and_then(Result::ok)
-                    .ok_or_else(|| bad("malformed CSV row"))?;
-                let cols: Vec<&str> = rec.iter().collect();
-                let c = cc.map(|c| Cow::Owned(field(&cols, c).to_string()));
-                (cols.get(pc).map(|p| Cow::Owned(p.to_string())), c)
-            } else {
-                // (at most the columns up to the last one used)
-                let need = pc.max(cc.unwrap_or(0)) + 1;
-                let mut cols = [""; 8];
-                let mut k = 0;
-                for (i, c) in text.splitn(need + 1, ',').enumerate().take(need.min(8)) {
-                    cols[i] = c;
-                    k = i + 1;
-                }
-                if need > 8 {
-                    let all: Vec<&str> = text.split(',').collect();
-                    let c = cc.map(|c| Cow::Borrowed(field(&all, c)));
-                    (all.get(pc).map(|p| Cow::Borrowed(*p)), c)
-                } else {
-                    let c = cc.map(|c| Cow::Borrowed(field(&cols[..k], c)));
-                    (cols[..k].get(pc).map(|p| Cow::Borrowed(*p)), c)
-                }
-            };
-            // (as UrlList: a row without the column has no path; an empty one is no path)
-            let path = path.ok_or_else(|| bad("row has no path"))?;
-            let path = path_of(&path).ok_or_else(|| bad("not a path or URL"))?;
-            check(&path)?;
-            let count = match count {
-                None => 1,
-                Some(c) => c
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad("count is not a whole number"))?,
-            };
-            out.push(&path, count);
-        }
-        // (every line passed path_refusal above; push noted any the URL parser refused)
+        read_rows(r, name, false, |row| out.push(row.path, row.count))?;
+        // (every path passed path_refusal; push noted any the URL parser refused)
         out.checked = !out.raw;
         Ok(out)
+    }
+}
+
+/// One path of a list, checked by `path_refusal`, with what the list says of it.
+struct Row<'a> {
+    path: &'a str,
+    count: u64,
+    bytes: Option<u64>,
+    first_seen: Option<&'a str>,
+    last_seen: Option<&'a str>,
+}
+
+/// Where a CSV header put its columns (`bytes`, `first_seen`, `last_seen`: when wanted).
+struct Cols {
+    path: usize,
+    count: Option<usize>,
+    bytes: Option<usize>,
+    first_seen: Option<usize>,
+    last_seen: Option<usize>,
+}
+
+/// Reads either form of a list (the module doc), calling `row` for each path; with `full` the
+/// bytes, first_seen and last_seen columns are read too. A line at a time with memchr, no
+/// allocation a line but for a CSV row with a quote (read by the csv crate). Errors name the
+/// file and line.
+fn read_rows<R: BufRead>(
+    mut r: R,
+    name: &str,
+    full: bool,
+    mut row: impl FnMut(Row<'_>),
+) -> Result<(), UrlsError> {
+    let mut raw = Vec::new();
+    let mut lineno = 0u64;
+    let mut csv: Option<Cols> = None;
+    let mut first = true;
+    loop {
+        raw.clear();
+        let n = read_line(&mut r, &mut raw).map_err(|source| UrlsError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        lineno += 1;
+        let bad = |msg, text: &[u8]| UrlsError::Bad {
+            path: name.to_string(),
+            line: lineno,
+            msg,
+            text: String::from_utf8_lossy(text).into_owned(),
+        };
+        let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8", text))?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let bad = |msg| bad(msg, text.as_bytes());
+        if first {
+            first = false;
+            if trimmed.starts_with("path,") || trimmed == "path" {
+                let cols: Vec<&str> = trimmed.split(',').map(str::trim).collect();
+                let at = |n: &str| cols.iter().position(|c| *c == n);
+                let count = at("count");
+                if count.is_none() && cols.len() > 1 {
+                    return Err(bad("CSV header must have a count column"));
+                }
+                csv = Some(Cols {
+                    path: at("path").unwrap_or(0),
+                    count,
+                    bytes: at("bytes").filter(|_| full),
+                    first_seen: at("first_seen").filter(|_| full),
+                    last_seen: at("last_seen").filter(|_| full),
+                });
+                continue;
+            }
+        }
+        let check = |p: &str| path_refusal(p).map_or(Ok(()), |why| Err(bad(why)));
+        let Some(c) = &csv else {
+            let p = path_of(trimmed).ok_or_else(|| bad("not a path or URL"))?;
+            check(&p)?;
+            row(Row {
+                path: &p,
+                count: 1,
+                bytes: None,
+                first_seen: None,
+                last_seen: None,
+            });
+            continue;
+        };
+        // the fields up to the last column used
+        let need = [c.count, c.bytes, c.first_seen, c.last_seen]
+            .into_iter()
+            .flatten()
+            .fold(c.path, usize::max)
+            + 1;
+        let rec;
+        let all: Vec<&str>;
+        let mut few = [""; 8];
+        let fields: &[&str] = if memchr::memchr(b'"', text.as_bytes()).is_some() {
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(text.as_bytes());
+            rec = (rdr.records().next())
+                .and_then(Result::ok)
+                .ok_or_else(|| bad("malformed CSV row"))?;
+            all = rec.iter().collect();
+            &all
+        } else if need <= few.len() {
+            let mut k = 0;
+            for (i, f) in text.splitn(need + 1, ',').take(need).enumerate() {
+                few[i] = f;
+                k = i + 1;
+            }
+            &few[..k]
+        } else {
+            all = text.split(',').collect();
+            &all
+        };
+        let get = |i: Option<usize>| i.and_then(|i| fields.get(i).copied());
+        // a column that is empty or "-" says nothing
+        let opt = |i| get(i).filter(|v: &&str| !v.is_empty() && *v != "-");
+        // (a row without the path column has no path; an empty one is no path)
+        let path = get(Some(c.path)).ok_or_else(|| bad("row has no path"))?;
+        let path = path_of(path).ok_or_else(|| bad("not a path or URL"))?;
+        check(&path)?;
+        let count = match get(c.count) {
+            None => 1,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| bad("count is not a whole number"))?,
+        };
+        let bytes = match opt(c.bytes) {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("bytes is not a whole number"))?,
+            ),
+        };
+        row(Row {
+            path: &path,
+            count,
+            bytes,
+            first_seen: opt(c.first_seen),
+            last_seen: opt(c.last_seen),
+        });
     }
 }
 
@@ -447,11 +416,6 @@ fn read_file<T>(
         return Err(UrlsError::Empty { path: name });
     }
     Ok(list)
-}
-
-/// Column `i` of a CSV row ("" when the row is shorter).
-fn field<'a>(cols: &[&'a str], i: usize) -> &'a str {
-    cols.get(i).copied().unwrap_or("")
 }
 
 /// `normalise_path` without a copy when the input is already a path.
