@@ -67,7 +67,9 @@ if scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 \
     --scenario /tmp/edgeload-bad-scenario.toml --dry-run > /tmp/edgeload-launch-bad.txt 2>&1; then
     cat /tmp/edgeload-launch-bad.txt; echo "the launcher went on with a scenario that cannot run" >&2; exit 1
 fi
-grep -q "missing.csv" /tmp/edgeload-launch-bad.txt && grep -q "nothing launched" /tmp/edgeload-launch-bad.txt
+for said in missing.csv "nothing launched"; do
+    grep -q "$said" /tmp/edgeload-launch-bad.txt || { cat /tmp/edgeload-launch-bad.txt; echo "the launcher did not say: $said" >&2; exit 1; }
+done
 if grep -q "aws s3 cp" /tmp/edgeload-launch-bad.txt; then echo "uploaded despite a failed check" >&2; exit 1; fi
 
 log "demo smoke run"

@@ -125,8 +125,8 @@ pub struct Paths {
     ends: Vec<u64>,
     /// empty: every count is 1
     counts: Vec<u64>,
-    /// every path passed `path_refusal` and is in its wire form (`read` checks as it reads)
-    checked: bool,
+    /// the first path refused as written (`path_refusal`, or not a path), and why
+    refused: Option<(String, &'static str)>,
     /// some path is kept as written because the URL parser refused it
     raw: bool,
 }
@@ -160,18 +160,18 @@ impl Paths {
         (0..self.len()).map(|i| self.path(i))
     }
 
-    /// The first path that cannot be sent (by `path_refusal`, not a path, or not in its wire
-    /// form), and why; none for a list `read` took (it checked every line).
-    pub fn first_unsendable(&self) -> Option<(&str, &'static str)> {
-        if self.checked {
+    /// The first path that cannot be sent, as written (by `path_refusal`, or not a path), or
+    /// one the URL parser could not put in wire form, and why. (`read` refuses such lines as
+    /// it reads; `from_paths` notes the first.)
+    pub fn first_unsendable(&self) -> Option<(String, &'static str)> {
+        if let Some((p, why)) = &self.refused {
+            return Some((p.clone(), why));
+        }
+        if !self.raw {
             return None;
         }
-        self.iter().find_map(|p| {
-            let why = path_refusal(p)
-                .or_else(|| (!p.starts_with('/') || p.starts_with("//")).then_some("is not a path"))
-                .or_else(|| (!is_wire_form(p)).then_some("cannot be sent as written"))?;
-            Some((p, why))
-        })
+        (self.iter().find(|p| !is_wire_form(p)))
+            .map(|p| (p.to_string(), "cannot be sent as written"))
     }
 
     fn push(&mut self, path: &str, count: u64) {
@@ -188,12 +188,22 @@ impl Paths {
         }
     }
 
-    /// Paths with a count of 1 each (a trace, tests); none is checked here (`run` checks every
-    /// path with `path_refusal` before it starts).
+    /// Paths with a count of 1 each (a trace, tests). Each is checked as written (before its
+    /// wire form is made: the URL parser would resolve a dot segment or drop a fragment); the
+    /// first refused is kept for `first_unsendable` (`run` refuses to start with it).
     pub fn from_paths<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I) -> Paths {
         let mut p = Paths::default();
         for s in paths {
-            p.push(s.as_ref(), 1);
+            let s = s.as_ref();
+            if p.refused.is_none() {
+                let why = path_refusal(s).or_else(|| {
+                    (!s.starts_with('/') || s.starts_with("//")).then_some("is not a path")
+                });
+                if let Some(why) = why {
+                    p.refused = Some((s.to_string(), why));
+                }
+            }
+            p.push(s, 1);
         }
         p
     }
@@ -215,9 +225,8 @@ impl Paths {
     /// Reads either form, as `UrlList::read` does (a CSV row's other columns skipped).
     pub fn read<R: BufRead>(r: R, name: &str) -> Result<Paths, UrlsError> {
         let mut out = Paths::default();
+        // (every path passed path_refusal as written; push notes any the URL parser refused)
         read_rows(r, name, false, |row| out.push(row.path, row.count))?;
-        // (every path passed path_refusal; push noted any the URL parser refused)
-        out.checked = !out.raw;
         Ok(out)
     }
 }
@@ -872,5 +881,19 @@ mod tests {
         assert_eq!(p.path(2), "/caf%C3%A9.jpg?q=%22x%22");
         assert!(p.iter().all(is_wire_ready));
         assert_eq!(p.count(1), 1);
+        assert_eq!(p.first_unsendable(), None);
+        // checked as written, before the parser could resolve or drop anything (a trace)
+        for (bad, why) in [
+            ("/a b/../x.jpg", "dot segment"),
+            ("/a b/%2e%2e/x", "dot segment"),
+            ("/img/a.jpg#x", "'#'"),
+            ("/a\\b.jpg", "backslash"),
+            ("/a\tb.jpg", "control"),
+            ("x.jpg", "not a path"),
+        ] {
+            let p = Paths::from_paths(["/ok.jpg", bad, "/ok2.jpg"]);
+            let (path, got) = p.first_unsendable().expect(bad);
+            assert!(path == bad && got.contains(why), "{bad}: {got}");
+        }
     }
 }

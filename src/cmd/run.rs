@@ -1,7 +1,7 @@
 //! `edgeload run`: flags over scenario over defaults -> a plan; executes it; prints the summary;
 //! maps the verdict to the exit code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -731,6 +731,25 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     if a.check {
         crate::engine::check_config(&plan.engine).map_err(|e| UsageError(e.to_string()))?;
+        // where the results will go: the nearest folder that exists must take a file
+        let mut dir = plan.out.as_path();
+        while !dir.exists() {
+            dir = dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+        }
+        tempfile::tempfile_in(dir).map_err(|e| {
+            UsageError(format!(
+                "-o {}: cannot write in {}: {e}",
+                plan.out.display(),
+                dir.display()
+            ))
+        })?;
+        if let Some(addr) = plan.metrics {
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| UsageError(format!("--metrics {addr}: {e}")))?;
+        }
         if let Some(at) = &a.start_at
             && crate::logs::timefmt::iso(at).is_none()
         {

@@ -280,7 +280,7 @@ fn check(cfg: &EngineConfig) -> Result<Checked, EngineError> {
                 .first()
                 .map_or("", |t| t.name.as_str())
                 .to_string(),
-            url: p.to_string(),
+            url: p,
             err: why.to_string(),
         });
     }
@@ -303,7 +303,9 @@ fn check(cfg: &EngineConfig) -> Result<Checked, EngineError> {
         // requests carry no userinfo: credentials go in a header (client::basic_auth); a path
         // (checked above: no dot segment, nothing to encode) appended to the base's own path
         // stays under it, byte for byte
+        // (as the URL parser writes it: what the samples show is what went on the wire)
         let p = client::without_userinfo(&t.base);
+        let p = reqwest::Url::parse(&p).map_or(p, |u| u.to_string());
         plain.push(p.trim_end_matches('/').to_string());
         bases.push(base);
     }

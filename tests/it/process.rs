@@ -431,6 +431,20 @@ fn check_validates_without_sending() {
         d,
     );
     assert_usage_error(&o, &["--start-at"]);
+    // where the results would go, and the metrics address, as a real run would need them
+    std::fs::write(d.join("afile"), "").unwrap();
+    let o = run(
+        &["run", "--scenario", "s.toml", "--check", "-o", "afile/run"],
+        d,
+    );
+    assert_usage_error(&o, &["-o afile/run", "cannot write"]);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let o = run(
+        &["run", "--scenario", "s.toml", "--check", "--metrics", &addr],
+        d,
+    );
+    assert_usage_error(&o, &["--metrics"]);
     assert_eq!(edge.stats().requests, 0);
     assert!(!d.join("results").exists() && !d.join("reports").exists());
 }
