@@ -1,10 +1,12 @@
 # shellcheck shell=bash
 # Sourced by the load-generator benchmarks (bench_nginx, bench_check, bench_table, median).
-# bench_nginx DIR PORT starts one nginx (1 worker,
-# loopback, keep-alive without limit, no access log) serving DIR on 127.0.0.1:PORT, its files
-# in DIR too; stop it with `nginx -c "DIR/nginx.conf" -s stop`.
+# bench_nginx DIR PORT [HTTP_CONF] starts one nginx (1 worker, loopback, keep-alive without
+# limit, no access log) serving DIR, its files in DIR too: on 127.0.0.1:PORT, or with the
+# server blocks (and http settings) of HTTP_CONF instead when given (the TLS benchmark's);
+# stop it with `nginx -c "DIR/nginx.conf" -s stop`.
 bench_nginx() {
     local dir=$1 port=$2
+    local conf=${3:-"server { listen 127.0.0.1:$port; root $dir; }"}
     cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -13,7 +15,7 @@ events { worker_connections 4096; }
 http {
     access_log off;
     keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; root $dir; }
+    $conf
 }
 CONF
     # nginx's workers run as nobody: a mktemp folder (0700, root's) would answer 403 to every
@@ -22,7 +24,7 @@ CONF
     chmod 644 "$dir"/*.bin
     nginx -c "$dir/nginx.conf"
     sleep 0.3
-    bench_check "http://127.0.0.1:$port/4k.bin" 4096
+    [ $# -gt 2 ] || bench_check "http://127.0.0.1:$port/4k.bin" 4096
 }
 
 # Fails unless URL answers 200 with SIZE bytes; more arguments go to curl (--cacert FILE).

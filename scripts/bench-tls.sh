@@ -35,39 +35,14 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localho
 printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$work/ext.cnf"
 openssl x509 -req -in "$work/leaf.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
     -days 2 -extfile "$work/ext.cnf" -out "$work/cert.pem" 2>/dev/null
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    ssl_session_cache shared:tls:1m;
-    # Debian 12's nginx 1.22 offers TLS 1.2 at most unless told (1.23.4 added 1.3 by default)
-    ssl_protocols TLSv1.2 TLSv1.3;
-    server {
-        listen 127.0.0.1:$port ssl;
-        ssl_certificate $work/cert.pem;
-        ssl_certificate_key $work/key.pem;
-        root $work;
-    }
-    server {
-        listen 127.0.0.1:$port2 ssl http2;
-        ssl_certificate $work/cert.pem;
-        ssl_certificate_key $work/key.pem;
-        root $work;
-    }
-}
-CONF
-# nginx's workers run as nobody: the mktemp folder (0700) would answer 403 to everything
-chmod 755 "$work"
-chmod 644 "$work"/*.bin
-nginx -c "$work/nginx.conf"
-trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 0.3
+tls="ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; root $work;"
 # shellcheck disable=SC1091
 . scripts/bench-nginx.sh
+trap 'nginx -c "$work/nginx.conf" -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
+# (Debian 12's nginx 1.22 offers TLS 1.2 at most unless told: 1.23.4 added 1.3 by default)
+bench_nginx "$work" "$port" "ssl_session_cache shared:tls:1m; ssl_protocols TLSv1.2 TLSv1.3;
+    server { listen 127.0.0.1:$port ssl; $tls }
+    server { listen 127.0.0.1:$port2 ssl http2; $tls }"
 bench_check "https://localhost:$port/4k.bin" 4096 --cacert "$work/ca.pem"
 bench_check "https://localhost:$port/40k.bin" 40960 --cacert "$work/ca.pem"
 
