@@ -255,6 +255,14 @@ pub struct ExtractArgs {
     /// Parser threads (default: number of CPUs)
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Memory for distinct URLs and trace rows, e.g. 256M or 2G (default: a quarter of RAM,
+    /// at most 1G); past it, sorted runs spill to disk and the output is the same
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
+    /// Folder for spilled runs (default: the output's folder; the system's temporary folder
+    /// when writing to stdout)
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
     /// No progress bar, no summary
     #[arg(short, long)]
     pub quiet: bool,

@@ -4,9 +4,14 @@ use super::{EXIT_OK, UsageError, duration, usage};
 use crate::cli::EdgeArgs;
 use crate::edge::{self, Dialect, EdgeConfig, Faults, Latency};
 
-/// "512M", "1G", "1048576".
+/// "512M", "1G", "2GiB", "256MB", "1048576".
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .filter(|r| r.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(t);
     let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let m = match c.to_ascii_uppercase() {
@@ -154,6 +159,9 @@ mod tests {
     fn sizes() {
         assert_eq!(super::parse_bytes("1G"), Ok(1 << 30));
         assert_eq!(super::parse_bytes("512m"), Ok(512 << 20));
+        assert_eq!(super::parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(super::parse_bytes("256MB"), Ok(256 << 20));
+        assert!(super::parse_bytes("256B").is_err());
         assert_eq!(super::parse_bytes("1000"), Ok(1000));
         assert!(super::parse_bytes("1X").is_err());
         assert!(super::parse_bytes("lots").is_err());

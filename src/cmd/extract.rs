@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{EXIT_OK, UsageError, usage};
 use crate::cli::ExtractArgs;
-use crate::extract::{Filters, Options, Progress, Stats, extract, write_trace};
+use crate::extract::{Filters, Options, Progress, Stats, extract};
 use crate::guard::atomic::AtomicFile;
 use crate::logs::json::JsonFields;
 use crate::logs::{Format, input, timefmt};
@@ -118,6 +118,22 @@ pub(crate) fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
             .max(1),
         examples: 5,
         block_size: 4 << 20,
+        max_memory: match &a.max_memory {
+            None => crate::extract::default_max_memory(),
+            Some(s) => match super::edge::parse_bytes(s) {
+                Ok(n) if n >= 8 << 20 => usize::try_from(n).unwrap_or(usize::MAX),
+                Ok(_) => return usage(format!("--max-memory {s}: at least 8M")),
+                Err(e) => return usage(format!("--max-memory: {e}")),
+            },
+        },
+        spill_dir: Some(match &a.spill_dir {
+            Some(d) => d.clone(),
+            None if a.output == "-" => std::env::temp_dir(),
+            None => match std::path::Path::new(&a.output).parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            },
+        }),
     })
 }
 
@@ -134,6 +150,12 @@ pub fn render(s: &Stats, secs: f64) -> String {
         s.matched,
         s.distinct_urls
     );
+    if s.spilled_bytes > 0 {
+        out += &format!(
+            "  past --max-memory: {:.1} MB of sorted runs written to disk and merged\n",
+            s.spilled_bytes as f64 / 1e6
+        );
+    }
     if !s.filtered.is_empty() {
         let f: Vec<String> = s.filtered.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out += &format!("  filtered out: {}\n", f.join(", "));
@@ -226,7 +248,8 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
     if let Some(t) = &a.trace {
         let mut w =
             AtomicFile::create(t).with_context(|| format!("cannot create {}", t.display()))?;
-        write_trace(&ex.trace, &mut w).with_context(|| format!("writing {}", t.display()))?;
+        ex.write_trace(&mut w)
+            .with_context(|| format!("writing {}", t.display()))?;
         w.commit()
             .with_context(|| format!("writing {}", t.display()))?;
     }
@@ -239,15 +262,14 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
         eprint!("{}", render(&ex.stats, secs));
         eprintln!(
             "wrote {} URLs to {}{}",
-            ex.rows.len(),
+            ex.url_count(),
             a.output,
             a.trace
                 .as_ref()
-                .map(|t| format!(" and {} trace rows to {}", ex.trace.len(), t.display()))
+                .map(|t| format!(" and {} trace rows to {}", ex.trace_count(), t.display()))
                 .unwrap_or_default()
         );
     }
-    // a quarter of a million URLs need not be freed one by one on the way out
-    std::mem::forget(ex);
+    ex.leak();
     Ok(EXIT_OK)
 }

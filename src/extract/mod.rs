@@ -3,14 +3,16 @@
 //! dropped and why. Memory grows with distinct URLs (and with trace rows when a trace is asked
 //! for), never with lines.
 
+mod bounded;
 pub mod filter;
+mod spill;
 mod table;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use crate::logs::input::{Blocks, Source};
 use crate::logs::json::JsonFields;
@@ -33,6 +35,10 @@ pub struct Options {
     pub examples: usize,
     /// plain files are split into pieces of about this size; streams are read in blocks of it
     pub block_size: usize,
+    /// bytes the distinct URLs and trace rows may hold; past it, sorted runs spill to disk
+    pub max_memory: usize,
+    /// where runs spill (a hidden folder is made in it); None: the system's temporary folder
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -47,8 +53,16 @@ impl Default for Options {
             threads: 2,
             examples: 5,
             block_size: 4 << 20,
+            max_memory: usize::MAX,
+            spill_dir: None,
         }
     }
+}
+
+/// The default memory budget: a quarter of the machine's memory, at most 1 GiB.
+pub fn default_max_memory() -> usize {
+    let quarter = crate::sys::physical_memory().map_or(usize::MAX, |m| m / 4);
+    quarter.min(1 << 30)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -71,6 +85,8 @@ pub struct Stats {
     /// file -> detected format
     pub formats: BTreeMap<String, String>,
     pub distinct_urls: u64,
+    /// bytes written to disk past the memory budget (0: it all fit)
+    pub spilled_bytes: u64,
 }
 
 impl Stats {
@@ -156,6 +172,8 @@ struct Local {
     piece_lines: Vec<((u32, u32), u64)>,
     formats: Vec<(u32, &'static str)>,
     key: Vec<u8>,
+    /// the table and trace rows written to disk when they outgrew the budget
+    runs: bounded::Parts,
 }
 
 fn hexval(c: u8) -> Option<u8> {
@@ -207,6 +225,20 @@ fn parse<'x>(p: Option<&mut Parser>, text: &'x str) -> Line<'x> {
 }
 
 impl Local {
+    /// Memory held by the distinct URLs and trace rows.
+    fn held(&self) -> usize {
+        self.table.bytes() + self.trace.len() * std::mem::size_of::<(i64, u64, u128)>()
+    }
+
+    /// Writes the table (in key order) and the trace rows (by key, then time) as runs, and
+    /// starts afresh.
+    fn spill(&mut self, spill: &spill::Spill) -> std::io::Result<()> {
+        self.runs
+            .write_table(spill, std::mem::take(&mut self.table))?;
+        self.runs
+            .write_trace(spill, std::mem::take(&mut self.trace))
+    }
+
     fn key(&mut self, target: &str) -> u128 {
         if memchr::memchr(b'%', target.as_bytes()).is_some() {
             let mut key = std::mem::take(&mut self.key);
@@ -473,20 +505,51 @@ impl Row {
 
 /// The result of an extraction.
 pub struct Extracted {
-    /// most requested first
+    /// most requested first; empty when the list went to disk (`spilled`, without `--top`)
     pub rows: Vec<Row>,
-    /// (unix microseconds, path), time-ordered; empty unless asked for
+    /// (unix microseconds, path), time-ordered; empty unless asked for, or when spilled
     pub trace: Vec<(i64, String)>,
     pub stats: Stats,
     /// spellings merged away, kept to be freed with the result
     _spare: Vec<Vec<Box<str>>>,
+    /// past the memory budget: the rows and trace on disk, written from there
+    spilled: Option<bounded::Spilled>,
 }
 
 impl Extracted {
+    /// The list (from memory: not for a list that went to disk).
     pub fn list(&self) -> UrlList {
         UrlList {
             entries: self.rows.iter().map(Row::entry).collect(),
         }
+    }
+
+    /// The list went to disk: it outgrew `--max-memory`.
+    pub fn spilled(&self) -> bool {
+        self.spilled.is_some()
+    }
+
+    /// URLs in the list.
+    pub fn url_count(&self) -> u64 {
+        match self.spilled.as_ref().and_then(|s| s.rows.as_ref()) {
+            Some((_, n)) => *n,
+            None => self.rows.len() as u64,
+        }
+    }
+
+    /// Rows in the trace.
+    pub fn trace_count(&self) -> u64 {
+        match &self.spilled {
+            Some(s) => s.trace.1,
+            None => self.trace.len() as u64,
+        }
+    }
+
+    /// Removes the spill folder; the rest is left to the process's exit (a quarter of a million
+    /// URLs need not be freed one by one on the way out).
+    pub fn leak(mut self) {
+        drop(self.spilled.take());
+        std::mem::forget(self);
     }
 
     /// Writes the URL list CSV (the format `run` reads, see `UrlList`), formatting rows on
@@ -494,6 +557,24 @@ impl Extracted {
     pub fn write_csv<W: std::io::Write>(&self, mut w: W, threads: usize) -> std::io::Result<()> {
         w.write_all(crate::urls::CSV_HEADER.as_bytes())?;
         w.write_all(b"\n")?;
+        if let Some(rows) = self
+            .spilled
+            .as_ref()
+            .map(|s| s.rows())
+            .transpose()?
+            .flatten()
+        {
+            let (mut out, mut stamp) = (Vec::with_capacity(1 << 20), Default::default());
+            for r in rows {
+                r?.push_csv(&mut out, &mut stamp);
+                if out.len() >= 1 << 20 {
+                    w.write_all(&out)?;
+                    out.clear();
+                }
+            }
+            w.write_all(&out)?;
+            return w.flush();
+        }
         let per = self.rows.len().div_ceil(threads.max(1)).max(1);
         let bufs: Vec<Vec<u8>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
@@ -535,6 +616,10 @@ pub enum ExtractError {
         file: String,
         source: std::io::Error,
     },
+    #[error(
+        "past --max-memory, writing sorted runs to {dir} failed: {reason} (--spill-dir chooses another folder)"
+    )]
+    Spill { dir: String, reason: String },
 }
 
 /// A block read from a stream (gzip, zstd, stdin), sent to the workers.
@@ -757,6 +842,15 @@ pub fn extract(
             parser.clone(),
         ));
     }
+    let readers = threads.min(streamed.len());
+    let budget = Budget {
+        // a quarter is left for what is not counted: read buffers, allocator slack
+        share: o.max_memory / 4 * 3 / (threads + readers),
+        parts: threads,
+        dir: o.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
+        spill: OnceLock::new(),
+        failed: AtomicBool::new(false),
+    };
     let next_piece = AtomicUsize::new(0);
     let next_stream = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
@@ -766,7 +860,7 @@ pub fn extract(
     std::thread::scope(|s| {
         for _ in 0..threads {
             let (rx, results, pieces, next_piece) = (&rx, &results, &pieces, &next_piece);
-            let (error, names) = (&error, &names);
+            let (error, names, budget) = (&error, &names, &budget);
             s.spawn(move || {
                 let mut local = Local::default();
                 let mut buf = Vec::new();
@@ -779,6 +873,9 @@ pub fn extract(
                             source,
                         });
                     }
+                    if budget.check(&mut local, error).is_err() {
+                        break;
+                    }
                 }
                 drop(buf);
                 loop {
@@ -787,7 +884,11 @@ pub fn extract(
                         Err(_) => break,
                     };
                     let Ok(mut job) = job else { break };
-                    local.block(job.parser.as_mut(), o, job.at, &job.data, progress);
+                    // after a failed spill the blocks are drained unread (readers must not block)
+                    if !budget.failed.load(Ordering::Relaxed) {
+                        local.block(job.parser.as_mut(), o, job.at, &job.data, progress);
+                        let _ = budget.check(&mut local, error);
+                    }
                 }
                 if let Ok(mut r) = results.lock() {
                     r.push(local);
@@ -796,11 +897,14 @@ pub fn extract(
         }
         for _ in 0..threads.min(streamed.len()) {
             let tx = tx.clone();
-            let (next_stream, results, error, streamed, names) =
-                (&next_stream, &results, &error, &streamed, &names);
+            let (next_stream, results, error, streamed, names, budget) =
+                (&next_stream, &results, &error, &streamed, &names, &budget);
             s.spawn(move || {
                 let mut local = Local::default();
                 while let Some(&file) = streamed.get(next_stream.fetch_add(1, Ordering::Relaxed)) {
+                    if budget.failed.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let name = &names[file as usize];
                     if let Err(e) = read_stream(
                         &sources[file as usize],
@@ -810,6 +914,7 @@ pub fn extract(
                         &tx,
                         &mut local,
                         progress,
+                        budget,
                     ) && let Ok(mut slot) = error.lock()
                     {
                         slot.get_or_insert(e);
@@ -826,11 +931,59 @@ pub fn extract(
         return Err(e);
     }
     let locals = results.into_inner().unwrap_or_default();
-    Ok(merge(locals, stats, &names, o))
+    merge(locals, stats, &names, o, budget)
+}
+
+/// The memory budget the threads share: each holds its share of distinct URLs and trace rows,
+/// then writes them to disk (the folder made when first needed).
+struct Budget {
+    share: usize,
+    /// key ranges merged in parallel at the end
+    parts: usize,
+    dir: std::path::PathBuf,
+    spill: OnceLock<Result<spill::Spill, String>>,
+    /// a spill failed: the threads stop reading
+    failed: AtomicBool,
+}
+
+impl Budget {
+    fn spill(&self) -> Result<&spill::Spill, ExtractError> {
+        self.spill
+            .get_or_init(|| spill::Spill::new(&self.dir, self.parts).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|reason| ExtractError::Spill {
+                dir: self.dir.display().to_string(),
+                reason: reason.clone(),
+            })
+    }
+
+    fn spill_all(&self, local: &mut Local) -> Result<(), ExtractError> {
+        let s = self.spill()?;
+        local.spill(s).map_err(|e| ExtractError::Spill {
+            dir: self.dir.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Spills `local` when it holds more than its share; a failure is kept in `error`.
+    fn check(&self, local: &mut Local, error: &Mutex<Option<ExtractError>>) -> Result<(), ()> {
+        if local.held() <= self.share {
+            return Ok(());
+        }
+        let r = self.spill_all(local);
+        crate::sys::trim_heap();
+        r.map_err(|e| {
+            self.failed.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = error.lock() {
+                slot.get_or_insert(e);
+            }
+        })
+    }
 }
 
 /// Reads a compressed file or stdin in blocks of whole lines and sends them to the workers
 /// (W3C is parsed here, in order).
+#[allow(clippy::too_many_arguments)]
 fn read_stream(
     src: &Source,
     name: &str,
@@ -839,6 +992,7 @@ fn read_stream(
     tx: &mpsc::SyncSender<Job>,
     local: &mut Local,
     progress: &Progress,
+    budget: &Budget,
 ) -> Result<(), ExtractError> {
     let r = crate::logs::input::open(src)?;
     let mut blocks = Blocks::new(r, o.block_size);
@@ -867,6 +1021,9 @@ fn read_stream(
         if let Some(p @ Parser::W3c(_)) = p {
             // stateful: parsed here, in order (and counted in the progress here)
             local.block(Some(p), o, at, &data, progress);
+            if local.held() > budget.share {
+                budget.spill_all(local)?;
+            }
             continue;
         }
         let job = Job {
@@ -881,7 +1038,13 @@ fn read_stream(
     Ok(())
 }
 
-fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) -> Extracted {
+fn merge(
+    locals: Vec<Local>,
+    mut stats: Stats,
+    names: &[String],
+    o: &Options,
+    budget: Budget,
+) -> Result<Extracted, ExtractError> {
     // where each piece starts, in lines, once every piece has been counted
     let mut pieces: Vec<((u32, u32), u64)> = locals
         .iter()
@@ -900,7 +1063,9 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
     let mut examples: Vec<(u32, u64, &'static str, String)> = Vec::new();
     let mut tables: Vec<Table> = Vec::with_capacity(locals.len());
     let mut trace: Vec<(i64, u64, u128)> = Vec::new();
+    let mut runs = bounded::Parts::default();
     for l in locals {
+        runs.extend(l.runs);
         stats.lines += l.lines;
         stats.records += l.records;
         stats.matched += l.matched;
@@ -931,6 +1096,45 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
                 .push(format!("{}:{line}: {text}", names[file as usize]));
         }
     }
+    // what the in-memory result would hold at its peak: the tables, the rows made of them, the
+    // trace rows and their spellings
+    let entries: usize = tables.iter().map(Table::len).sum();
+    let table_bytes: usize = tables.iter().map(Table::bytes).sum();
+    let path = table_bytes.saturating_sub(entries * 64) / entries.max(1);
+    let trace_row = std::mem::size_of::<(i64, u64, u128)>()
+        + if o.trace {
+            std::mem::size_of::<(i64, String)>() + path
+        } else {
+            0
+        };
+    let estimate = table_bytes + entries * std::mem::size_of::<Row>() + trace.len() * trace_row;
+    if !runs.is_empty() || estimate > o.max_memory {
+        let failed = |e: std::io::Error| ExtractError::Spill {
+            dir: budget.dir.display().to_string(),
+            reason: e.to_string(),
+        };
+        let spill = match budget.spill.into_inner() {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Err(failed(std::io::Error::other(e))),
+            None => spill::Spill::new(&budget.dir, budget.parts).map_err(failed)?,
+        };
+        for t in tables {
+            runs.write_table(&spill, t).map_err(failed)?;
+        }
+        runs.write_trace(&spill, trace).map_err(failed)?;
+        crate::sys::trim_heap();
+        let (rows, distinct, spilled) =
+            bounded::finish(spill, runs, o.top, o.trace, o.max_memory / 2).map_err(failed)?;
+        stats.distinct_urls = distinct;
+        stats.spilled_bytes = spilled.spill.written.load(Ordering::Relaxed);
+        return Ok(Extracted {
+            rows,
+            trace: Vec::new(),
+            stats,
+            _spare: Vec::new(),
+            spilled: Some(spilled),
+        });
+    }
     let (mut rows, spare) = merge_tables(tables, o.threads.max(1));
     stats.distinct_urls = rows.len() as u64;
     if let Some(n) = o.top {
@@ -948,12 +1152,13 @@ fn merge(locals: Vec<Local>, mut stats: Stats, names: &[String], o: &Options) ->
             .map(|(t, _, k)| (t, rows[index[&k.max(1)]].path.to_string()))
             .collect();
     }
-    Extracted {
+    Ok(Extracted {
         rows,
         trace: out_trace,
         stats,
         _spare: spare,
-    }
+        spilled: None,
+    })
 }
 
 /// Merges the threads' tables shard by shard on `threads` threads, each shard's rows sorted
@@ -1094,16 +1299,34 @@ fn merge_entry(base: &mut Shard, slot: Slot, original: Box<str>) -> Option<Box<s
     }
 }
 
+impl Extracted {
+    /// Writes the trace as CSV (see `write_trace`).
+    pub fn write_trace<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        match &self.spilled {
+            Some(s) => trace_csv(s.trace()?.map(|r| r.map(|r| (r.0, r.2))), w),
+            None => write_trace(&self.trace, w),
+        }
+    }
+}
+
 /// Writes a trace as CSV: `timestamp,path` (RFC 3339 UTC with microseconds).
 pub fn write_trace<W: std::io::Write>(trace: &[(i64, String)], w: W) -> std::io::Result<()> {
+    trace_csv(trace.iter().map(|(t, p)| Ok((*t, p.as_str()))), w)
+}
+
+fn trace_csv<W: std::io::Write, P: AsRef<str>>(
+    rows: impl Iterator<Item = std::io::Result<(i64, P)>>,
+    w: W,
+) -> std::io::Result<()> {
     let mut wr = csv::Writer::from_writer(w);
     wr.write_record(["timestamp", "path"])?;
-    for (t, p) in trace {
+    for row in rows {
+        let (t, p) = row?;
         let secs = t.div_euclid(1_000_000);
         let micros = t.rem_euclid(1_000_000);
         let base = crate::logs::timefmt::to_rfc3339(secs * 1_000_000);
         let stamp = format!("{}.{micros:06}Z", base.trim_end_matches('Z'));
-        wr.write_record([stamp.as_str(), p.as_str()])?;
+        wr.write_record([stamp.as_str(), p.as_ref()])?;
     }
     wr.flush()
 }

@@ -72,6 +72,29 @@ impl Table {
     pub fn slot(&mut self, key: u128, original: &str) -> (&mut Slot, &mut Box<str>) {
         self.shards[shard_of(key)].slot(key, original)
     }
+
+    /// Memory held: the slot arrays and the spellings (with their allocation's overhead).
+    pub(crate) fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| Slots::bytes(s.slots.len()) + s.heap)
+            .sum()
+    }
+
+    /// Distinct URLs held.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(Shard::len).sum()
+    }
+
+    /// Every entry in key order: shards hold key ranges in order (`shard_of` takes the top
+    /// bits), so each is sorted alone and only one shard's entries are held at a time.
+    pub(crate) fn into_sorted(self) -> impl Iterator<Item = (Slot, Box<str>)> {
+        self.shards.into_iter().flat_map(|s| {
+            let mut v: Vec<(Slot, Box<str>)> = s.into_entries().collect();
+            v.sort_unstable_by_key(|(s, _)| s.key);
+            v
+        })
+    }
 }
 
 /// Zeroed slot storage (all-zero is an empty slot), aligned to 2 MiB once it is that large and
@@ -124,6 +147,8 @@ pub(crate) struct Shard {
     len: usize,
     /// the spelling kept for each slot
     pub originals: Vec<Box<str>>,
+    /// bytes the spellings hold on the heap
+    heap: usize,
 }
 
 impl Default for Shard {
@@ -132,6 +157,7 @@ impl Default for Shard {
             slots: Slots::new(1 << 10),
             len: 0,
             originals: Vec::new(),
+            heap: 0,
         }
     }
 }
@@ -180,7 +206,10 @@ impl Shard {
             }
             if k == 0 {
                 self.len += 1;
-                self.originals.push(original());
+                let o = original();
+                // the box, the allocator's header and rounding, and the slot in `originals`
+                self.heap += o.len().next_multiple_of(16) + 32;
+                self.originals.push(o);
                 let s = &mut self.slots[i];
                 *s = Slot {
                     key,

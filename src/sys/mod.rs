@@ -39,6 +39,27 @@ pub(crate) fn background_thread() {
     }
 }
 
+/// The machine's physical memory in bytes, if it can be read.
+pub(crate) fn physical_memory() -> Option<usize> {
+    // SAFETY: sysconf reads a system value; no memory is passed
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| (pages as usize).saturating_mul(size as usize))
+}
+
+/// Hands memory the allocator holds free back to the system (glibc keeps freed heap pages).
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free pages of the allocator's own arenas
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The process or the system ran out of open files (EMFILE, ENFILE).
 pub(crate) fn is_out_of_files(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))

@@ -363,3 +363,124 @@ fn w3c_lines_parsed_by_the_reader_count_in_the_progress() {
     let bytes = progress.bytes.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!((lines, bytes), (502, log.len() as u64));
 }
+
+/// Past `--max-memory` the list and the trace go to disk as sorted runs (more runs than are
+/// merged at once, so they are merged in groups too), and come back byte for byte what the
+/// in-memory path writes: ties in count and in first time, three spellings of one URL logged
+/// in the same second, sizes missing on some, `--top`, a trace, plain and gzip input.
+#[test]
+fn past_the_memory_budget_the_output_is_the_same_bytes() {
+    use edgeload::extract::{Options, Progress, extract};
+    use edgeload::logs::input::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    for i in 0..24_000u64 {
+        let sec = i / 40;
+        let ts = format!(
+            "12/Mar/2024:{:02}:{:02}:{:02}",
+            10 + sec / 3600,
+            sec / 60 % 60,
+            sec % 60
+        );
+        let n = (i * 7919) % 6000;
+        if n % 5 == 0 && i >= 12_000 {
+            continue; // counts of 2 and 4: many ties
+        }
+        let bytes = if n % 17 == 0 {
+            "-".to_string()
+        } else {
+            (100 + (i % 900)).to_string()
+        };
+        let star = if n % 11 == 0 && i % 2 == 0 {
+            "%2A"
+        } else {
+            "*"
+        };
+        let mut push = |path: String| {
+            lines.push(format!(
+                "203.0.113.9 - - [{ts} +0000] \"GET {path} HTTP/1.1\" 200 {bytes} \"-\" \"UA\"\n"
+            ))
+        };
+        push(format!("/p/{n}{star}x.jpg"));
+        if n % 13 == 0 {
+            push(format!("/p/{n}%2ax.jpg")); // another spelling, the same second
+        }
+    }
+    let half = lines.len() / 2;
+    let plain = dir.path().join("a.log");
+    std::fs::write(&plain, lines[..half].concat()).unwrap();
+    let gz = dir.path().join("b.log.gz");
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    e.write_all(lines[half..].concat().as_bytes()).unwrap();
+    e.finish().unwrap();
+    let sources = [Source::File(plain), Source::File(gz)];
+    let spill_dir = dir.path().join("spill");
+    std::fs::create_dir(&spill_dir).unwrap();
+    let run = |max_memory, top| {
+        let o = Options {
+            threads: 2,
+            block_size: 8192,
+            trace: true,
+            top,
+            max_memory,
+            spill_dir: Some(spill_dir.clone()),
+            ..Options::default()
+        };
+        let ex = extract(&sources, &o, &Progress::default()).unwrap();
+        let (mut csv, mut trace) = (Vec::new(), Vec::new());
+        ex.write_csv(&mut csv, 2).unwrap();
+        ex.write_trace(&mut trace).unwrap();
+        let counts = (ex.url_count(), ex.trace_count());
+        let mut stats = ex.stats.clone();
+        let spilled = (ex.spilled(), stats.spilled_bytes);
+        stats.spilled_bytes = 0;
+        (csv, trace, counts, stats, spilled)
+    };
+    for top in [None, Some(700)] {
+        let mem = run(usize::MAX, top);
+        let disk = run(64 << 10, top);
+        assert_eq!(mem.3.distinct_urls, 6000);
+        assert_eq!(mem.4, (false, 0));
+        assert!(disk.4.0 && disk.4.1 > 1 << 20, "{:?}", disk.4);
+        assert_eq!(mem.2, disk.2, "top {top:?}");
+        assert_eq!(mem.2.0, top.unwrap_or(6000) as u64);
+        assert_eq!(mem.3, disk.3);
+        assert!(mem.0 == disk.0, "top {top:?}: the lists differ");
+        assert!(mem.1 == disk.1, "top {top:?}: the traces differ");
+        // the spellings chose as in memory: the earliest logged, then the smallest
+        let list = String::from_utf8(disk.0).unwrap();
+        assert!(list.contains("/p/0%2Ax.jpg,"), "{}", &list[..200]);
+    }
+    // every run went with its result
+    assert_eq!(std::fs::read_dir(&spill_dir).unwrap().count(), 0);
+}
+
+/// A spill folder that cannot be made is an error naming it, not a crash or a partial list.
+#[test]
+fn a_spill_folder_that_cannot_be_made_is_named() {
+    use edgeload::extract::{Options, Progress, extract};
+    use edgeload::logs::input::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let text: String = (0..2000)
+        .map(|i| combined("12/Mar/2024:10:00:00", "GET", &format!("/{i}.jpg"), 200))
+        .collect();
+    std::fs::write(&log, text).unwrap();
+    let missing = dir.path().join("no/such/folder");
+    let o = Options {
+        max_memory: 1 << 10,
+        spill_dir: Some(missing.clone()),
+        ..Options::default()
+    };
+    let e = match extract(&[Source::File(log)], &o, &Progress::default()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("extracted without a spill folder"),
+    };
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("--spill-dir"),
+        "{e}"
+    );
+}
