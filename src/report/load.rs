@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use hdrhistogram::Histogram;
+
+use super::sparse::Sparse;
 
 use crate::results::manifest::{self, Manifest};
 use crate::results::summary::Summary;
@@ -20,10 +24,10 @@ pub enum LoadError {
     Bad { path: String, msg: String },
 }
 
-/// Latency percentiles of one interval of one target (corrected total, classes merged), ms.
+/// Latency percentiles of one step of one target (corrected total, classes merged), ms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimePoint {
-    pub target: String,
+    pub target: Arc<str>,
     /// unix seconds of the interval's start
     pub start: f64,
     pub p50: f64,
@@ -36,19 +40,38 @@ pub(crate) type SeriesKey = (String, String, crate::measure::Metric);
 /// (target, POP, class, metric)
 pub(crate) type PopKey = (String, String, String, crate::measure::Metric);
 
+/// Counts of one step of one target (timeline.csv's rows, added up per step).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rates {
+    pub target: Arc<str>,
+    /// seconds from the run's start to the step's start
+    pub t_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// The most points a run keeps per series over time: about a plot's width. A longer run's
+/// intervals are added up into steps of several intervals.
+pub(crate) const MAX_POINTS: f64 = 1200.0;
+
 /// One results directory, read in one pass: interval histograms are added into the run's totals
-/// as they are decoded and reduced to percentiles per interval, so memory does not grow with
-/// the run's length.
+/// as they are decoded (kept as their recorded buckets) and reduced to percentiles per step, so
+/// memory does not grow with the run's length.
 pub struct RunData {
     pub dir: PathBuf,
     pub summary: Summary,
-    pub totals: BTreeMap<SeriesKey, Histogram<u64>>,
+    pub totals: BTreeMap<SeriesKey, Sparse>,
     /// the whole run's histograms per POP (pops.hlog; empty before format 2 or without POPs)
-    pub pop_totals: BTreeMap<PopKey, Histogram<u64>>,
+    pub pop_totals: BTreeMap<PopKey, Sparse>,
     pub over_time: Vec<TimePoint>,
-    pub timeline: Vec<timeline::Row>,
+    pub timeline: Vec<Rates>,
     /// unix seconds of the run's start
     pub start: f64,
+    /// seconds a point of `over_time` and `timeline` covers: the interval, or a multiple of it
+    /// for a run longer than `MAX_POINTS` intervals
+    pub step: f64,
 }
 
 impl RunData {
@@ -132,11 +155,16 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
     let bytes = std::fs::read(dir.join(hlog::NAME)).map_err(|e| bad(hlog::NAME, e.to_string()))?;
     let mut totals: BTreeMap<SeriesKey, Histogram<u64>> = BTreeMap::new();
     let mut over_time = Vec::new();
-    // target -> (interval start, (value, count) pairs of the corrected total of all classes)
-    let mut current: BTreeMap<String, (f64, Vec<(u64, u64)>)> = BTreeMap::new();
+    // target -> (step start, (value, count) pairs of the corrected total of all classes)
+    type Pairs = Vec<(u64, u64)>;
+    let mut current: BTreeMap<Arc<str>, (f64, Pairs)> = BTreeMap::new();
     let template = crate::measure::new_hist();
+    let interval = summary.interval_s.max(1e-3);
+    let step = interval * (summary.duration_s / interval / MAX_POINTS).ceil().max(1.0);
+    // a step's start, as an offset from the run's start (the epsilon: offsets written rounded)
+    let step_of = |offset: f64| (offset / step + 1e-6).floor() * step;
     let flush =
-        |target: &str, start: f64, pairs: &mut Vec<(u64, u64)>, out: &mut Vec<TimePoint>| {
+        |target: &Arc<str>, start: f64, pairs: &mut Vec<(u64, u64)>, out: &mut Vec<TimePoint>| {
             if pairs.is_empty() {
                 return;
             }
@@ -155,7 +183,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
                 0.0
             };
             out.push(TimePoint {
-                target: target.to_string(),
+                target: target.clone(),
                 start,
                 p50: q(0.5),
                 p90: q(0.9),
@@ -175,17 +203,18 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
         |b| base.set(b.as_secs_f64()),
         |iv| {
             let (target, _, class, mi) = series_of(iv.tag, false)?;
-            let start = base.get() + iv.start.as_secs_f64();
+            let start = base.get() + step_of(iv.start.as_secs_f64());
             if mi == crate::measure::Metric::Total {
                 match current.get_mut(target) {
                     Some((s, pairs)) if *s == start => pairs.extend_from_slice(iv.counts),
                     Some((s, pairs)) => {
-                        flush(target, *s, pairs, &mut over_time);
+                        let name: Arc<str> = target.into();
+                        flush(&name, *s, pairs, &mut over_time);
                         *s = start;
                         pairs.extend_from_slice(iv.counts);
                     }
                     None => {
-                        current.insert(target.to_string(), (start, iv.counts.to_vec()));
+                        current.insert(target.into(), (start, iv.counts.to_vec()));
                     }
                 }
             }
@@ -209,7 +238,41 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
     let start = base.get();
     let tl =
         std::fs::read(dir.join(timeline::NAME)).map_err(|e| bad(timeline::NAME, e.to_string()))?;
-    let timeline = timeline::read(&tl).map_err(|e| bad(timeline::NAME, e.to_string()))?;
+    let rows = timeline::read(&tl).map_err(|e| bad(timeline::NAME, e.to_string()))?;
+    drop(tl);
+    let names: Vec<Arc<str>> = current.into_keys().collect();
+    let mut timeline: Vec<Rates> = Vec::new();
+    // target -> its last step in `timeline`
+    let mut last: BTreeMap<Arc<str>, usize> = BTreeMap::new();
+    for row in rows {
+        let t_s = step_of(row.t_s);
+        let add = |r: &mut Rates| {
+            r.requests += row.requests;
+            r.errors += row.errors;
+            r.hits += row.hits;
+            r.misses += row.misses;
+        };
+        match last.get(row.target.as_str()) {
+            Some(&i) if timeline[i].t_s == t_s => add(&mut timeline[i]),
+            _ => {
+                let target = match names.iter().find(|n| &***n == row.target.as_str()) {
+                    Some(n) => n.clone(),
+                    None => row.target.as_str().into(),
+                };
+                let mut r = Rates {
+                    target: target.clone(),
+                    t_s,
+                    requests: 0,
+                    errors: 0,
+                    hits: 0,
+                    misses: 0,
+                };
+                add(&mut r);
+                last.insert(target, timeline.len());
+                timeline.push(r);
+            }
+        }
+    }
     let mut pop_totals: BTreeMap<PopKey, Histogram<u64>> = BTreeMap::new();
     if m.files.iter().any(|f| f.name == hlog::POPS) {
         let bytes =
@@ -228,13 +291,17 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
         )
         .map_err(|e| bad(hlog::POPS, e))?;
     }
+    fn sparse<K>((k, h): (K, Histogram<u64>)) -> (K, Sparse) {
+        (k, Sparse::of(&h))
+    }
     Ok(Ok(RunData {
         dir: dir.to_path_buf(),
         summary,
-        totals,
-        pop_totals,
+        totals: totals.into_iter().map(sparse).collect(),
+        pop_totals: pop_totals.into_iter().map(sparse).collect(),
         over_time,
         timeline,
         start,
+        step,
     }))
 }

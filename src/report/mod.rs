@@ -7,6 +7,7 @@ pub mod export;
 pub mod load;
 pub mod model;
 pub mod plots;
+pub mod sparse;
 pub mod tables;
 pub mod text;
 
@@ -509,7 +510,7 @@ pub fn build(
             .collect();
         write(
             &edir.join(format!("{name}.hgrm")),
-            export::hgrm(&g.hists[Metric::Total]).as_bytes(),
+            export::hgrm(&g.hists[Metric::Total].dense()).as_bytes(),
         )
         .map_err(io)?;
     }
@@ -554,16 +555,17 @@ fn filter_target(r: &RunData, target: &str) -> RunData {
         over_time: r
             .over_time
             .iter()
-            .filter(|p| p.target == target)
+            .filter(|p| &*p.target == target)
             .cloned()
             .collect(),
         timeline: r
             .timeline
             .iter()
-            .filter(|t| t.target == target)
+            .filter(|t| &*t.target == target)
             .cloned()
             .collect(),
         start: r.start,
+        step: r.step,
     }
 }
 
@@ -592,7 +594,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
     );
     let mut targets: BTreeMap<String, TargetSummary> = BTreeMap::new();
     let series = |g: &Group| Series {
-        h: g.hists.clone(),
+        h: crate::measure::PerMetric(std::array::from_fn(|i| g.hists.0[i].dense())),
         bytes: g.bytes,
     };
     for g in &totals {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::load::RunData;
+use super::sparse::Sparse;
 use crate::cache_status::{self, CacheClass};
 use crate::measure::{Metric, PerMetric, new_hist};
 use crate::results::summary::Stats;
@@ -77,7 +78,7 @@ impl Key {
 #[derive(Clone)]
 pub struct Group {
     pub key: Key,
-    pub hists: PerMetric<Histogram<u64>>,
+    pub hists: PerMetric<Sparse>,
     pub requests: u64,
     pub bytes: u64,
     /// None when the grouping splits classes (errors are counted per target)
@@ -91,7 +92,7 @@ impl Group {
     fn new(key: Key) -> Group {
         Group {
             key,
-            hists: PerMetric([new_hist(), new_hist(), new_hist(), new_hist()]),
+            hists: PerMetric(Default::default()),
             requests: 0,
             bytes: 0,
             errors: Some(0),
@@ -101,7 +102,7 @@ impl Group {
         }
     }
     pub fn stats(&self, metric: Metric) -> Stats {
-        Stats::of(&self.hists[metric])
+        Stats::of(&self.hists[metric].dense())
     }
     pub fn span(&self) -> f64 {
         (self.end - self.start).max(1e-9)
@@ -148,7 +149,7 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
         for ((target, class, mi), h) in &r.totals {
             let k = key_of(by, region, target, "", class);
             let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
-            let _ = g.hists[*mi].add(h);
+            g.hists[*mi].add(h);
         }
         for t in &r.summary.targets {
             for c in &t.classes {
@@ -202,7 +203,7 @@ fn pop_groups(m: &mut BTreeMap<Key, Group>, r: &RunData, by: By) {
     for ((target, pop, class, mi), h) in &r.pop_totals {
         let k = key_of(by, region, target, pop, class);
         let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
-        let _ = g.hists[*mi].add(h);
+        g.hists[*mi].add(h);
     }
     for t in &r.summary.targets {
         for (pop, p) in &t.pop_summaries {
@@ -296,12 +297,13 @@ pub fn regions(runs: &[RunData]) -> Vec<String> {
     t
 }
 
+/// The step the rates are drawn at: the longest run's (each run's points cover a whole one).
 fn interval_of(runs: &[RunData]) -> f64 {
     runs.iter()
-        .map(|r| r.summary.interval_s)
+        .map(|r| r.step)
         .filter(|i| *i > 0.0)
-        .fold(f64::MAX, f64::min)
-        .min(3600.0)
+        .fold(0.0, f64::max)
+        .clamp(1e-3, 3600.0)
 }
 
 /// Corrected total latency percentiles per interval and target (classes merged). Percentiles
@@ -315,7 +317,7 @@ pub fn latency_over_time(runs: &[RunData]) -> Vec<LatencySeries> {
             let name = if multi {
                 format!("{} {}", r.region(), p.target)
             } else {
-                p.target.clone()
+                p.target.to_string()
             };
             let s = out.entry(name.clone()).or_insert_with(|| LatencySeries {
                 name,
@@ -355,7 +357,7 @@ pub(crate) fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
     for r in runs {
         for row in &r.timeline {
             let b = ((r.start + row.t_s - t0) / iv).round() as i64;
-            let e = per.entry((row.target.clone(), b)).or_default();
+            let e = per.entry((row.target.to_string(), b)).or_default();
             e.0 += row.hits;
             e.1 += row.misses;
             e.2 += row.requests;
@@ -418,7 +420,7 @@ pub(crate) fn class_hists(runs: &[RunData]) -> BTreeMap<String, Histogram<u64>> 
     for r in runs {
         for ((_, class, mi), h) in &r.totals {
             if *mi == Metric::Total {
-                let _ = m.entry(class.clone()).or_insert_with(new_hist).add(h);
+                h.add_to(m.entry(class.clone()).or_insert_with(new_hist));
             }
         }
     }

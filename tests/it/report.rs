@@ -361,3 +361,93 @@ fn incomplete_and_foreign_directories() {
         "{e}"
     );
 }
+
+/// A run longer than a plot is wide keeps one point per step of several intervals (memory grows
+/// with the plot, not with the run's length), and the steps add up exactly: every request is
+/// in the throughput line, every sample in the merged histogram.
+#[test]
+fn a_long_run_is_kept_in_steps_and_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let secs = 3000u64;
+    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    let names = vec!["cdn".to_string()];
+    let d = dir.path().join("us-east-1");
+    let mut w = ResultsWriter::create(
+        &d,
+        "long",
+        "us-east-1",
+        names,
+        Duration::from_secs(1),
+        false,
+    )
+    .unwrap();
+    w.begin(start).unwrap();
+    let mut totals = IntervalData::new(0, 1);
+    let mut per_sec = Vec::new();
+    for idx in 0..secs {
+        let mut d = IntervalData::new(idx, 1);
+        let n = 10 + idx % 7;
+        let s = d.series_mut(0, CacheClass::Hit);
+        for i in 0..n {
+            for m in Metric::ALL {
+                s.h[m].record(1_000 + i * 100 + idx).unwrap();
+            }
+        }
+        d.targets[0].requests += n;
+        d.targets[0].classes[CacheClass::Hit.index()] += n;
+        per_sec.push(n);
+        totals.add(&d);
+        w.interval(&d, &totals).unwrap();
+    }
+    let meta = RunMeta {
+        run_id: "long",
+        region: "us-east-1",
+        scenario: serde_json::json!({}),
+        started: start,
+        ended: start + Duration::from_secs(secs),
+        interval: Duration::from_secs(1),
+        interrupted: false,
+    };
+    let s = Summary::new(
+        meta,
+        Default::default(),
+        &totals,
+        &[("cdn".into(), "https://c.example".into())],
+    );
+    w.finish(&s).unwrap();
+    let (runs, _) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let r = &runs[0];
+    // 3000 intervals, at most 1200 points: steps of 3 s
+    assert_eq!(r.step, 3.0);
+    assert_eq!(r.over_time.len(), 1000);
+    assert_eq!(r.timeline.len(), 1000);
+    let total: u64 = per_sec.iter().sum();
+    assert_eq!(r.timeline.iter().map(|t| t.requests).sum::<u64>(), total);
+    let (lines, _) = report::plot_specs(&runs, 0.8);
+    let tp = lines
+        .iter()
+        .find(|l| l.file == "throughput_errors")
+        .unwrap();
+    let rps = &tp
+        .lines
+        .iter()
+        .find(|l| l.name == "cdn req/s")
+        .unwrap()
+        .points;
+    assert_eq!(rps.len(), 1000);
+    for (k, p) in rps.iter().enumerate() {
+        let want: u64 = per_sec[k * 3..k * 3 + 3].iter().sum();
+        assert_eq!((p.0, p.1), (k as f64 * 3.0, want as f64 / 3.0));
+    }
+    // the merged histogram holds every sample: its percentiles are one histogram's of them all
+    let g = model::groups(&runs, By::NONE).pop().unwrap();
+    let mut all = new_hist();
+    for idx in 0..secs {
+        for i in 0..per_sec[idx as usize] {
+            all.record(1_000 + i * 100 + idx).unwrap();
+        }
+    }
+    let st = g.stats(Metric::Total);
+    assert_eq!(st.count, total);
+    assert_eq!(st, Stats::of(&all));
+}
