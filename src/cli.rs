@@ -199,7 +199,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExtractArgs {
-    /// Log files, directories, globs, or - for stdin (.gz and .zst read transparently)
+    /// Log files, directories, globs, s3://BUCKET/PREFIX/ (every object under it), or - for
+    /// stdin (.gz and .zst read transparently)
     #[arg(required = true)]
     pub logs: Vec<String>,
     /// Output URL list (CSV: path,count,bytes,first_seen,last_seen); - for stdout
@@ -263,6 +264,9 @@ pub struct ExtractArgs {
     /// when writing to stdout)
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<std::path::PathBuf>,
+    /// For s3://BUCKET/PREFIX/ inputs (CloudFront, ALB and S3 logs where AWS writes them)
+    #[command(flatten)]
+    pub s3: S3Args,
     /// No progress bar, no summary
     #[arg(short, long)]
     pub quiet: bool,

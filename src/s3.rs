@@ -349,6 +349,95 @@ async fn get(c: &Client, bucket: &str, key: &str, max: u64) -> Result<Vec<u8>, S
     Ok(body.into_bytes().to_vec())
 }
 
+/// Every object under a prefix (all depths) as (key, size), in key order.
+pub async fn list_objects(c: &Client, url: &S3Url) -> Result<Vec<(String, u64)>, S3Error> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let r = c
+            .list_objects_v2()
+            .bucket(&url.bucket)
+            .prefix(&url.prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| remote(&url.bucket, &url.prefix, e))?;
+        for o in r.contents() {
+            if let Some(k) = o.key() {
+                out.push((k.to_string(), o.size().unwrap_or(0).max(0) as u64));
+            }
+        }
+        match r.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An object read as a stream from a thread outside the runtime: each chunk waits at most
+/// `READ_TIMEOUT` (a stalled transfer is an error, not a hang).
+struct ObjectReader {
+    rt: tokio::runtime::Handle,
+    body: ByteStream,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            // the timer is made inside the runtime (a reader thread is outside it)
+            let body = &mut self.body;
+            let next = self
+                .rt
+                .block_on(async { tokio::time::timeout(READ_TIMEOUT, body.next()).await });
+            match next {
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no data for {} s", READ_TIMEOUT.as_secs()),
+                    ));
+                }
+                Ok(None) => return Ok(0),
+                Ok(Some(Err(e))) => {
+                    return Err(std::io::Error::other(format!("{}", DisplayErrorContext(e))));
+                }
+                Ok(Some(Ok(b))) => self.chunk = b,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// An object as a log source for `extract`: opened when a reader thread gets to it. `rt` must
+/// be a multi-threaded runtime (its workers drive the transfer while a reader blocks).
+pub fn log_source(
+    rt: tokio::runtime::Handle,
+    c: Client,
+    bucket: &str,
+    key: &str,
+) -> crate::logs::input::Source {
+    let (b, k) = (bucket.to_string(), key.to_string());
+    let name = format!("s3://{bucket}/{key}");
+    let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        let o = rt
+            .block_on(c.get_object().bucket(&b).key(&k).send())
+            .map_err(|e| std::io::Error::other(format!("{}", DisplayErrorContext(e))))?;
+        Ok(Box::new(ObjectReader {
+            rt: rt.clone(),
+            body: o.body,
+            chunk: bytes::Bytes::new(),
+        }))
+    };
+    crate::logs::input::Source::Remote(crate::logs::input::Remote {
+        name,
+        open: std::sync::Arc::new(open),
+    })
+}
+
 /// The region folders directly under a run prefix (`.../runs/RUN_ID/REGION/`).
 pub(crate) async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>, S3Error> {
     let mut out = Vec::new();

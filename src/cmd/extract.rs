@@ -179,9 +179,80 @@ pub fn render(s: &Stats, secs: f64) -> String {
     out
 }
 
+/// A CDN writes a line into a log file named for a later time than the line's (delivery lags):
+/// an object is skipped only when its name's time is this far outside --since/--until.
+const NAME_TIME_MARGIN_S: i64 = 2 * 3600;
+
+/// The inputs: local paths expanded; s3:// prefixes listed, skipping the objects whose names
+/// date them outside --since/--until. The runtime (made at the first s3:// input) drives the
+/// objects' transfers while the extraction reads them.
+fn sources(
+    a: &ExtractArgs,
+    o: &Options,
+    rt: &mut Option<tokio::runtime::Runtime>,
+) -> anyhow::Result<Vec<input::Source>> {
+    let mut out = Vec::new();
+    for arg in &a.logs {
+        if !arg.starts_with("s3://") {
+            out.extend(
+                input::expand(std::slice::from_ref(arg)).map_err(|e| UsageError(e.to_string()))?,
+            );
+            continue;
+        }
+        let url = crate::s3::S3Url::parse(arg).map_err(|e| UsageError(e.to_string()))?;
+        let rt = match rt {
+            Some(r) => r,
+            None => rt.insert(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?,
+            ),
+        };
+        let c = rt.block_on(crate::s3::client(&super::s3::options(&a.s3)?));
+        let objects = rt
+            .block_on(crate::s3::list_objects(&c, &url))
+            .map_err(|e| UsageError(e.to_string()))?;
+        let listed = objects.len();
+        let margin = NAME_TIME_MARGIN_S * 1_000_000;
+        let mut skipped = 0;
+        for (key, _) in objects {
+            if key.ends_with('/') {
+                continue; // a folder marker
+            }
+            if let Some(t) = input::name_time(&key).map(|s| s * 1_000_000)
+                && (o.filters.since.is_some_and(|s| t + margin < s)
+                    || o.filters.until.is_some_and(|u| t - margin >= u))
+            {
+                skipped += 1;
+                continue;
+            }
+            out.push(crate::s3::log_source(
+                rt.handle().clone(),
+                c.clone(),
+                &url.bucket,
+                &key,
+            ));
+        }
+        if listed == skipped {
+            return usage(format!(
+                "{arg}: no object to read ({listed} listed, {skipped} dated outside --since/--until)"
+            ));
+        }
+        if !a.quiet && !a.json {
+            eprintln!(
+                "{arg}: {} objects to read, {skipped} skipped: their names date them outside --since/--until",
+                listed - skipped
+            );
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
     let o = options(&a)?;
-    let sources = input::expand(&a.logs).map_err(|e| UsageError(e.to_string()))?;
+    let mut rt = None;
+    let sources = sources(&a, &o, &mut rt)?;
     let progress = Progress::default();
     let start = Instant::now();
     let bar = (!a.quiet).then(|| {
@@ -215,9 +286,15 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
                 }
             });
         }
-        let r = extract(&sources, &o, &progress);
-        done.store(true, Ordering::Relaxed);
-        r
+        // the progress thread stops however the extraction ends (a panic included)
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&done);
+        extract(&sources, &o, &progress)
     });
     if let Some(b) = bar {
         b.finish_and_clear();

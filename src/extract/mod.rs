@@ -842,7 +842,11 @@ pub fn extract(
             parser.clone(),
         ));
     }
-    let readers = threads.min(streamed.len());
+    // objects over the network wait on their transfers: more of them at once
+    let remote = streamed
+        .iter()
+        .any(|&i| matches!(sources[i as usize], Source::Remote(_)));
+    let readers = (if remote { threads * 4 } else { threads }).min(streamed.len());
     let budget = Budget {
         // a quarter is left for what is not counted: read buffers, allocator slack
         share: o.max_memory / 4 * 3 / (threads + readers),

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -20,15 +21,104 @@ pub enum InputError {
 pub enum Source {
     Stdin,
     File(PathBuf),
+    /// an object read as a stream (an S3 object; `s3` makes the opener)
+    Remote(Remote),
 }
+
+/// Opens a remote object as a stream of its bytes.
+pub type Opener = Arc<dyn Fn() -> io::Result<Box<dyn Read + Send>> + Send + Sync>;
+
+/// A remote object: its name (`s3://bucket/key`) and how to open it.
+#[derive(Clone)]
+pub struct Remote {
+    pub name: String,
+    pub open: Opener,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl PartialEq for Remote {
+    fn eq(&self, o: &Remote) -> bool {
+        self.name == o.name
+    }
+}
+
+impl Eq for Remote {}
 
 impl Source {
     pub fn name(&self) -> String {
         match self {
             Source::Stdin => "-".into(),
             Source::File(p) => p.display().to_string(),
+            Source::Remote(r) => r.name.clone(),
         }
     }
+}
+
+/// The time a log file's name says it covers, in unix seconds (`--since`/`--until` skip whole
+/// objects by it): CloudFront's `DIST.YYYY-MM-DD-HH.ID.gz`, ALB's `..._YYYYMMDDTHHMMZ_...`,
+/// S3 server access logs' `YYYY-MM-DD-HH-MM-SS-ID`. None: a name in no such form.
+pub fn name_time(name: &str) -> Option<i64> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let num = |s: &str| -> Option<i64> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let at = |y, mo, d, h, mi, s| -> Option<i64> {
+        let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
+        let date =
+            time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?)
+                .ok()?;
+        let t = time::Time::from_hms(
+            u8::try_from(h).ok()?,
+            u8::try_from(mi).ok()?,
+            u8::try_from(s).ok()?,
+        )
+        .ok()?;
+        Some(
+            time::PrimitiveDateTime::new(date, t)
+                .assume_utc()
+                .unix_timestamp(),
+        )
+    };
+    // ALB: a field of the form 20240312T1005Z between underscores
+    if let Some(f) = base
+        .split('_')
+        .find(|f| f.len() == 14 && f.as_bytes()[8] == b'T' && f.ends_with('Z'))
+    {
+        let (d, t) = (&f[..8], &f[9..13]);
+        return at(
+            num(&d[..4])?,
+            num(&d[4..6])?,
+            num(&d[6..8])?,
+            num(&t[..2])?,
+            num(&t[2..])?,
+            0,
+        );
+    }
+    // CloudFront: the second dot-separated field is YYYY-MM-DD-HH
+    if let Some(f) = base.split('.').nth(1)
+        && f.len() == 13
+    {
+        let p: Vec<&str> = f.split('-').collect();
+        if let [y, mo, d, h] = p[..] {
+            return at(num(y)?, num(mo)?, num(d)?, num(h)?, 0, 0);
+        }
+    }
+    // S3 server access logs: YYYY-MM-DD-HH-MM-SS-UNIQUE
+    let p: Vec<&str> = base.splitn(7, '-').collect();
+    if let [y, mo, d, h, mi, s, _] = p[..]
+        && y.len() == 4
+    {
+        return at(num(y)?, num(mo)?, num(d)?, num(h)?, num(mi)?, num(s)?);
+    }
+    None
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<(), InputError> {
@@ -102,6 +192,7 @@ pub fn open(src: &Source) -> Result<Box<dyn Read + Send>, InputError> {
     let raw: Box<dyn Read + Send> = match src {
         Source::Stdin => Box::new(io::stdin()),
         Source::File(p) => Box::new(File::open(p).map_err(io)?),
+        Source::Remote(r) => (r.open)().map_err(io)?,
     };
     let mut br = BufReader::with_capacity(1 << 16, raw);
     let head = br.fill_buf().map_err(io)?;
@@ -179,6 +270,34 @@ impl<R: Read> Blocks<R> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn names_give_their_times() {
+        let t = |s| name_time(s);
+        // 2024-03-12T10:00:00Z
+        let ten = 1_710_237_600;
+        assert_eq!(t("logs/cf/E2ABCDEF.2024-03-12-10.a1b2c3d4.gz"), Some(ten));
+        assert_eq!(
+            t(
+                "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/03/12/123456789012_elasticloadbalancing_us-east-1_app.my-lb.1a2b3c4d_20240312T1005Z_10.0.0.1_5x6y7z.log.gz"
+            ),
+            Some(ten + 300)
+        );
+        assert_eq!(
+            t("s3logs/2024-03-12-10-00-07-1A2B3C4D5E6F7A8B"),
+            Some(ten + 7)
+        );
+        for bad in [
+            "access.log",
+            "E2ABCDEF.2024-13-12-10.x.gz",
+            "E2ABCDEF.2024-03-12-xx.x.gz",
+            "a_20241312T1005Z_b",
+            "2024-03-12-10-00-99-X",
+            "",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn blocks_keep_lines_whole() {
