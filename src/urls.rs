@@ -84,7 +84,7 @@ impl UrlList {
     /// Reads either form; `name` is used in error messages.
     pub fn read<R: BufRead>(r: R, name: &str) -> Result<UrlList, UrlsError> {
         let mut entries = Vec::new();
-        read_rows(r, name, true, |row| {
+        read_rows(r, name, true, &mut ListState::default(), 0, &mut |row| {
             entries.push(UrlEntry {
                 path: row.path.to_string(),
                 count: row.count,
@@ -218,17 +218,182 @@ impl Paths {
         p
     }
 
+    /// Reads a list file; a large one in parts of whole lines on every CPU, joined in order
+    /// (the same paths, counts and errors as reading it from start to end).
     pub fn read_file(path: &Path) -> Result<Paths, UrlsError> {
-        read_file(path, Paths::read, Paths::is_empty)
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Paths::read_file_in(path, threads, 8 << 20)
+    }
+
+    /// `read_file` in at most `threads` parts of at least `min_part` bytes.
+    pub(crate) fn read_file_in(
+        path: &Path,
+        threads: usize,
+        min_part: u64,
+    ) -> Result<Paths, UrlsError> {
+        let name = path.display().to_string();
+        let io = |source| UrlsError::Io {
+            path: name.clone(),
+            source,
+        };
+        let f = std::fs::File::open(path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        let parts = threads.min((len / min_part.max(1)) as usize).max(1);
+        if parts == 1 {
+            return read_file(path, Paths::read, Paths::is_empty);
+        }
+        // part k: the lines that start in [cuts[k], cuts[k + 1])
+        let mut cuts = vec![0u64];
+        for k in 1..parts {
+            let at = len * k as u64 / parts as u64;
+            cuts.push(
+                next_line(&f, at)
+                    .map_err(io)?
+                    .max(*cuts.last().unwrap_or(&0)),
+            );
+        }
+        cuts.push(len);
+        // the header (or its absence) is known before the parts start
+        let mut head = ListState::default();
+        read_rows(
+            std::io::BufReader::new(std::io::Read::take(&f, 64 << 10)),
+            &name,
+            false,
+            &mut head,
+            0,
+            &mut |_| {},
+        )
+        .ok();
+        let read_part = |k: usize| -> Result<Paths, UrlsError> {
+            // a handle of its own: a cloned one would share the file offset with the others
+            let mut h = std::fs::File::open(path).map_err(io)?;
+            std::io::Seek::seek(&mut h, std::io::SeekFrom::Start(cuts[k])).map_err(io)?;
+            let r = std::io::BufReader::with_capacity(
+                1 << 20,
+                std::io::Read::take(h, cuts[k + 1] - cuts[k]),
+            );
+            let mut state = if k == 0 {
+                ListState::default()
+            } else {
+                ListState {
+                    csv: head.csv,
+                    first: head.first,
+                }
+            };
+            // room reserved up front (address space only until written): no copy as the part
+            // grows; part 0 has room for every part's paths, which are joined onto it
+            let mut out = Paths::default();
+            let room = if k == 0 { len } else { cuts[k + 1] - cuts[k] };
+            out.buf.reserve(usize::try_from(room).unwrap_or(0));
+            read_rows(r, &name, false, &mut state, 0, &mut |row| {
+                out.push(row.path, row.count)
+            })?;
+            Ok(out)
+        };
+        let done: Vec<Result<Paths, UrlsError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..parts).map(|k| s.spawn(move || read_part(k))).collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let total: usize = done.iter().flatten().map(|p| p.buf.len()).sum();
+        let mut out: Option<Paths> = None;
+        for (k, part) in done.into_iter().enumerate() {
+            let part = match part {
+                Ok(p) => p,
+                // the first error in the file's order, its line counted from the file's start
+                Err(UrlsError::Bad {
+                    path,
+                    line,
+                    msg,
+                    text,
+                }) => {
+                    let before = lines_before(&f, cuts[k]).map_err(io)?;
+                    return Err(UrlsError::Bad {
+                        path,
+                        line: line + before,
+                        msg,
+                        text,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            match &mut out {
+                None => {
+                    let mut p = part;
+                    p.buf.reserve_exact(total.saturating_sub(p.buf.len()));
+                    out = Some(p);
+                }
+                Some(o) => o.append(part),
+            }
+        }
+        let out = out.unwrap_or_default();
+        if out.is_empty() {
+            return Err(UrlsError::Empty { path: name });
+        }
+        Ok(out)
+    }
+
+    /// Appends the next part of a list.
+    fn append(&mut self, o: Paths) {
+        if !o.counts.is_empty() && self.counts.is_empty() {
+            self.counts = vec![1; self.len()];
+        }
+        if !self.counts.is_empty() {
+            if o.counts.is_empty() {
+                self.counts.resize(self.len() + o.len(), 1);
+            } else {
+                self.counts.extend_from_slice(&o.counts);
+            }
+        }
+        let base = self.buf.len() as u64;
+        self.buf.push_str(&o.buf);
+        self.ends.extend(o.ends.iter().map(|e| e + base));
+        self.refused = self.refused.take().or(o.refused);
+        self.raw |= o.raw;
     }
 
     /// Reads either form, as `UrlList::read` does (a CSV row's other columns skipped).
     pub fn read<R: BufRead>(r: R, name: &str) -> Result<Paths, UrlsError> {
         let mut out = Paths::default();
         // (every path passed path_refusal as written; push notes any the URL parser refused)
-        read_rows(r, name, false, |row| out.push(row.path, row.count))?;
+        read_rows(r, name, false, &mut ListState::default(), 0, &mut |row| {
+            out.push(row.path, row.count)
+        })?;
         Ok(out)
     }
+}
+
+/// Where the first line starting at or after `at` begins (the file's end if none does).
+fn next_line(f: &std::fs::File, at: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = at.saturating_sub(1);
+    loop {
+        let n = crate::sys::read_at(f, &mut buf, pos)?;
+        if n == 0 {
+            return Ok(pos);
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+}
+
+/// Lines in the file before `at` (an error's line number in a part that starts there).
+fn lines_before(f: &std::fs::File, at: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut pos, mut n) = (0u64, 0u64);
+    while pos < at {
+        let want = (at - pos).min(buf.len() as u64) as usize;
+        let got = crate::sys::read_at(f, &mut buf[..want], pos)?;
+        if got == 0 {
+            break;
+        }
+        n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+        pos += got as u64;
+    }
+    Ok(n)
 }
 
 /// One path of a list, checked by `path_refusal`, with what the list says of it.
@@ -241,12 +406,30 @@ struct Row<'a> {
 }
 
 /// Where a CSV header put its columns (`bytes`, `first_seen`, `last_seen`: when wanted).
+#[derive(Clone, Copy)]
 struct Cols {
     path: usize,
     count: Option<usize>,
     bytes: Option<usize>,
     first_seen: Option<usize>,
     last_seen: Option<usize>,
+}
+
+/// What a reader knows of a list from its first lines: whether a header came, and its columns.
+#[derive(Clone, Copy)]
+struct ListState {
+    csv: Option<Cols>,
+    /// no record line seen yet (the next one may be the header)
+    first: bool,
+}
+
+impl Default for ListState {
+    fn default() -> Self {
+        ListState {
+            csv: None,
+            first: true,
+        }
+    }
 }
 
 /// Reads either form of a list (the module doc), calling `row` for each path; with `full` the
@@ -257,12 +440,12 @@ fn read_rows<R: BufRead>(
     mut r: R,
     name: &str,
     full: bool,
-    mut row: impl FnMut(Row<'_>),
+    state: &mut ListState,
+    mut lineno: u64,
+    row: &mut dyn FnMut(Row<'_>),
 ) -> Result<(), UrlsError> {
     let mut raw = Vec::new();
-    let mut lineno = 0u64;
-    let mut csv: Option<Cols> = None;
-    let mut first = true;
+    let ListState { csv, first } = state;
     loop {
         raw.clear();
         let n = read_line(&mut r, &mut raw).map_err(|source| UrlsError::Io {
@@ -287,8 +470,8 @@ fn read_rows<R: BufRead>(
             continue;
         }
         let bad = |msg| bad(msg, text.as_bytes());
-        if first {
-            first = false;
+        if *first {
+            *first = false;
             if trimmed.starts_with("path,") || trimmed == "path" {
                 let cols: Vec<&str> = trimmed.split(',').map(str::trim).collect();
                 let at = |n: &str| cols.iter().position(|c| *c == n);
@@ -296,7 +479,7 @@ fn read_rows<R: BufRead>(
                 if count.is_none() && cols.len() > 1 {
                     return Err(bad("CSV header must have a count column"));
                 }
-                csv = Some(Cols {
+                *csv = Some(Cols {
                     path: at("path").unwrap_or(0),
                     count,
                     bytes: at("bytes").filter(|_| full),
@@ -686,6 +869,49 @@ fn alias_table(list: &Paths) -> (Vec<u32>, Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file read in parts on several threads gives what one reader gives: paths, counts (a
+    /// count other than 1 only in a later part), header columns known to every part, quoted
+    /// rows, CRLF; and the first bad line in the file's order, numbered from the file's start.
+    #[test]
+    fn a_file_read_in_parts_is_the_file_read_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("# made by hand\npath,count,bytes\n");
+        let mut plain = String::new();
+        for i in 0..3000u64 {
+            let count = if i == 2500 { 7 } else { 1 };
+            if i % 97 == 0 {
+                csv += &format!("\"/q/{i},x.jpg\",{count},10\r\n");
+            } else {
+                csv += &format!("/p/{i}.jpg?w={},{count},\n", i % 5);
+            }
+            plain += &format!("/p/{i}.jpg\n");
+        }
+        for (name, text) in [("a.csv", &csv), ("b.txt", &plain)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            let once = Paths::read(text.as_bytes(), "x").unwrap();
+            for threads in [2, 3, 7] {
+                let parts = Paths::read_file_in(&p, threads, 1000).unwrap();
+                assert!(parts == once, "{name} in {threads} parts");
+                assert_eq!(parts.count(2500), if name == "a.csv" { 7 } else { 1 });
+                assert_eq!(parts.buf, once.buf);
+            }
+        }
+        // bad lines in two parts: the first in the file is reported, with its own line number
+        let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
+        lines[1800] = "/ok.jpg,many,1".into();
+        lines[2900] = "/ok.jpg,also-bad,1".into();
+        let p = dir.path().join("bad.csv");
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        let once = Paths::read(lines.join("\n").as_bytes(), "x").unwrap_err();
+        let parts = Paths::read_file_in(&p, 4, 1000).unwrap_err();
+        let line = |e: &UrlsError| match e {
+            UrlsError::Bad { line, .. } => *line,
+            _ => 0,
+        };
+        assert_eq!((line(&once), line(&parts)), (1801, 1801), "{parts}");
+    }
 
     #[test]
     fn paths_that_would_leave_the_base_or_change_on_the_wire_are_refused() {

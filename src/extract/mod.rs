@@ -663,11 +663,7 @@ fn read_at(
     let mut got = 0usize;
     while at + got < want {
         let dst = &mut buf[at + got..want];
-        #[cfg(unix)]
-        let r = std::os::unix::fs::FileExt::read_at(f, dst, off + got as u64);
-        #[cfg(windows)]
-        let r = std::os::windows::fs::FileExt::seek_read(f, dst, off + got as u64);
-        match r {
+        match crate::sys::read_at(f, dst, off + got as u64) {
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

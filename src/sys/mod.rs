@@ -39,6 +39,14 @@ pub(crate) fn background_thread() {
     }
 }
 
+/// One positioned read (`pread`): a file read by several threads at once, each at its place.
+pub(crate) fn read_at(f: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_at(f, buf, off);
+    #[cfg(windows)]
+    return std::os::windows::fs::FileExt::seek_read(f, buf, off);
+}
+
 /// The machine's physical memory in bytes, if it can be read.
 pub(crate) fn physical_memory() -> Option<usize> {
     // SAFETY: sysconf reads a system value; no memory is passed
