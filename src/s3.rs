@@ -352,8 +352,9 @@ async fn get(c: &Client, bucket: &str, key: &str, max: u64) -> Result<Vec<u8>, S
 /// Every object under a prefix (all depths) as (key, size), in key order.
 pub async fn list_objects(c: &Client, url: &S3Url) -> Result<Vec<(String, u64)>, S3Error> {
     let mut out = Vec::new();
-    let mut token = None;
+    let mut token: Option<String> = None;
     loop {
+        let asked = token.clone();
         let r = c
             .list_objects_v2()
             .bucket(&url.bucket)
@@ -368,8 +369,11 @@ pub async fn list_objects(c: &Client, url: &S3Url) -> Result<Vec<(String, u64)>,
             }
         }
         match r.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
+            // a server that hands back the token it was given would page forever
+            Some(t) if r.is_truncated() == Some(true) && asked.as_deref() != Some(t) => {
+                token = Some(t.to_string())
+            }
+            _ => break,
         }
     }
     out.sort();
@@ -421,7 +425,8 @@ pub fn log_source(
     key: &str,
 ) -> crate::logs::input::Source {
     let (b, k) = (bucket.to_string(), key.to_string());
-    let name = format!("s3://{bucket}/{key}");
+    // a key is anyone's bytes: shown escaped wherever the source is named
+    let name = format!("s3://{bucket}/{}", crate::guard::quote::escape(key));
     let open = move || -> std::io::Result<Box<dyn std::io::Read + Send>> {
         let o = rt
             .block_on(c.get_object().bucket(&b).key(&k).send())

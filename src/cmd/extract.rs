@@ -179,10 +179,6 @@ pub fn render(s: &Stats, secs: f64) -> String {
     out
 }
 
-/// A CDN writes a line into a log file named for a later time than the line's (delivery lags):
-/// an object is skipped only when its name's time is this far outside --since/--until.
-const NAME_TIME_MARGIN_S: i64 = 2 * 3600;
-
 /// The inputs: local paths expanded; s3:// prefixes listed, skipping the objects whose names
 /// date them outside --since/--until. The runtime (made at the first s3:// input) drives the
 /// objects' transfers while the extraction reads them.
@@ -213,13 +209,16 @@ fn sources(
         let objects = rt
             .block_on(crate::s3::list_objects(&c, &url))
             .map_err(|e| UsageError(e.to_string()))?;
+        // (folder markers are not objects to read)
+        let objects: Vec<String> = (objects.into_iter().map(|(k, _)| k))
+            .filter(|k| !k.ends_with('/'))
+            .collect();
         let listed = objects.len();
-        let margin = NAME_TIME_MARGIN_S * 1_000_000;
         let mut skipped = 0;
-        for (key, _) in objects {
-            if key.ends_with('/') {
-                continue; // a folder marker
-            }
+        for key in objects {
+            // an object is skipped only when its name's time is well outside the range: a CDN
+            // delivers a line in a file named for a later time than its own
+            let margin = input::name_time_margin(&key) * 1_000_000;
             if let Some(t) = input::name_time(&key).map(|s| s * 1_000_000)
                 && (o.filters.since.is_some_and(|s| t + margin < s)
                     || o.filters.until.is_some_and(|u| t - margin >= u))

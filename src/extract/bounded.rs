@@ -59,8 +59,13 @@ impl Record for Row {
     }
     fn put(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.key.to_le_bytes());
-        let bytes = self.bytes.map_or(u64::MAX, |b| b.min(u64::MAX - 1));
-        for v in [self.count, bytes, self.first as u64, self.last as u64] {
+        out.push(u8::from(self.bytes.is_some()));
+        for v in [
+            self.count,
+            self.bytes.unwrap_or(0),
+            self.first as u64,
+            self.last as u64,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         put_str(out, &self.path);
@@ -70,8 +75,9 @@ impl Record for Row {
             return Ok(None);
         };
         let key = u128::from_le_bytes(k);
+        let has_bytes = r.first::<1>()?.ok_or(io::ErrorKind::UnexpectedEof)?[0] == 1;
         let count = r.u64()?;
-        let bytes = Some(r.u64()?).filter(|&b| b != u64::MAX);
+        let bytes = Some(r.u64()?).filter(|_| has_bytes);
         let (first, last) = (r.i64()?, r.i64()?);
         Ok(Some(Row {
             path: r.string()?,

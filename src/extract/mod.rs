@@ -844,8 +844,9 @@ pub fn extract(
         .any(|&i| matches!(sources[i as usize], Source::Remote(_)));
     let readers = (if remote { threads * 4 } else { threads }).min(streamed.len());
     let budget = Budget {
-        // a quarter is left for what is not counted: read buffers, allocator slack
-        share: o.max_memory / 4 * 3 / (threads + readers),
+        // a quarter is left for what is not counted: read buffers, allocator slack; a reader
+        // holds a table only for W3C logs (the others go to the parse threads)
+        share: (o.max_memory / 4 * 3 / (threads + readers.min(threads))).max(2 << 20),
         parts: threads,
         dir: o.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
         spill: OnceLock::new(),
@@ -895,7 +896,7 @@ pub fn extract(
                 }
             });
         }
-        for _ in 0..threads.min(streamed.len()) {
+        for _ in 0..readers {
             let tx = tx.clone();
             let (next_stream, results, error, streamed, names, budget) =
                 (&next_stream, &results, &error, &streamed, &names, &budget);
@@ -930,6 +931,9 @@ pub fn extract(
     if let Some(e) = error.into_inner().ok().flatten() {
         return Err(e);
     }
+    // the logs are read: their files are closed before the merge opens its runs
+    drop(pieces);
+    drop(plain);
     let locals = results.into_inner().unwrap_or_default();
     merge(locals, stats, &names, o, budget)
 }
@@ -1003,6 +1007,9 @@ fn read_stream(
     let mut parser: Option<Option<Parser>> = None;
     let (mut piece, mut offset) = (0u32, 0u64);
     while let Some(data) = blocks.next_block().map_err(read_err)? {
+        if budget.failed.load(Ordering::Relaxed) {
+            break; // a spill failed: the extraction stops
+        }
         local.bytes += data.len() as u64;
         let p = parser.get_or_insert_with(|| {
             let format = detect_format(o, &data);

@@ -8,8 +8,11 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Runs merged at once at most; past that, runs are merged into longer ones first (open files
-/// and read buffers stay bounded).
+/// Runs merged at once at most, over all the parts merged at the same time; past that, runs
+/// are merged into longer ones first (open files and read buffers stay bounded: 256 runs of
+/// 128 KiB, 32 MiB, under the default limit of 1024 open files).
+const FAN_IN_ALL: usize = 256;
+#[cfg(test)]
 const FAN_IN: usize = 64;
 
 /// Read and write buffer of a run.
@@ -85,10 +88,11 @@ impl Spill {
         w.finish()
     }
 
-    /// At most `FAN_IN` runs holding the same records: the first ones merged in groups.
+    /// At most a fan-in of runs holding the same records: the first ones merged in groups.
     pub(crate) fn compact<T: Record>(&self, mut runs: Vec<Run>) -> io::Result<Vec<Run>> {
-        while runs.len() > FAN_IN {
-            let group: Vec<Run> = runs.drain(..FAN_IN).collect();
+        let fan_in = (FAN_IN_ALL / self.parts).clamp(8, 64);
+        while runs.len() > fan_in {
+            let group: Vec<Run> = runs.drain(..fan_in).collect();
             let mut w = self.writer()?;
             for r in Merged::<T>::open(&group)? {
                 w.push(&r?)?;
@@ -249,11 +253,12 @@ impl<'s, T: Record> Sorter<'s, T> {
     }
 
     pub(crate) fn push(&mut self, r: T) -> io::Result<()> {
-        // what is held: the buffer as allocated (it grows by doubling) and the records' heaps
+        // what is held: the records and their heaps (the buffer's spare capacity, at most as
+        // much again, is kept for the next run)
         self.bytes += r.heap();
         self.buf.push(r);
         self.records += 1;
-        if self.bytes + self.buf.capacity() * std::mem::size_of::<T>() >= self.budget {
+        if self.bytes + self.buf.len() * std::mem::size_of::<T>() >= self.budget {
             self.flush()?;
         }
         Ok(())
@@ -318,7 +323,13 @@ mod tests {
             s.push(Pair(k, format!("/{i}").into())).unwrap();
         }
         let runs = s.finish().unwrap();
-        assert!(runs.len() > FAN_IN, "{} runs", runs.len());
+        // runs of about budget / record size (~70 records), never one a record once the
+        // buffer's capacity has grown past the budget
+        assert!(
+            runs.len() > FAN_IN && runs.len() < 600,
+            "{} runs",
+            runs.len()
+        );
         let out: Vec<Pair> = spill
             .merge::<Pair>(runs)
             .unwrap()

@@ -59,9 +59,27 @@ impl Source {
     }
 }
 
+/// How far a file's lines may lie from the time its name gives, in seconds: CloudFront and ALB
+/// name a file for the hour or five minutes it covers (3 h covers late delivery); S3 server
+/// access logs name it for its delivery, "within a few hours" of the requests, best effort.
+pub fn name_time_margin(name: &str) -> i64 {
+    match name_time(name) {
+        Some(_)
+            if name
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.splitn(7, '-').count() == 7) =>
+        {
+            24 * 3600
+        }
+        _ => 3 * 3600,
+    }
+}
+
 /// The time a log file's name says it covers, in unix seconds (`--since`/`--until` skip whole
-/// objects by it): CloudFront's `DIST.YYYY-MM-DD-HH.ID.gz`, ALB's `..._YYYYMMDDTHHMMZ_...`,
-/// S3 server access logs' `YYYY-MM-DD-HH-MM-SS-ID`. None: a name in no such form.
+/// objects by it, `name_time_margin` away): CloudFront's `DIST.YYYY-MM-DD-HH.ID.gz`, ALB's
+/// `..._YYYYMMDDTHHMMZ_...`, S3 server access logs' `YYYY-MM-DD-HH-MM-SS-ID`. None: a name in
+/// no such form.
 pub fn name_time(name: &str) -> Option<i64> {
     let base = name.rsplit('/').next().unwrap_or(name);
     let num = |s: &str| -> Option<i64> {
@@ -90,7 +108,7 @@ pub fn name_time(name: &str) -> Option<i64> {
     // ALB: a field of the form 20240312T1005Z between underscores
     if let Some(f) = base
         .split('_')
-        .find(|f| f.len() == 14 && f.as_bytes()[8] == b'T' && f.ends_with('Z'))
+        .find(|f| f.len() == 14 && f.is_ascii() && f.as_bytes()[8] == b'T' && f.ends_with('Z'))
     {
         let (d, t) = (&f[..8], &f[9..13]);
         return at(
@@ -293,6 +311,8 @@ mod tests {
             "E2ABCDEF.2024-03-12-xx.x.gz",
             "a_20241312T1005Z_b",
             "2024-03-12-10-00-99-X",
+            "a_20€123T1005Z_b",
+            "E2.2024-03-1€-10.x.gz",
             "",
         ] {
             assert_eq!(t(bad), None, "{bad}");

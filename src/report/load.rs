@@ -114,8 +114,23 @@ fn series_of(tag: &str, pop: bool) -> Result<(&str, &str, &str, crate::measure::
     Ok((part("target")?, p, part("class")?, metric))
 }
 
-/// Loads one directory; `Ok(None)` (with the reason) when it is incomplete.
-pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError> {
+/// The step a run's series are kept at: its interval, or a multiple of it for a run longer
+/// than `MAX_POINTS` intervals (a run of 1200.3 intervals keeps its intervals).
+pub(crate) fn step_of_run(s: &Summary) -> f64 {
+    let interval = s.interval_s.max(1e-3);
+    let n = s.duration_s / interval;
+    if !n.is_finite() {
+        return interval;
+    }
+    interval * (n / MAX_POINTS - 1e-3).ceil().max(1.0)
+}
+
+/// Loads one directory (its series kept at `step`, or its own); `Ok(None)` (with the reason)
+/// when it is incomplete.
+pub(crate) fn load_dir(
+    dir: &Path,
+    step: Option<f64>,
+) -> Result<Result<RunData, String>, LoadError> {
     let m = match Manifest::read(dir) {
         Ok(m) => m,
         Err(e) if !dir.join(manifest::NAME).exists() => {
@@ -159,10 +174,10 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Result<RunData, String>, LoadError>
     type Pairs = Vec<(u64, u64)>;
     let mut current: BTreeMap<Arc<str>, (f64, Pairs)> = BTreeMap::new();
     let template = crate::measure::new_hist();
-    let interval = summary.interval_s.max(1e-3);
-    let step = interval * (summary.duration_s / interval / MAX_POINTS).ceil().max(1.0);
-    // a step's start, as an offset from the run's start (the epsilon: offsets written rounded)
-    let step_of = |offset: f64| (offset / step + 1e-6).floor() * step;
+    let step = step.unwrap_or_else(|| step_of_run(&summary));
+    // a step's start, as an offset from the run's start (offsets are written rounded to 1 ms:
+    // half of that is added)
+    let step_of = |offset: f64| ((offset + 0.0005) / step).floor() * step;
     let flush =
         |target: &Arc<str>, start: f64, pairs: &mut Vec<(u64, u64)>, out: &mut Vec<TimePoint>| {
             if pairs.is_empty() {

@@ -72,6 +72,15 @@ pub fn load_all(inputs: &[PathBuf]) -> Result<(Vec<RunData>, Vec<String>), load:
         .unwrap_or(2)
         .min(dirs.len())
         .max(1);
+    // one step for every run's series: runs drawn together share their buckets (each run's
+    // own would put different counts of its points into the plot's buckets)
+    let step = dirs
+        .iter()
+        .filter_map(|d| {
+            crate::results::summary::Summary::read(&d.join(crate::results::SUMMARY)).ok()
+        })
+        .map(|s| load::step_of_run(&s))
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut loaded: Vec<Option<Result<Result<RunData, String>, load::LoadError>>> =
         (0..dirs.len()).map(|_| None).collect();
@@ -82,7 +91,7 @@ pub fn load_all(inputs: &[PathBuf]) -> Result<(Vec<RunData>, Vec<String>), load:
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(d) = dirs.get(i) else { break };
-                    let r = load::load_dir(d);
+                    let r = load::load_dir(d, step);
                     if let Ok(mut sl) = slots.lock() {
                         sl[i] = Some(r);
                     }

@@ -362,25 +362,12 @@ fn incomplete_and_foreign_directories() {
     );
 }
 
-/// A run longer than a plot is wide keeps one point per step of several intervals (memory grows
-/// with the plot, not with the run's length), and the steps add up exactly: every request is
-/// in the throughput line, every sample in the merged histogram.
-#[test]
-fn a_long_run_is_kept_in_steps_and_stays_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let secs = 3000u64;
+/// A results directory of `secs` 1-s intervals, 10-16 hits each; the requests per second.
+fn long_run(d: &Path, region: &str, secs: u64) -> Vec<u64> {
     let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
     let names = vec!["cdn".to_string()];
-    let d = dir.path().join("us-east-1");
-    let mut w = ResultsWriter::create(
-        &d,
-        "long",
-        "us-east-1",
-        names,
-        Duration::from_secs(1),
-        false,
-    )
-    .unwrap();
+    let mut w =
+        ResultsWriter::create(d, "long", region, names, Duration::from_secs(1), false).unwrap();
     w.begin(start).unwrap();
     let mut totals = IntervalData::new(0, 1);
     let mut per_sec = Vec::new();
@@ -401,7 +388,7 @@ fn a_long_run_is_kept_in_steps_and_stays_exact() {
     }
     let meta = RunMeta {
         run_id: "long",
-        region: "us-east-1",
+        region,
         scenario: serde_json::json!({}),
         started: start,
         ended: start + Duration::from_secs(secs),
@@ -415,8 +402,23 @@ fn a_long_run_is_kept_in_steps_and_stays_exact() {
         &[("cdn".into(), "https://c.example".into())],
     );
     w.finish(&s).unwrap();
+    per_sec
+}
+
+/// A run longer than a plot is wide keeps one point per step of several intervals (memory grows
+/// with the plot, not with the run's length), and the steps add up exactly: every request is
+/// in the throughput line, every sample in the merged histogram.
+#[test]
+fn a_long_run_is_kept_in_steps_and_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let secs = 3000u64;
+    let per_sec = long_run(&dir.path().join("us-east-1"), "us-east-1", secs);
+    // a shorter region (1500 s: steps of 2 s alone) is kept at the longer one's step, so that
+    // the plot's buckets hold the same seconds of both
+    let short = long_run(&dir.path().join("eu-west-1"), "eu-west-1", 1500);
     let (runs, _) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
-    let r = &runs[0];
+    assert_eq!(runs.iter().map(|r| r.step).collect::<Vec<_>>(), [3.0, 3.0]);
+    let r = runs.iter().find(|r| r.region() == "us-east-1").unwrap();
     // 3000 intervals, at most 1200 points: steps of 3 s
     assert_eq!(r.step, 3.0);
     assert_eq!(r.over_time.len(), 1000);
@@ -424,6 +426,13 @@ fn a_long_run_is_kept_in_steps_and_stays_exact() {
     let total: u64 = per_sec.iter().sum();
     assert_eq!(r.timeline.iter().map(|t| t.requests).sum::<u64>(), total);
     let (lines, _) = report::plot_specs(&runs, 0.8);
+    let both = |k: usize| -> u64 {
+        let s = |v: &[u64]| {
+            v.get(k * 3..(k * 3 + 3).min(v.len()))
+                .map_or(0, |x| x.iter().sum())
+        };
+        s(&per_sec) + s(&short)
+    };
     let tp = lines
         .iter()
         .find(|l| l.file == "throughput_errors")
@@ -436,18 +445,23 @@ fn a_long_run_is_kept_in_steps_and_stays_exact() {
         .points;
     assert_eq!(rps.len(), 1000);
     for (k, p) in rps.iter().enumerate() {
-        let want: u64 = per_sec[k * 3..k * 3 + 3].iter().sum();
-        assert_eq!((p.0, p.1), (k as f64 * 3.0, want as f64 / 3.0));
+        assert_eq!(
+            (p.0, p.1),
+            (k as f64 * 3.0, both(k) as f64 / 3.0),
+            "step {k}"
+        );
     }
     // the merged histogram holds every sample: its percentiles are one histogram's of them all
     let g = model::groups(&runs, By::NONE).pop().unwrap();
     let mut all = new_hist();
-    for idx in 0..secs {
-        for i in 0..per_sec[idx as usize] {
-            all.record(1_000 + i * 100 + idx).unwrap();
+    for v in [&per_sec, &short] {
+        for (idx, n) in v.iter().enumerate() {
+            for i in 0..*n {
+                all.record(1_000 + i * 100 + idx as u64).unwrap();
+            }
         }
     }
     let st = g.stats(Metric::Total);
-    assert_eq!(st.count, total);
+    assert_eq!(st.count, total + short.iter().sum::<u64>());
     assert_eq!(st, Stats::of(&all));
 }
