@@ -171,12 +171,12 @@ impl Spilled {
     pub(super) fn rows(&self) -> io::Result<Option<impl Iterator<Item = io::Result<Row>>>> {
         match &self.rows {
             None => Ok(None),
-            Some((runs, _)) => Ok(Some(self.spill.merge::<Row>(runs.clone())?)),
+            Some((runs, _)) => Ok(Some(self.spill.merge_alone::<Row>(runs.clone())?)),
         }
     }
 
     pub(super) fn trace(&self) -> io::Result<impl Iterator<Item = io::Result<TraceRow>>> {
-        self.spill.merge::<TraceRow>(self.trace.0.clone())
+        self.spill.merge_alone::<TraceRow>(self.trace.0.clone())
     }
 }
 
@@ -399,11 +399,11 @@ pub(super) fn finish(
         spelled.push(s);
         distinct += d;
     }
-    let order = spill.compact::<Row>(order)?;
+    let order = spill.compact_alone::<Row>(order)?;
     let (rows, on_disk) = match top {
         Some(n) => {
             let rows = spill
-                .merge::<Row>(order)?
+                .merge_alone::<Row>(order)?
                 .take(n)
                 .collect::<io::Result<Vec<Row>>>()?;
             (rows, None)
@@ -430,7 +430,7 @@ pub(super) fn finish(
             trace.0.extend(runs);
             trace.1 += k;
         }
-        trace.0 = spill.compact::<TraceRow>(trace.0)?;
+        trace.0 = spill.compact_alone::<TraceRow>(trace.0)?;
     }
     Ok((
         rows,

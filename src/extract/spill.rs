@@ -89,8 +89,17 @@ impl Spill {
     }
 
     /// At most a fan-in of runs holding the same records: the first ones merged in groups.
-    pub(crate) fn compact<T: Record>(&self, mut runs: Vec<Run>) -> io::Result<Vec<Run>> {
-        let fan_in = (FAN_IN_ALL / self.parts).clamp(8, 64);
+    /// (For a merge that runs beside one in every other part.)
+    pub(crate) fn compact<T: Record>(&self, runs: Vec<Run>) -> io::Result<Vec<Run>> {
+        self.compact_to::<T>(runs, (FAN_IN_ALL / self.parts).clamp(8, 64))
+    }
+
+    /// `compact` for a merge that runs alone (the output's): all the fan-in.
+    pub(crate) fn compact_alone<T: Record>(&self, runs: Vec<Run>) -> io::Result<Vec<Run>> {
+        self.compact_to::<T>(runs, FAN_IN_ALL)
+    }
+
+    fn compact_to<T: Record>(&self, mut runs: Vec<Run>, fan_in: usize) -> io::Result<Vec<Run>> {
         while runs.len() > fan_in {
             let group: Vec<Run> = runs.drain(..fan_in).collect();
             let mut w = self.writer()?;
@@ -105,9 +114,14 @@ impl Spill {
         Ok(runs)
     }
 
-    /// Runs merged into one ordered stream (compacted first).
+    /// Runs merged into one ordered stream (compacted first), beside a merge in every part.
     pub(crate) fn merge<T: Record>(&self, runs: Vec<Run>) -> io::Result<Merged<T>> {
         Merged::open(&self.compact::<T>(runs)?)
+    }
+
+    /// Runs merged into one ordered stream, alone.
+    pub(crate) fn merge_alone<T: Record>(&self, runs: Vec<Run>) -> io::Result<Merged<T>> {
+        Merged::open(&self.compact_alone::<T>(runs)?)
     }
 }
 
