@@ -69,14 +69,20 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
     };
     let r = report::build(&runs, baseline.as_deref(), warnings, &o).map_err(anyhow::Error::msg)?;
     if a.json {
-        println!(
-            "{}",
-            std::fs::read_to_string(a.out.join("summary.json")).unwrap_or_default()
-        );
+        // the merged summary, with the readiness block added (for CI to post)
+        let text = std::fs::read_to_string(a.out.join("summary.json")).unwrap_or_default();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert(
+                "readiness".into(),
+                serde_json::to_value(&r.readiness).unwrap_or_default(),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     eprint!("{}", crate::guard::quote::escape_lines(&r.text));
     eprintln!(
-        "{} results directories merged; report in {} (report.md, report.html{}, hgrm/, summary.json)",
+        "{} results directories merged; report in {} (report.md, report.html{}, hgrm/, summary.json, readiness.json)",
         runs.len(),
         a.out.display(),
         if o.plots { ", plots/" } else { "" }

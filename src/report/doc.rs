@@ -10,6 +10,8 @@ pub(crate) enum Span {
     Text(String),
     Strong(String),
     Code(String),
+    /// a verdict: passed (true) or failed, seen at a glance in HTML
+    Verdict(bool, String),
 }
 
 pub(crate) fn text(s: impl Into<String>) -> Span {
@@ -103,6 +105,8 @@ fn md_spans(spans: &[Span], in_table: bool) -> String {
             Span::Strong(x) => out += &format!("**{}**", md_text(x, in_table)),
             Span::Code(x) if in_table => out += &md_code(&x.replace('|', "\\|")),
             Span::Code(x) => out += &md_code(x),
+            Span::Verdict(true, x) => out += &md_text(x, in_table),
+            Span::Verdict(false, x) => out += &format!("**{}**", md_text(x, in_table)),
         }
     }
     out
@@ -131,6 +135,10 @@ fn html_spans(spans: &[Span]) -> String {
             Span::Text(x) => out += &esc(x),
             Span::Strong(x) => out += &format!("<strong>{}</strong>", esc(x)),
             Span::Code(x) => out += &format!("<code>{}</code>", esc(x)),
+            Span::Verdict(ok, x) => {
+                let class = if *ok { "pass" } else { "fail" };
+                out += &format!("<span class=\"{class}\">{}</span>", esc(x))
+            }
         }
     }
     out
@@ -183,7 +191,9 @@ impl Doc {
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>\
 body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0;font-size:13px}}\
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td.l,th.l{{text-align:left}}\
-th{{background:#f3f3f3}}h2{{margin-top:1.5em}}.plot{{margin:1em 0}}</style></head><body><h1>{}</h1>\n",
+th{{background:#f3f3f3}}h2{{margin-top:1.5em}}.plot{{margin:1em 0}}\
+.pass,.fail{{font-weight:bold;padding:1px 6px;border-radius:3px}}.pass{{background:#d4edda;color:#155724}}\
+.fail{{background:#f8d7da;color:#721c24}}</style></head><body><h1>{}</h1>\n",
             esc(&self.title),
             esc(&self.title)
         );

@@ -7,6 +7,7 @@ pub mod export;
 pub mod load;
 pub mod model;
 pub mod plots;
+pub mod ready;
 pub mod sparse;
 pub mod tables;
 pub mod text;
@@ -36,6 +37,8 @@ pub struct Report {
     pub groups: Vec<Group>,
     pub plot_specs: Vec<String>,
     pub warnings: Vec<String>,
+    /// the cutover question, per target (also in readiness.json)
+    pub readiness: ready::Readiness,
 }
 
 /// Warnings about runs whose responses carried no recognised cache status, above 1 %
@@ -443,7 +446,9 @@ pub fn build(
         title: title.to_string(),
         blocks,
     };
+    let readiness = ready::readiness(runs, o.cutover);
     let mut sections = vec![
+        section("Readiness", readiness_blocks(&readiness)),
         section("Runs", vec![Block::Table(metadata(runs))]),
         section(
             "Latency (ms from the intended send time, body fully read)",
@@ -530,7 +535,14 @@ pub fn build(
     )
     .map_err(io)?;
 
-    let mut text = String::new();
+    write(
+        &o.out.join("readiness.json"),
+        &serde_json::to_vec_pretty(&readiness).unwrap_or_default(),
+    )
+    .map_err(io)?;
+
+    let mut text = readiness.lines();
+    let _ = writeln!(text);
     let _ = writeln!(text, "{}", tables::text(&head, &rows));
     if let Some((h, r)) = &comparison {
         let _ = writeln!(text, "{}", tables::text(h, r));
@@ -541,7 +553,85 @@ pub fn build(
         groups,
         plot_specs: plot_files,
         warnings,
+        readiness,
     })
+}
+
+/// The readiness section: a row a target, verdict first, then why a target is not ready.
+fn readiness_blocks(r: &ready::Readiness) -> Vec<doc::Block> {
+    use doc::{Align::*, Span, text};
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let place = |p: &Option<ready::Place>| {
+        p.as_ref().map_or("-".to_string(), |p| {
+            format!("{} {:.1}%", p.name, p.hit_ratio * 100.0)
+        })
+    };
+    let rows = (r.targets.iter())
+        .map(|t| {
+            let passed = t.thresholds.iter().filter(|v| v.passed).count();
+            vec![
+                vec![text(t.target.as_str())],
+                vec![Span::Verdict(
+                    t.ready,
+                    if t.ready { "READY" } else { "NOT READY" }.into(),
+                )],
+                vec![text(pct(t.hit_ratio))],
+                vec![text(pct(t.hit_ratio_last))],
+                vec![text(pct(Some(r.line)))],
+                vec![text(ms(t.hit_p99_ms))],
+                vec![text(ms(t.miss_p99_ms))],
+                vec![text(
+                    t.error_rate
+                        .map_or("-".into(), |e| format!("{:.2}%", e * 100.0)),
+                )],
+                vec![if t.thresholds.is_empty() {
+                    text("none given")
+                } else {
+                    Span::Verdict(
+                        passed == t.thresholds.len(),
+                        format!("{passed}/{} passed", t.thresholds.len()),
+                    )
+                }],
+                vec![text(place(&t.worst_region))],
+                vec![text(place(&t.worst_pop))],
+            ]
+        })
+        .collect();
+    let window = r.targets.iter().map(|t| t.window_s).fold(0.0, f64::max);
+    let table = doc::Table {
+        head: [
+            "target",
+            "verdict",
+            "hit ratio",
+            &format!("last {window:.0} s"),
+            "line",
+            "hit p99 (ms)",
+            "miss p99 (ms)",
+            "errors",
+            "thresholds",
+            "worst region",
+            "worst POP",
+        ]
+        .map(String::from)
+        .to_vec(),
+        align: vec![
+            Left, Left, Right, Right, Right, Right, Right, Right, Left, Left, Left,
+        ],
+        rows,
+    };
+    let mut out = vec![doc::Block::Table(table)];
+    let reasons: Vec<Vec<Span>> = (r.targets.iter())
+        .flat_map(|t| {
+            t.reasons
+                .iter()
+                .map(move |why| vec![Span::Strong(t.target.clone()), text(format!(": {why}"))])
+        })
+        .collect();
+    if !reasons.is_empty() {
+        out.push(doc::Block::List(reasons));
+    }
+    out
 }
 
 /// A copy of a run restricted to one target (comparison of two targets of one run).

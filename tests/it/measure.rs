@@ -290,7 +290,25 @@ fn per_pop_latency_thresholds_and_report() {
         cutover: 0.8,
     };
     let r = edgeload::report::build(&runs, None, Vec::new(), &opts).unwrap();
-    let labels: Vec<&str> = (r.text.lines().skip(1))
+    // the readiness block names the POP with the lower hit ratio, as the groups have it
+    let (a, f) = (g("AMS").hit_ratio().unwrap(), g("FRA").hit_ratio().unwrap());
+    let want = if a < f {
+        Some("AMS")
+    } else if f < a {
+        Some("FRA")
+    } else {
+        None
+    };
+    assert_eq!(
+        r.readiness.targets[0]
+            .worst_pop
+            .as_ref()
+            .map(|p| p.name.as_str()),
+        want,
+        "AMS {a} FRA {f}"
+    );
+    // (after the readiness lines, the table)
+    let labels: Vec<&str> = (r.text.lines().skip_while(|l| !l.starts_with("group")).skip(1))
         .take_while(|l| !l.trim().is_empty())
         .map(|l| l.split("  ").next().unwrap_or("").trim())
         .collect();

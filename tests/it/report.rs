@@ -465,3 +465,87 @@ fn a_long_run_is_kept_in_steps_and_stays_exact() {
     assert_eq!(st.count, total + short.iter().sum::<u64>());
     assert_eq!(st, Stats::of(&all));
 }
+
+/// The readiness block judges each target against the line on its last window (the last
+/// quarter of a 4-s run: its last second, 95 % hits) as well as overall (87.5 %), re-judges the
+/// runs' thresholds on the merged results, names the worst region, and says why not.
+#[test]
+fn readiness_answers_the_cutover_question_per_target() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("us-east-1"), "us-east-1", 1);
+    synthetic(&dir.path().join("eu-west-1"), "eu-west-1", 3);
+    let (mut runs, _) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let r = report::ready::readiness(&runs, 0.9);
+    assert!(r.ready, "{r:?}");
+    let fastly = r.targets.iter().find(|t| t.target == "fastly").unwrap();
+    assert_eq!(fastly.hit_ratio, Some(0.875));
+    assert_eq!(fastly.hit_ratio_last, Some(0.95));
+    assert_eq!(fastly.window_s, 1.0);
+    assert_eq!(fastly.requests, 800);
+    // both regions had the same ratio: neither is named the worst
+    assert_eq!(fastly.worst_region, None);
+    // the p99s are the merged groups' own
+    let g = model::groups(
+        &runs,
+        By {
+            target: true,
+            class: true,
+            ..By::NONE
+        },
+    );
+    let miss = g
+        .iter()
+        .find(|g| {
+            g.key.target.as_deref() == Some("fastly") && g.key.class.as_deref() == Some("miss")
+        })
+        .unwrap();
+    assert_eq!(fastly.miss_p99_ms, Some(miss.stats(Metric::Total).p99));
+    // a line past the last window's ratio: not ready, and why
+    let r = report::ready::readiness(&runs, 0.96);
+    assert!(!r.ready);
+    assert!(
+        r.targets[0].reasons[0].contains("95.0% over the last 1 s below the line 96.0%"),
+        "{:?}",
+        r.targets[0].reasons
+    );
+    // a threshold of one run is judged again on the merged results: only its target fails
+    runs[0]
+        .summary
+        .thresholds
+        .push(edgeload::results::summary::ThresholdResult {
+            expr: "fastly:miss.p99<50ms".into(),
+            target: "fastly".into(),
+            observed: None,
+            passed: true,
+            note: String::new(),
+        });
+    let r = report::ready::readiness(&runs, 0.9);
+    let by = |n: &str| r.targets.iter().find(|t| t.target == n).unwrap();
+    assert!(!by("fastly").ready && by("akamai").ready, "{r:?}");
+    assert_eq!(by("fastly").thresholds.len(), 1);
+    assert!(!by("fastly").thresholds[0].passed);
+    assert!(
+        by("fastly").reasons[0].starts_with("threshold fastly:miss.p99<50ms failed"),
+        "{:?}",
+        by("fastly").reasons
+    );
+    // the report opens with it; the terminal's first line is a verdict
+    let out = dir.path().join("rep");
+    let rep = report::build(&runs, None, Vec::new(), &opts(&out, false)).unwrap();
+    assert!(
+        rep.text.starts_with("READY      akamai:") || rep.text.starts_with("NOT READY  "),
+        "{}",
+        rep.text
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.starts_with("# edgeload report\n\n## Readiness\n"),
+        "{md}"
+    );
+    assert!(md.contains("| fastly | **NOT READY** |"), "{md}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<span class=\"fail\">NOT READY</span>"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("readiness.json")).unwrap()).unwrap();
+    assert_eq!(json["ready"], false);
+}
