@@ -308,10 +308,14 @@ fn per_pop_latency_thresholds_and_report() {
         "AMS {a} FRA {f}"
     );
     // (after the readiness lines, the table)
-    let labels: Vec<&str> = (r.text.lines().skip_while(|l| !l.starts_with("group")).skip(1))
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| l.split("  ").next().unwrap_or("").trim())
-        .collect();
+    let labels: Vec<&str> = (r
+        .text
+        .lines()
+        .skip_while(|l| !l.starts_with("group"))
+        .skip(1))
+    .take_while(|l| !l.trim().is_empty())
+    .map(|l| l.split("  ").next().unwrap_or("").trim())
+    .collect();
     assert_eq!(
         labels,
         [
