@@ -845,8 +845,9 @@ pub fn extract(
     let readers = (if remote { threads * 4 } else { threads }).min(streamed.len());
     let budget = Budget {
         // a quarter is left for what is not counted: read buffers, allocator slack; a reader
-        // holds a table only for W3C logs (the others go to the parse threads)
-        share: (o.max_memory / 4 * 3 / (threads + readers.min(threads))).max(2 << 20),
+        // holds a table only for W3C logs (the others go to the parse threads); at least an
+        // empty table's 1 MiB, so that a thread with nothing in it does not spill
+        share: (o.max_memory / 4 * 3 / (threads + readers.min(threads))).max(1 << 20),
         parts: threads,
         dir: o.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
         spill: OnceLock::new(),
