@@ -180,7 +180,8 @@ pub struct ReportArgs {
     /// Where report.md, report.html, plots/, hgrm/ and the merged summary.json go
     #[arg(short, long, default_value = "report")]
     pub out: PathBuf,
-    /// Grouping keys, comma-separated: region, target, class
+    /// Grouping keys, comma-separated: run (a cold and a warm run side by side), region,
+    /// target, pop, class
     #[arg(long, default_value = "region,target,class")]
     pub by: String,
     /// Results to compare against (A = baseline, B = the inputs)

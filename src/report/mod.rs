@@ -353,6 +353,7 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
     let by_region = model::groups(
         runs,
         By {
+            run: false,
             region: true,
             target: true,
             pop: false,
@@ -408,6 +409,7 @@ pub fn build(
     let mut comparison = None;
     if let Some(base) = baseline {
         let by = By {
+            run: false,
             region: false,
             ..o.by
         };
@@ -422,6 +424,7 @@ pub fn build(
         let ts = model::targets(runs);
         if ts.len() == 2 {
             let by = By {
+                run: false,
                 region: false,
                 target: false,
                 pop: false,
@@ -676,6 +679,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
     let groups = model::groups(
         runs,
         By {
+            run: false,
             region: false,
             target: true,
             pop: false,
@@ -685,6 +689,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
     let totals = model::groups(
         runs,
         By {
+            run: false,
             region: false,
             target: true,
             pop: false,

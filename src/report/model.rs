@@ -15,6 +15,8 @@ use crate::results::summary::Stats;
 /// Which keys group the results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct By {
+    /// the run (its id): a cold and a warm run side by side
+    pub run: bool,
     pub region: bool,
     pub target: bool,
     /// the POP that answered (responses that named none are left out of these groups)
@@ -24,6 +26,7 @@ pub struct By {
 
 impl By {
     pub const NONE: By = By {
+        run: false,
         region: false,
         target: false,
         pop: false,
@@ -37,13 +40,14 @@ impl std::str::FromStr for By {
         let mut b = By::NONE;
         for k in s.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             match k {
+                "run" => b.run = true,
                 "region" => b.region = true,
                 "target" => b.target = true,
                 "pop" => b.pop = true,
                 "class" => b.class = true,
                 _ => {
                     return Err(format!(
-                        "--by: unknown key {k:?} (region, target, pop, class)"
+                        "--by: unknown key {k:?} (run, region, target, pop, class)"
                     ));
                 }
             }
@@ -54,6 +58,7 @@ impl std::str::FromStr for By {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
+    pub run: Option<String>,
     pub region: Option<String>,
     pub target: Option<String>,
     pub pop: Option<String>,
@@ -62,11 +67,17 @@ pub struct Key {
 
 impl Key {
     pub fn label(&self) -> String {
-        let parts: Vec<&str> = [&self.region, &self.target, &self.pop, &self.class]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
+        let parts: Vec<&str> = [
+            &self.run,
+            &self.region,
+            &self.target,
+            &self.pop,
+            &self.class,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
         if parts.is_empty() {
             "all".into()
         } else {
@@ -127,9 +138,10 @@ impl Group {
     }
 }
 
-fn key_of(by: By, region: &str, target: &str, pop: &str, class: &str) -> Key {
+fn key_of(by: By, r: &RunData, target: &str, pop: &str, class: &str) -> Key {
     Key {
-        region: by.region.then(|| region.to_string()),
+        run: by.run.then(|| r.summary.run_id.clone()),
+        region: by.region.then(|| r.region().to_string()),
         target: by.target.then(|| target.to_string()),
         pop: by.pop.then(|| pop.to_string()),
         class: by.class.then(|| class.to_string()),
@@ -140,14 +152,13 @@ fn key_of(by: By, region: &str, target: &str, pop: &str, class: &str) -> Key {
 pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
     let mut m: BTreeMap<Key, Group> = BTreeMap::new();
     for r in runs {
-        let region = r.region();
         let end = r.start + r.summary.duration_s;
         if by.pop {
             pop_groups(&mut m, r, by);
             continue;
         }
         for ((target, class, mi), h) in &r.totals {
-            let k = key_of(by, region, target, "", class);
+            let k = key_of(by, r, target, "", class);
             let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
             g.hists[*mi].add(h);
         }
@@ -155,13 +166,13 @@ pub fn groups(runs: &[RunData], by: By) -> Vec<Group> {
             for c in &t.classes {
                 count_class(
                     &mut m,
-                    key_of(by, region, &t.name, "", &c.class),
+                    key_of(by, r, &t.name, "", &c.class),
                     c,
                     (r.start, end),
                 );
             }
             if !by.class {
-                let k = key_of(by, region, &t.name, "", "");
+                let k = key_of(by, r, &t.name, "", "");
                 if let Some(g) = m.get_mut(&k)
                     && let Some(e) = g.errors.as_mut()
                 {
@@ -198,26 +209,20 @@ fn count_class(
 
 /// The groups of one run by POP: histograms from pops.hlog, counts from the summary's POPs.
 fn pop_groups(m: &mut BTreeMap<Key, Group>, r: &RunData, by: By) {
-    let region = r.region();
     let end = r.start + r.summary.duration_s;
     for ((target, pop, class, mi), h) in &r.pop_totals {
-        let k = key_of(by, region, target, pop, class);
+        let k = key_of(by, r, target, pop, class);
         let g = m.entry(k.clone()).or_insert_with(|| Group::new(k));
         g.hists[*mi].add(h);
     }
     for t in &r.summary.targets {
         for (pop, p) in &t.pop_summaries {
             for c in &p.classes {
-                count_class(
-                    m,
-                    key_of(by, region, &t.name, pop, &c.class),
-                    c,
-                    (r.start, end),
-                );
+                count_class(m, key_of(by, r, &t.name, pop, &c.class), c, (r.start, end));
             }
             if !by.class
-                && let Some(e) = (m.get_mut(&key_of(by, region, &t.name, pop, "")))
-                    .and_then(|g| g.errors.as_mut())
+                && let Some(e) =
+                    (m.get_mut(&key_of(by, r, &t.name, pop, ""))).and_then(|g| g.errors.as_mut())
             {
                 *e += p.errors;
             }
@@ -236,7 +241,8 @@ pub(crate) fn table_rows(runs: &[RunData], by: By) -> Vec<(String, Group)> {
         let one = subtotals.len() == 1;
         for sub in subtotals {
             let same = |g: &&Group| {
-                g.key.region == sub.key.region
+                g.key.run == sub.key.run
+                    && g.key.region == sub.key.region
                     && g.key.target == sub.key.target
                     && g.key.pop == sub.key.pop
             };
@@ -290,6 +296,44 @@ pub fn targets(runs: &[RunData]) -> Vec<String> {
     t
 }
 
+/// Where each run's line starts and what it is called. Runs of one id (the regions of one
+/// run) share one time axis from their earliest start; several ids (a cold and a warm run)
+/// are drawn side by side, each from its own start, their lines named by run id.
+struct Lines<'a> {
+    /// run id -> the earliest start of its regions; None: one run id
+    starts: Option<BTreeMap<&'a str, f64>>,
+    t0: f64,
+}
+
+impl<'a> Lines<'a> {
+    fn of(runs: &'a [RunData]) -> Lines<'a> {
+        let mut starts: BTreeMap<&str, f64> = BTreeMap::new();
+        for r in runs {
+            let s = starts.entry(r.summary.run_id.as_str()).or_insert(r.start);
+            *s = s.min(r.start);
+        }
+        Lines {
+            starts: (starts.len() > 1).then_some(starts),
+            t0: t0(runs),
+        }
+    }
+
+    /// The origin of `r`'s time axis.
+    fn origin(&self, r: &RunData) -> f64 {
+        (self.starts.as_ref())
+            .and_then(|s| s.get(r.summary.run_id.as_str()).copied())
+            .unwrap_or(self.t0)
+    }
+
+    /// `name` (a target, or a region and target) prefixed with the run id when runs differ.
+    fn name(&self, r: &RunData, name: String) -> String {
+        match self.starts {
+            Some(_) => format!("{} {name}", r.summary.run_id),
+            None => name,
+        }
+    }
+}
+
 pub fn regions(runs: &[RunData]) -> Vec<String> {
     let mut t: Vec<String> = runs.iter().map(|r| r.region().to_string()).collect();
     t.sort();
@@ -309,16 +353,20 @@ fn interval_of(runs: &[RunData]) -> f64 {
 /// Corrected total latency percentiles per interval and target (classes merged). Percentiles
 /// do not add, so with several regions each region keeps its own line.
 pub fn latency_over_time(runs: &[RunData]) -> Vec<LatencySeries> {
-    let t0 = t0(runs);
+    let lines = Lines::of(runs);
     let multi = regions(runs).len() > 1;
     let mut out: BTreeMap<String, LatencySeries> = BTreeMap::new();
     for r in runs {
+        let t0 = lines.origin(r);
         for p in &r.over_time {
-            let name = if multi {
-                format!("{} {}", r.region(), p.target)
-            } else {
-                p.target.to_string()
-            };
+            let name = lines.name(
+                r,
+                if multi {
+                    format!("{} {}", r.region(), p.target)
+                } else {
+                    p.target.to_string()
+                },
+            );
             let s = out.entry(name.clone()).or_insert_with(|| LatencySeries {
                 name,
                 p50: Vec::new(),
@@ -348,23 +396,31 @@ pub(crate) struct RateSeries {
     pub errors_per_s: Vec<Point>,
 }
 
-/// From the timelines: hit ratio, throughput and errors over time per target, regions summed.
+/// From the timelines: hit ratio, throughput and errors over time per target, regions summed
+/// (per run and target when several runs are drawn side by side).
 pub(crate) fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
-    let t0 = t0(runs);
+    let lines = Lines::of(runs);
     let iv = interval_of(runs);
-    // (target, bucket) -> (hits, misses, requests, errors)
+    // (line, bucket) -> (hits, misses, requests, errors)
     let mut per: BTreeMap<(String, i64), (u64, u64, u64, u64)> = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
     for r in runs {
+        let t0 = lines.origin(r);
         for row in &r.timeline {
             let b = ((r.start + row.t_s - t0) / iv).round() as i64;
-            let e = per.entry((row.target.to_string(), b)).or_default();
+            let name = lines.name(r, row.target.to_string());
+            if !names.contains(&name) {
+                names.push(name.clone());
+            }
+            let e = per.entry((name, b)).or_default();
             e.0 += row.hits;
             e.1 += row.misses;
             e.2 += row.requests;
             e.3 += row.errors;
         }
     }
-    targets(runs)
+    names.sort();
+    names
         .into_iter()
         .map(|t| {
             let mut s = RateSeries {

@@ -142,6 +142,7 @@ pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
         })
         .collect();
     let by = |region, target, pop, class| By {
+        run: false,
         region,
         target,
         pop,

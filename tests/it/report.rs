@@ -364,7 +364,12 @@ fn incomplete_and_foreign_directories() {
 
 /// A results directory of `secs` 1-s intervals, 10-16 hits each; the requests per second.
 fn long_run(d: &Path, region: &str, secs: u64) -> Vec<u64> {
-    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    long_run_at(d, region, secs, 0)
+}
+
+/// `long_run`, starting `later` seconds after the synthetic runs.
+fn long_run_at(d: &Path, region: &str, secs: u64, later: u64) -> Vec<u64> {
+    let start = UNIX_EPOCH + Duration::from_secs(1_767_225_600 + later);
     let names = vec!["cdn".to_string()];
     let mut w =
         ResultsWriter::create(d, "long", region, names, Duration::from_secs(1), false).unwrap();
@@ -548,4 +553,58 @@ fn readiness_answers_the_cutover_question_per_target() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("readiness.json")).unwrap()).unwrap();
     assert_eq!(json["ready"], false);
+}
+
+/// Two runs (a cold one, then a warm one an hour later) side by side: `--by run` groups them
+/// apart, and the time plots draw each run's lines from its own start, named by run.
+#[test]
+fn runs_side_by_side_by_run_and_from_their_own_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("cold"), "us-east-1", 1);
+    let warm = long_run_at(&dir.path().join("warm"), "us-east-1", 20, 3600);
+    let (runs, _) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let by: By = "run".parse().unwrap();
+    let groups = model::groups(&runs, by);
+    let counts: Vec<(String, u64)> = groups.iter().map(|g| (g.key.label(), g.requests)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("golden".to_string(), 800),
+            ("long".to_string(), warm.iter().sum())
+        ]
+    );
+    assert!(
+        "runs"
+            .parse::<By>()
+            .unwrap_err()
+            .contains("(run, region, target, pop, class)")
+    );
+    let (lines, _) = report::plot_specs(&runs, 0.8);
+    let get = |f: &str| lines.iter().find(|l| l.file == f).unwrap();
+    let lat = get("latency_over_time");
+    let first_x = |name: &str| {
+        lat.lines
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name}: {:?}",
+                    lat.lines.iter().map(|l| &l.name).collect::<Vec<_>>()
+                )
+            })
+            .points[0]
+            .0
+    };
+    // the warm run started an hour later, and is drawn from its own start
+    assert_eq!(first_x("long cdn p50"), 0.0);
+    assert_eq!(first_x("golden fastly p50"), 0.0);
+    let tp = get("throughput_errors");
+    let warm_rps = &tp
+        .lines
+        .iter()
+        .find(|l| l.name == "long cdn req/s")
+        .unwrap()
+        .points;
+    assert_eq!(warm_rps.len(), 20);
+    assert_eq!(warm_rps[0], (0.0, warm[0] as f64));
 }
