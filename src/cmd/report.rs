@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use super::{EXIT_OK, UsageError, usage};
 use crate::cli::ReportArgs;
 use crate::report::{self, ReportOptions};
@@ -65,13 +67,23 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
         out: a.out.clone(),
         by,
         plots: !a.no_plots,
-        cutover: a.cutover,
+        cutover: if (0.0..=1.0).contains(&a.cutover) {
+            a.cutover
+        } else {
+            return usage(format!(
+                "--cutover {}: a hit ratio between 0 and 1",
+                a.cutover
+            ));
+        },
     };
     let r = report::build(&runs, baseline.as_deref(), warnings, &o).map_err(anyhow::Error::msg)?;
     if a.json {
         // the merged summary, with the readiness block added (for CI to post)
-        let text = std::fs::read_to_string(a.out.join("summary.json")).unwrap_or_default();
-        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let path = a.out.join("summary.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
         if let Some(m) = v.as_object_mut() {
             m.insert(
                 "readiness".into(),

@@ -581,7 +581,7 @@ fn readiness_blocks(r: &ready::Readiness) -> Vec<doc::Block> {
                 )],
                 vec![text(pct(t.hit_ratio))],
                 vec![text(pct(t.hit_ratio_last))],
-                vec![text(pct(Some(r.line)))],
+                vec![text(pct(Some(t.line)))],
                 vec![text(ms(t.hit_p99_ms))],
                 vec![text(ms(t.miss_p99_ms))],
                 vec![text(
@@ -624,13 +624,19 @@ fn readiness_blocks(r: &ready::Readiness) -> Vec<doc::Block> {
         rows,
     };
     let mut out = vec![doc::Block::Table(table)];
-    let reasons: Vec<Vec<Span>> = (r.targets.iter())
+    let mut reasons: Vec<Vec<Span>> = (r.targets.iter())
         .flat_map(|t| {
             t.reasons
                 .iter()
                 .map(move |why| vec![Span::Strong(t.target.clone()), text(format!(": {why}"))])
         })
         .collect();
+    reasons.extend(r.reasons.iter().map(|why| {
+        vec![
+            Span::Verdict(false, "NOT READY".into()),
+            text(format!(" {why}")),
+        ]
+    }));
     if !reasons.is_empty() {
         out.push(doc::Block::List(reasons));
     }

@@ -14,15 +14,20 @@ use crate::measure::Metric;
 /// The last window of a run: its last minute, or its last quarter when it is shorter.
 const WINDOW_S: f64 = 60.0;
 
+/// Errors past this share stop a target's cutover when no `error_rate` threshold was given.
+const MAX_ERRORS: f64 = 0.01;
+
 /// A POP answering less than this share of a target's requests is not named the worst.
 const POP_SHARE: f64 = 0.01;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Readiness {
-    /// the hit ratio line: a `hit_ratio` threshold's value, else `--cutover`
+    /// `--cutover`: the hit ratio line of a target without a `hit_ratio` threshold
     pub line: f64,
-    /// every target is ready
+    /// every target is ready, and every threshold could be judged
     pub ready: bool,
+    /// thresholds that could not be judged (unparseable, or naming no target of the runs)
+    pub reasons: Vec<String>,
     pub targets: Vec<TargetReadiness>,
 }
 
@@ -33,6 +38,8 @@ pub struct TargetReadiness {
     /// this target passed, and it answered
     pub ready: bool,
     pub requests: u64,
+    /// the line its hit ratio is held to: its `hit_ratio >=` threshold, else `--cutover`
+    pub line: f64,
     pub hit_ratio: Option<f64>,
     /// over each run's last window (`window_s`), runs added
     pub hit_ratio_last: Option<f64>,
@@ -57,6 +64,8 @@ pub struct Verdict {
     pub on: String,
     pub passed: bool,
     pub observed: Option<f64>,
+    /// why it failed without an observation
+    pub note: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -66,12 +75,17 @@ pub struct Place {
     pub requests: u64,
 }
 
+/// A name from a results directory, as the terminal may show it (one line, no escapes).
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::guard::quote::escape(s)
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-/// The hit ratio over each run's last window, per target (runs added).
-fn last_window(runs: &[RunData], target: &str) -> (Option<f64>, f64) {
+/// The hit ratio over each run's last window, per target (runs added: the regions of one run).
+fn last_window(runs: &[&RunData], target: &str) -> (Option<f64>, f64) {
     let (mut hits, mut misses, mut window) = (0u64, 0u64, 0.0f64);
     for r in runs {
         // whole steps (the timeline's resolution)
@@ -123,23 +137,79 @@ fn worst(
 /// Readiness of every target of the runs: the line is the runs' `hit_ratio` threshold, else
 /// `cutover`; thresholds are the runs' own, judged again on the merged summary.
 pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
-    let line = model::hit_ratio_threshold(runs).unwrap_or(cutover);
+    use crate::threshold::{Kind, Op, Threshold};
     let merged = super::merged_summary(runs);
     let mut exprs: Vec<&str> = (runs.iter())
         .flat_map(|r| r.summary.thresholds.iter().map(|t| t.expr.as_str()))
         .collect();
     exprs.sort_unstable();
     exprs.dedup();
-    let results: Vec<Verdict> = exprs
-        .iter()
-        .filter_map(|e| e.parse::<crate::threshold::Threshold>().ok())
-        .flat_map(|t| t.evaluate(&merged))
-        .map(|r| Verdict {
+    let mut problems = Vec::new();
+    let mut parsed: Vec<Threshold> = Vec::new();
+    for e in exprs {
+        match e.parse::<Threshold>() {
+            Ok(t) => parsed.push(t),
+            Err(why) => problems.push(format!("threshold {e} cannot be judged: {why}")),
+        }
+    }
+    // a target's line: a hit_ratio floor of the runs on it (or on every target), else --cutover;
+    // such thresholds are the line, judged below on the last window, not again here
+    let floor = |t: &Threshold| {
+        t.kind == Kind::HitRatio && t.pop.is_none() && matches!(t.op, Op::Ge | Op::Gt)
+    };
+    let line_of = |target: &str| {
+        (parsed.iter())
+            .filter(|t| floor(t) && t.target.as_deref().is_none_or(|n| n == target))
+            .map(|t| t.value)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+            .unwrap_or(cutover)
+    };
+    let mut results: Vec<Verdict> = Vec::new();
+    for t in parsed.iter().filter(|t| !floor(t)) {
+        if t.pop.is_some() || t.kind == Kind::Rps {
+            // per POP and rate: the merged summary keeps neither the POPs nor each run's own
+            // span, so the runs' own verdicts stand (all must have passed)
+            for r in runs {
+                for v in r.summary.thresholds.iter().filter(|v| v.expr == t.text) {
+                    results.push(Verdict {
+                        expr: v.expr.clone(),
+                        on: v.target.clone(),
+                        passed: v.passed,
+                        observed: v.observed,
+                        note: v.note.clone(),
+                    });
+                }
+            }
+            continue;
+        }
+        results.extend(t.evaluate(&merged).into_iter().map(|r| Verdict {
             expr: r.expr,
             on: r.target,
             passed: r.passed,
             observed: r.observed,
-        })
+            note: r.note,
+        }));
+    }
+    let names = model::targets(runs);
+    for v in &results {
+        let on = v.on.split('@').next().unwrap_or_default();
+        if !names.iter().any(|n| n == on) {
+            problems.push(format!(
+                "threshold {} names no target of the runs ({})",
+                v.expr,
+                if v.on.is_empty() { "none" } else { &v.on }
+            ));
+        }
+    }
+    problems.dedup();
+    // the last window: of the latest run when several runs (a cold and a warm one) are merged
+    let latest = runs
+        .iter()
+        .max_by(|a, b| a.start.total_cmp(&b.start))
+        .map(|r| r.summary.run_id.as_str());
+    let last_runs: Vec<&RunData> = runs
+        .iter()
+        .filter(|r| Some(r.summary.run_id.as_str()) == latest)
         .collect();
     let by = |region, target, pop, class| By {
         run: false,
@@ -170,7 +240,9 @@ pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
                     .map(|g| g.stats(Metric::Total).p99)
             };
             let hit_ratio = total.and_then(|g| g.hit_ratio());
-            let (hit_ratio_last, window_s) = last_window(runs, &target);
+            let (hit_ratio_last, window_s) = last_window(&last_runs, &target);
+            let line = line_of(&target);
+            let error_rate = total.and_then(|g| g.error_rate());
             let thresholds: Vec<Verdict> = (results.iter())
                 .filter(|v| v.on.split('@').next() == Some(target.as_str()))
                 .cloned()
@@ -195,10 +267,30 @@ pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
             }
             for v in thresholds.iter().filter(|v| !v.passed) {
                 reasons.push(format!(
-                    "threshold {} failed on {} (observed {})",
+                    "threshold {} failed on {} (observed {}{})",
                     v.expr,
                     v.on,
-                    v.observed.map_or("nothing".into(), |o| format!("{o:.3}"))
+                    v.observed.map_or("nothing".into(), |o| format!("{o:.3}")),
+                    if v.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", v.note)
+                    }
+                ));
+            }
+            // errors are outside the hit ratio: past 1 %, they stop a cutover unless an
+            // error_rate threshold of the runs says how many are fine
+            let judged = |t: &Threshold| {
+                t.kind == Kind::ErrorRate && t.target.as_deref().is_none_or(|n| n == target)
+            };
+            if let Some(e) = error_rate
+                && e > MAX_ERRORS
+                && !parsed.iter().any(judged)
+            {
+                reasons.push(format!(
+                    "errors {:.2}% of requests (over {:.0}%, and no error_rate threshold)",
+                    e * 100.0,
+                    MAX_ERRORS * 100.0
                 ));
             }
             let min_pop = (requests as f64 * POP_SHARE).ceil() as u64;
@@ -211,7 +303,8 @@ pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
                 hit_p99_ms: p99(CacheClass::Hit),
                 miss_p99_ms: p99(CacheClass::Miss),
                 errors: total.and_then(|g| g.errors).unwrap_or(0),
-                error_rate: total.and_then(|g| g.error_rate()),
+                error_rate,
+                line,
                 thresholds,
                 worst_region: worst(&regions, &target, |g| g.key.region.clone(), 1),
                 worst_pop: worst(&pops, &target, |g| g.key.pop.clone(), min_pop.max(1)),
@@ -221,8 +314,9 @@ pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
         })
         .collect::<Vec<_>>();
     Readiness {
-        line,
-        ready: !targets.is_empty() && targets.iter().all(|t| t.ready),
+        line: cutover,
+        ready: problems.is_empty() && !targets.is_empty() && targets.iter().all(|t| t.ready),
+        reasons: problems,
         targets,
     }
 }
@@ -238,11 +332,11 @@ impl Readiness {
             out += &format!(
                 "{:<9}  {}: hit ratio {} (last {:.0} s: {}; line {}), hit p99 {}, miss p99 {}, errors {}{}{}{}\n",
                 if t.ready { "READY" } else { "NOT READY" },
-                t.target,
+                esc(&t.target),
                 hr(t.hit_ratio),
                 t.window_s,
                 hr(t.hit_ratio_last),
-                pct(self.line),
+                pct(t.line),
                 ms(t.hit_p99_ms),
                 ms(t.miss_p99_ms),
                 t.error_rate
@@ -254,18 +348,21 @@ impl Readiness {
                 },
                 t.worst_region.as_ref().map_or(String::new(), |p| format!(
                     ", worst region {} {}",
-                    p.name,
+                    esc(&p.name),
                     pct(p.hit_ratio)
                 )),
                 t.worst_pop.as_ref().map_or(String::new(), |p| format!(
                     ", worst POP {} {}",
-                    p.name,
+                    esc(&p.name),
                     pct(p.hit_ratio)
                 )),
             );
             for r in &t.reasons {
-                out += &format!("           - {r}\n");
+                out += &format!("           - {}\n", esc(r));
             }
+        }
+        for r in &self.reasons {
+            out += &format!("NOT READY  {}\n", esc(r));
         }
         out
     }

@@ -534,6 +534,36 @@ fn readiness_answers_the_cutover_question_per_target() {
         "{:?}",
         by("fastly").reasons
     );
+    // a hit_ratio floor on one target is that target's line, judged on its last window; a
+    // threshold on a target the runs do not have cannot be judged: not ready, and said
+    for (expr, target) in [
+        ("akamai:hit_ratio>=0.96", "akamai"),
+        ("fastyl:p99<1s", "fastyl"),
+    ] {
+        runs[1]
+            .summary
+            .thresholds
+            .push(edgeload::results::summary::ThresholdResult {
+                expr: expr.into(),
+                target: target.into(),
+                observed: None,
+                passed: false,
+                note: String::new(),
+            });
+    }
+    let r = report::ready::readiness(&runs, 0.9);
+    let by = |n: &str| r.targets.iter().find(|t| t.target == n).unwrap();
+    assert_eq!((by("akamai").line, by("fastly").line), (0.96, 0.9));
+    assert!(!by("akamai").ready, "{r:?}");
+    assert!(
+        by("akamai").thresholds.is_empty(),
+        "the floor is the line, not a threshold"
+    );
+    assert!(!r.ready);
+    assert_eq!(
+        r.reasons,
+        ["threshold fastyl:p99<1s names no target of the runs (fastyl)"]
+    );
     // the report opens with it; the terminal's first line is a verdict
     let out = dir.path().join("rep");
     let rep = report::build(&runs, None, Vec::new(), &opts(&out, false)).unwrap();
