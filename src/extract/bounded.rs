@@ -215,7 +215,12 @@ impl Parts {
 
     /// Writes a table's entries (in key order) as one run a part.
     pub(super) fn write_table(&mut self, spill: &Spill, t: super::table::Table) -> io::Result<()> {
-        self.write(spill, t.into_sorted().map(|(s, p)| Entry(s, p)), true)
+        self.ensure(spill.parts);
+        write_parts(
+            spill,
+            &mut self.entries,
+            t.into_sorted().map(|(s, p)| Entry(s, p)),
+        )
     }
 
     /// Writes trace rows (`(time, place, key)`, any order) as one run a part.
@@ -229,43 +234,34 @@ impl Parts {
         let rows = rows
             .into_iter()
             .map(|(t, pos, k)| TraceKey(k.max(1), t, pos));
-        self.write(spill, rows, false)
+        self.ensure(spill.parts);
+        write_parts(spill, &mut self.trace, rows)
     }
+}
 
-    fn write<T: Record + Keyed>(
-        &mut self,
-        spill: &Spill,
-        records: impl Iterator<Item = T>,
-        entries: bool,
-    ) -> io::Result<()> {
-        let n = spill.parts;
-        self.ensure(n);
-        let mut cur: Option<(usize, super::spill::RunWriter)> = None;
-        for r in records {
-            let p = part_of(r.url(), n);
-            if cur.as_ref().is_none_or(|(q, _)| *q != p) {
-                if let Some((q, w)) = cur.take() {
-                    self.part(entries, q).push(w.finish()?);
-                }
-                cur = Some((p, spill.writer()?));
+/// Writes records in key order as one run a part, into `parts` (one list of runs a part).
+fn write_parts<T: Record + Keyed>(
+    spill: &Spill,
+    parts: &mut [Vec<Run>],
+    records: impl Iterator<Item = T>,
+) -> io::Result<()> {
+    let mut cur: Option<(usize, super::spill::RunWriter)> = None;
+    for r in records {
+        let p = part_of(r.url(), spill.parts);
+        if cur.as_ref().is_none_or(|(q, _)| *q != p) {
+            if let Some((q, w)) = cur.take() {
+                parts[q].push(w.finish()?);
             }
-            if let Some((_, w)) = &mut cur {
-                w.push(&r)?;
-            }
+            cur = Some((p, spill.writer()?));
         }
-        if let Some((q, w)) = cur {
-            self.part(entries, q).push(w.finish()?);
-        }
-        Ok(())
-    }
-
-    fn part(&mut self, entries: bool, p: usize) -> &mut Vec<Run> {
-        if entries {
-            &mut self.entries[p]
-        } else {
-            &mut self.trace[p]
+        if let Some((_, w)) = &mut cur {
+            w.push(&r)?;
         }
     }
+    if let Some((q, w)) = cur {
+        parts[q].push(w.finish()?);
+    }
+    Ok(())
 }
 
 /// Records that belong to a URL's key.
