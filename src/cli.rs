@@ -283,9 +283,9 @@ pub struct RunArgs {
     /// Replay a trace (`extract --trace`) at its original pacing, sped up by --speed
     #[arg(long, conflicts_with = "urls")]
     pub trace: Option<PathBuf>,
-    /// Trace replay speed factor (2.0 = twice as fast)
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
+    /// Trace replay speed factor (2.0 = twice as fast; default 1)
+    #[arg(long)]
+    pub speed: Option<f64>,
     /// Scenario file (TOML); every flag given here overrides it
     #[arg(short, long)]
     pub scenario: Option<PathBuf>,
@@ -369,6 +369,11 @@ pub struct RunArgs {
     /// not)
     #[arg(long)]
     pub check: bool,
+    /// With --check: write a bundle to this folder for regional runners: scenario.toml, the URL
+    /// list (urls.csv) or trace (trace.csv) it names, plan.json (the check's output) and
+    /// SHA256SUMS; other flags are refused (put them in the scenario)
+    #[arg(long, value_name = "DIR", requires = "check", requires = "scenario")]
+    pub bundle: Option<PathBuf>,
     /// Send requests through reqwest instead of the built-in client (its own pool; HTTP/2
     /// when the server offers it by ALPN)
     #[arg(long)]
@@ -421,6 +426,11 @@ pub struct RunArgs {
     /// Wait until this UTC time before starting (all regions start together), e.g. 2026-11-26T12:00:00Z
     #[arg(long)]
     pub start_at: Option<String>,
+    /// This process is runner K of N (1-based): it sends requests K-1, K-1+N, K-1+2N, ... of
+    /// each target's planned sequence, at their planned times and with their URLs, so that N
+    /// runners started together send exactly the plan (the closed model splits --concurrency)
+    #[arg(long, value_name = "K/N")]
+    pub runner: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,
 }

@@ -59,6 +59,17 @@ fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     Ok(Some(v))
 }
 
+/// A trace's replay speed: finite and more than zero.
+fn de_speed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(serde::de::Error::custom(format!(
+            "speed {v}: must be more than 0 (2.0 replays twice as fast)"
+        )));
+    }
+    Ok(Some(v))
+}
+
 fn de_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     match u8::deserialize(d)? {
         n @ (0 | 1) => Ok(Some(n)),
@@ -113,6 +124,10 @@ pub struct Scenario {
     pub name: Option<String>,
     /// URL list, relative to the scenario file
     pub urls: Option<PathBuf>,
+    /// or a trace (`extract --trace`) replayed at its own pacing, sped up by `speed`
+    pub trace: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_speed")]
+    pub speed: Option<f64>,
     pub order: Option<Order>,
     pub seed: Option<u64>,
     pub region: Option<String>,

@@ -81,6 +81,10 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         .map(|t| (t.name.clone(), t.base.clone()))
         .collect();
     let interval = cfg.interval;
+    let runner = (cfg.share.count > 1).then_some(crate::results::summary::Runner {
+        index: cfg.share.index + 1,
+        count: cfg.share.count,
+    });
     let model = match &cfg.model {
         Model::Open { .. } => LoadModel::Open,
         Model::Closed { .. } => LoadModel::Closed,
@@ -184,6 +188,7 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
     let mut summary = Summary::new(meta, rate, &stats.totals, &bases);
     summary.unknown_headers = stats.unknown_headers;
     summary.tls_errors = stats.tls_errors;
+    summary.runner = runner;
     let results = (plan.thresholds.iter())
         .flat_map(|t| t.evaluate(&summary))
         .collect();

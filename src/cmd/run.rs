@@ -14,7 +14,7 @@ use crate::cli::RunArgs;
 use crate::engine::client::ClientConfig;
 use crate::engine::h1::Pin;
 use crate::engine::schedule::{Schedule, Stage};
-use crate::engine::{Control, EngineConfig, Model, Target, check_base, defaults};
+use crate::engine::{Control, EngineConfig, Model, Share, Target, check_base, defaults};
 use crate::scenario::Scenario;
 use crate::threshold::Threshold;
 use crate::urls::{Order, Paths};
@@ -116,6 +116,20 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         return usage(format!("--threads {threads}: between 1 and {MAX_THREADS}"));
     }
     let seed = a.seed.or(sc.seed).unwrap_or(1);
+    let share = runner(a.runner.as_deref())?;
+    let mut model = load.model;
+    if let Model::Closed { concurrency, .. } = &mut model {
+        // the closed model has no schedule to deal: its workers are split instead
+        let (c, n, k) = (*concurrency as u64, share.count, share.index);
+        let mine = c / n + u64::from(k < c % n);
+        if mine == 0 {
+            return usage(format!(
+                "--runner {}/{n}: --concurrency {c} over {n} runners leaves this one no worker",
+                k + 1
+            ));
+        }
+        *concurrency = mine as usize;
+    }
     let scenario = serde_json::json!({
         "name": sc.name,
         "scenario_file": a.scenario.as_ref().map(|p| p.display().to_string()),
@@ -124,8 +138,9 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
         "order": order.to_string(),
         "seed": seed,
         "targets": targets.iter().map(|t| serde_json::json!({"name": t.name, "base_url": crate::guard::redact::url(&t.base)})).collect::<Vec<_>>(),
-        "model": model_echo(&load.model),
-        "trace_speed": a.trace.as_ref().map(|_| a.speed),
+        "model": model_echo(&model),
+        "runner": (share.count > 1).then(|| serde_json::json!({"index": share.index + 1, "count": share.count})),
+        "trace_speed": source.trace_times.as_ref().map(|_| a.speed.or(sc.speed).unwrap_or(1.0)),
         "stages": load.stages.as_ref().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
         "duration_s": load.duration.map(|d| d.as_secs_f64()),
         "requests_per_target": load.requests,
@@ -165,7 +180,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             urls: Arc::new(source.urls),
             order,
             seed,
-            model: load.model,
+            model,
             duration: load.closed_duration,
             requests: load.requests,
             sweep: load.sweep,
@@ -175,6 +190,7 @@ pub fn plan(a: &RunArgs) -> anyhow::Result<Plan> {
             classifier,
             samples: out.samples,
             grace: out.grace,
+            share,
         },
         out: out.dir,
         run_id: out.run_id,
@@ -237,8 +253,47 @@ struct UrlSource {
     trace_times: Option<Vec<f64>>,
 }
 
+/// The trace to replay: `--trace`, or the scenario's `trace` unless a URL list is given.
+fn trace_path(a: &RunArgs, sc: &Scenario) -> Option<PathBuf> {
+    match (&a.trace, &a.urls, &sc.trace) {
+        (Some(t), ..) => Some(t.clone()),
+        (None, None, Some(t)) => Some(sc.resolve(t)),
+        _ => None,
+    }
+}
+
+/// The scenario's own `trace` is replayed (no flag chose the list): its pacing is the trace's,
+/// so the scenario may not also give a URL list, an order or a load model.
+fn scenario_trace_conflicts(a: &RunArgs, sc: &Scenario) -> anyhow::Result<()> {
+    if sc.trace.is_none() || a.trace.is_some() || a.urls.is_some() {
+        return Ok(());
+    }
+    let l = &sc.load;
+    let keys = [
+        ("urls", sc.urls.is_some()),
+        ("order", sc.order.is_some()),
+        ("load.rate", l.rate.is_some()),
+        ("load.stages", l.stages.is_some()),
+        ("load.concurrency", l.concurrency.is_some()),
+        ("load.sweep", l.sweep.is_some()),
+    ];
+    let given: Vec<&str> = keys.iter().filter(|k| k.1).map(|k| k.0).collect();
+    if !given.is_empty() {
+        let name = a
+            .scenario
+            .as_ref()
+            .map_or("".into(), |p| p.display().to_string());
+        return usage(format!(
+            "scenario {name}: `trace` replays at the trace's own pacing and order: remove {}",
+            given.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
-    if let Some(tp) = &a.trace {
+    scenario_trace_conflicts(a, sc)?;
+    if let Some(tp) = &trace_path(a, sc) {
         let f = std::fs::File::open(tp)
             .map_err(|e| UsageError(format!("cannot read trace {}: {e}", tp.display())))?;
         let mut rows =
@@ -271,9 +326,11 @@ fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
 
 fn order(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Order> {
     Ok(match &a.order {
-        Some(_) if a.trace.is_some() => return usage("--trace replays in trace order: no --order"),
+        Some(_) if trace_path(a, sc).is_some() => {
+            return usage("--trace replays in trace order: no --order");
+        }
         Some(o) => o.parse().map_err(UsageError)?,
-        None if a.trace.is_some() => Order::Sequential,
+        None if trace_path(a, sc).is_some() => Order::Sequential,
         None => sc.order.unwrap_or_default(),
     })
 }
@@ -339,8 +396,9 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
                     "--trace sets its own pacing: no --rate, --stages, --concurrency or --sweep",
                 );
             }
-            if !(a.speed > 0.0 && a.speed.is_finite()) {
-                return usage(format!("--speed {}: must be > 0", a.speed));
+            let speed = a.speed.or(sc.speed).unwrap_or(1.0);
+            if !(speed > 0.0 && speed.is_finite()) {
+                return usage(format!("--speed {speed}: must be > 0"));
             }
             // --duration cuts the trace (in replay time)
             let times = trace_times.unwrap_or_default();
@@ -350,11 +408,11 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
                 (times.iter())
                     .position(|&t| {
                         latest = latest.max(t);
-                        latest / a.speed >= d.as_secs_f64()
+                        latest / speed >= d.as_secs_f64()
                     })
                     .unwrap_or(times.len())
             });
-            let schedule = Schedule::from_times(&times[..keep], a.speed);
+            let schedule = Schedule::from_times(&times[..keep], speed);
             Model::Open {
                 schedule: match run_duration {
                     Some(d) => schedule.lasting(d),
@@ -417,6 +475,112 @@ fn load(a: &RunArgs, sc: &Scenario, trace_times: Option<&[f64]>) -> anyhow::Resu
         stages,
     })
 }
+
+/// How long sending lasts at most: the open model's schedule, the closed model's duration.
+fn planned_duration(e: &EngineConfig) -> Option<Duration> {
+    match &e.model {
+        Model::Open { schedule, .. } => Some(schedule.duration()),
+        Model::Closed { .. } => e.duration,
+    }
+}
+
+/// `run --check --bundle DIR`: the scenario and the one list it runs, copied as they are, the
+/// plan, and their SHA-256 sums (`sha256sum -c` reads them). A runner runs
+/// `edgeload run --scenario scenario.toml urls.csv` (or `--trace trace.csv`): the same plan.
+fn bundle(a: &RunArgs, plan: &serde_json::Value, json: &str, dir: &Path) -> anyhow::Result<()> {
+    use sha2::Digest;
+    // only the scenario and the list travel: a flag would be lost on the runner
+    let carried = RunArgs {
+        scenario: a.scenario.clone(),
+        urls: a.urls.clone(),
+        trace: a.trace.clone(),
+        check: a.check,
+        bundle: a.bundle.clone(),
+        quiet: a.quiet,
+        json: a.json,
+        s3: a.s3.clone(),
+        ..RunArgs::default()
+    };
+    if format!("{carried:?}") != format!("{a:?}") {
+        return usage(
+            "--bundle carries the scenario and its URL list (or trace) only: put the other \
+             settings in the scenario file, or runners would run without them",
+        );
+    }
+    let scenario = a.scenario.as_deref().context("--bundle needs --scenario")?;
+    let list = PathBuf::from(plan["urls"].as_str().unwrap_or_default());
+    let list_name = if plan["trace_speed"].is_null() {
+        "urls.csv"
+    } else {
+        "trace.csv"
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| UsageError(format!("--bundle {}: {e}", dir.display())))?;
+    let mut sums = String::new();
+    let mut put = |name: &str, from: Option<&Path>, data: &[u8]| -> anyhow::Result<()> {
+        let dest = dir.join(name);
+        let mut h = sha2::Sha256::new();
+        match from {
+            Some(src) => {
+                let mut f = std::fs::File::open(src)
+                    .with_context(|| format!("cannot read {}", src.display()))?;
+                let mut out = crate::guard::atomic::AtomicFile::create(&dest)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf)
+                        .with_context(|| format!("cannot read {}", src.display()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    std::io::Write::write_all(&mut out, &buf[..n])
+                        .with_context(|| format!("cannot write {}", dest.display()))?;
+                }
+                out.commit()
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+            }
+            None => {
+                h.update(data);
+                crate::guard::atomic::write(&dest, data)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+            }
+        }
+        sums.push_str(&format!("{}  {name}\n", hex::encode(h.finalize())));
+        Ok(())
+    };
+    put("scenario.toml", Some(scenario), &[])?;
+    put(list_name, Some(&list), &[])?;
+    put("plan.json", None, format!("{json}\n").as_bytes())?;
+    crate::guard::atomic::write(&dir.join("SHA256SUMS"), sums.as_bytes())
+        .with_context(|| format!("cannot write {}", dir.join("SHA256SUMS").display()))?;
+    Ok(())
+}
+
+/// `--runner K/N` (1-based K) -> the share of the planned requests this process sends.
+fn runner(s: Option<&str>) -> anyhow::Result<Share> {
+    let Some(s) = s else { return Ok(Share::ALL) };
+    let bad = || {
+        UsageError(format!(
+            "--runner {s:?}: expected K/N with 1 <= K <= N <= {MAX_RUNNERS}, e.g. 2/4"
+        ))
+    };
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if !(1..=n).contains(&k) || n > MAX_RUNNERS {
+        return Err(bad().into());
+    }
+    Ok(Share {
+        index: k - 1,
+        count: n,
+    })
+}
+
+/// More runners than this for one plan is a typo.
+const MAX_RUNNERS: u64 = 10_000;
 
 /// `--duration` cuts the stages short (the last one kept is cut in proportion).
 fn cut_stages(st: &[Stage], run_duration: Option<Duration>) -> anyhow::Result<Vec<Stage>> {
@@ -760,17 +924,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         let e = &plan.engine;
         let planned = e.planned_per_target();
         // the plan (already redacted), for a launcher or a person to read
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "ok": true,
-                "requests_per_target": planned,
-                "targets": e.targets.len(),
-                "urls": e.urls.len(),
-                "plan": plan.scenario,
-            }))
-            .context("plan to JSON")?
-        );
+        let json = serde_json::to_string_pretty(&serde_json::json!({
+            "ok": true,
+            "requests_per_target": planned,
+            "targets": e.targets.len(),
+            "urls": e.urls.len(),
+            // how long sending lasts at most, when the plan says (the launcher's dead-man timer)
+            "duration_s": planned_duration(e).map(|d| d.as_secs_f64()),
+            "plan": plan.scenario,
+        }))
+        .context("plan to JSON")?;
+        if let Some(dir) = &a.bundle {
+            bundle(&a, &plan.scenario, &json, dir)?;
+        }
+        println!("{json}");
         if !a.quiet {
             eprintln!(
                 "check: ok: {} target(s), {} URLs, {} requests per target{}",

@@ -90,6 +90,36 @@ pub struct EngineConfig {
     pub samples: bool,
     /// after a stop, how long in-flight requests may finish before they are abandoned
     pub grace: Duration,
+    /// which requests of the planned sequence this process sends (`run --runner K/N`)
+    pub share: Share,
+}
+
+/// Which requests of the one planned sequence a runner sends: runner `index` (0-based) of
+/// `count` sends requests `index`, `index + count`, `index + 2 count`, ... of each target, at
+/// their intended times and with their URLs, so that N runners together send exactly the
+/// planned schedule and URL order (`run --runner K/N`; one runner sends them all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Share {
+    pub const ALL: Share = Share { index: 0, count: 1 };
+
+    /// The planned request number of this runner's `local`-th request (None past u64).
+    fn global(&self, local: u64) -> Option<u64> {
+        local.checked_mul(self.count)?.checked_add(self.index)
+    }
+
+    /// How many of the planned requests `0..n` are this runner's.
+    pub fn of(&self, n: u64) -> u64 {
+        if n <= self.index {
+            0
+        } else {
+            (n - self.index).div_ceil(self.count.max(1))
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +263,7 @@ impl EngineConfig {
             classifier: Classifier::default(),
             samples: false,
             grace: defaults::GRACE,
+            share: Share::ALL,
         }
     }
 
@@ -248,7 +279,7 @@ impl EngineConfig {
         {
             p = Some(p.map_or(lim, |x| x.min(lim)));
         }
-        p
+        p.map(|n| self.share.of(n))
     }
 }
 
@@ -398,7 +429,9 @@ pub fn run(
     let threads = cfg.threads.max(1);
     let planned = cfg.planned_per_target().map(|p| p * n_targets as u64);
     let intended_rate = match &cfg.model {
-        Model::Open { schedule, .. } => Some(schedule.mean_rate() * n_targets as f64),
+        Model::Open { schedule, .. } => {
+            Some(schedule.mean_rate() * n_targets as f64 / cfg.share.count.max(1) as f64)
+        }
         Model::Closed { .. } => None,
     };
     let start = Instant::now() + Duration::from_millis(20); // let the threads come up first
@@ -763,7 +796,11 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
             break;
         }
         let i = sh.next.fetch_add(1, Ordering::Relaxed);
-        let (t, j) = ((i % nt) as usize, i / nt);
+        // this runner's request number -> the planned one (the schedule and the URL order are
+        // functions of the planned number)
+        let (t, Some(j)) = ((i % nt) as usize, cfg.share.global(i / nt)) else {
+            break;
+        };
         if cfg.requests.is_some_and(|n| j >= n) || (cfg.sweep && j >= nurls) {
             break;
         }

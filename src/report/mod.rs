@@ -126,8 +126,13 @@ fn metadata(runs: &[RunData]) -> doc::Table {
             s.verdict,
             if s.interrupted { " (interrupted)" } else { "" }
         );
+        // the generator's own delay: an overloaded runner shows here, not in the target's latency
+        let lag = (s.rate.send_lag.as_ref())
+            .map(|l| format!("{:.1} / {:.1} ms", l.p99, l.max))
+            .unwrap_or_else(|| "-".into());
         rows.push(vec![
             vec![text(s.region.as_str())],
+            vec![text(s.runner.map_or("-".into(), |r| r.to_string()))],
             vec![text(s.run_id.as_str())],
             vec![text(targets.join(", "))],
             vec![text(s.started_at.as_str())],
@@ -139,12 +144,14 @@ fn metadata(runs: &[RunData]) -> doc::Table {
                     .unwrap_or_else(|| "-".into()),
             )],
             achieved,
+            vec![text(lag)],
             vec![text(verdict)],
         ]);
     }
     doc::Table {
         head: [
             "region",
+            "runner",
             "run",
             "target(s)",
             "started (UTC)",
@@ -152,11 +159,14 @@ fn metadata(runs: &[RunData]) -> doc::Table {
             "model",
             "intended req/s",
             "achieved req/s",
+            "send lag p99 / max",
             "verdict",
         ]
         .map(String::from)
         .to_vec(),
-        align: vec![Left, Left, Left, Left, Right, Left, Right, Right, Left],
+        align: vec![
+            Left, Left, Left, Left, Left, Right, Left, Right, Right, Right, Left,
+        ],
         rows,
     }
 }
@@ -355,6 +365,7 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
         By {
             run: false,
             region: true,
+            runner: false,
             target: true,
             pop: false,
             class: false,
@@ -411,6 +422,7 @@ pub fn build(
         let by = By {
             run: false,
             region: false,
+            runner: false,
             ..o.by
         };
         let (a, b) = (model::groups(base, by), model::groups(runs, by));
@@ -426,6 +438,7 @@ pub fn build(
             let by = By {
                 run: false,
                 region: false,
+                runner: false,
                 target: false,
                 pop: false,
                 class: true,
@@ -687,6 +700,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         By {
             run: false,
             region: false,
+            runner: false,
             target: true,
             pop: false,
             class: true,
@@ -697,6 +711,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         By {
             run: false,
             region: false,
+            runner: false,
             target: true,
             pop: false,
             class: false,
@@ -846,5 +861,6 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
             h
         },
         mirror: None,
+        runner: None,
     }
 }

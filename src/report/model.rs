@@ -18,6 +18,8 @@ pub struct By {
     /// the run (its id): a cold and a warm run side by side
     pub run: bool,
     pub region: bool,
+    /// a region's runners (`run --runner K/N`) one by one
+    pub runner: bool,
     pub target: bool,
     /// the POP that answered (responses that named none are left out of these groups)
     pub pop: bool,
@@ -28,6 +30,7 @@ impl By {
     pub const NONE: By = By {
         run: false,
         region: false,
+        runner: false,
         target: false,
         pop: false,
         class: false,
@@ -42,12 +45,13 @@ impl std::str::FromStr for By {
             match k {
                 "run" => b.run = true,
                 "region" => b.region = true,
+                "runner" => b.runner = true,
                 "target" => b.target = true,
                 "pop" => b.pop = true,
                 "class" => b.class = true,
                 _ => {
                     return Err(format!(
-                        "--by: unknown key {k:?} (run, region, target, pop, class)"
+                        "--by: unknown key {k:?} (run, region, runner, target, pop, class)"
                     ));
                 }
             }
@@ -60,6 +64,7 @@ impl std::str::FromStr for By {
 pub struct Key {
     pub run: Option<String>,
     pub region: Option<String>,
+    pub runner: Option<String>,
     pub target: Option<String>,
     pub pop: Option<String>,
     pub class: Option<String>,
@@ -70,6 +75,7 @@ impl Key {
         let parts: Vec<&str> = [
             &self.run,
             &self.region,
+            &self.runner,
             &self.target,
             &self.pop,
             &self.class,
@@ -142,6 +148,10 @@ fn key_of(by: By, r: &RunData, target: &str, pop: &str, class: &str) -> Key {
     Key {
         run: by.run.then(|| r.summary.run_id.clone()),
         region: by.region.then(|| r.region().to_string()),
+        runner: by.runner.then(|| match r.summary.runner {
+            Some(n) => format!("runner {n}"),
+            None => "runner 1/1".into(),
+        }),
         target: by.target.then(|| target.to_string()),
         pop: by.pop.then(|| pop.to_string()),
         class: by.class.then(|| class.to_string()),

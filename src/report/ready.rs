@@ -214,6 +214,7 @@ pub fn readiness(runs: &[RunData], cutover: f64) -> Readiness {
     let by = |region, target, pop, class| By {
         run: false,
         region,
+        runner: false,
         target,
         pop,
         class,

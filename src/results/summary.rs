@@ -362,6 +362,23 @@ pub struct Summary {
     /// `mirror` runs: input accounting and the cutover gate
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
+    /// `run --runner K/N`: this directory is one of N runners' share of one plan (a region's
+    /// runners merge into the region)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Runner>,
+}
+
+/// Runner `index` (1-based) of `count`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Runner {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::fmt::Display for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// What every summary says of its run, whoever made it (`run`, `demo`, `mirror`).
@@ -416,6 +433,7 @@ impl Summary {
             unknown_headers: Vec::new(),
             tls_errors: Vec::new(),
             mirror: None,
+            runner: None,
         }
     }
 

@@ -22,11 +22,12 @@ pub(crate) fn precise_timer_slack() {
 /// it starts later inherit this.
 pub(crate) fn background_thread() {
     #[cfg(target_os = "linux")]
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param; only a thread on the
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param (all zero: priority 0,
+    // and musl's sporadic-server fields unused); only a thread on the
     // default policy is changed. gettid has no preconditions; get/setpriority with PRIO_PROCESS
     // and a thread id change that thread only (Linux); getpriority may return -1 as a value.
     unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
+        let param: libc::sched_param = std::mem::zeroed();
         if libc::sched_getscheduler(0) == libc::SCHED_OTHER {
             libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
         }
@@ -145,7 +146,8 @@ pub(crate) fn arm_timerfd(fd: std::os::fd::BorrowedFd<'_>, after: Duration) {
             tv_nsec: 0,
         },
         it_value: libc::timespec {
-            tv_sec: d.as_secs() as libc::time_t,
+            // (time_t: i64 on glibc and on musl since 1.2; `_` follows the target's)
+            tv_sec: d.as_secs() as _,
             tv_nsec: d.subsec_nanos() as libc::c_long,
         },
     };

@@ -13,6 +13,7 @@ mod measure;
 mod mirror;
 mod process;
 mod report;
+mod runners;
 mod s3;
 mod security;
 mod tidy;

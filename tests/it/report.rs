@@ -607,7 +607,7 @@ fn runs_side_by_side_by_run_and_from_their_own_starts() {
         "runs"
             .parse::<By>()
             .unwrap_err()
-            .contains("(run, region, target, pop, class)")
+            .contains("(run, region, runner, target, pop, class)")
     );
     let (lines, _) = report::plot_specs(&runs, 0.8);
     let get = |f: &str| lines.iter().find(|l| l.file == f).unwrap();
