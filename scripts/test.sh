@@ -59,8 +59,14 @@ fi
 
 log "launch-regions.sh --dry-run"
 scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 --scenario scenarios/example.toml \
-    --regions "us-east-1 eu-west-1" --dry-run > /tmp/edgeload-launch-dry-run.txt 2>&1
-grep -q "cloudformation deploy --region eu-west-1" /tmp/edgeload-launch-dry-run.txt
+    --regions "us-east-1 eu-west-1" --runners-per-region 2 --instance-type c7g.large \
+    --subnet eu-west-1=subnet-0abc --dry-run > /tmp/edgeload-launch-dry-run.txt 2>&1
+# a stack per runner; a Graviton type gets the arm64 build and AMI; a subnet for its region only
+for said in "cloudformation deploy --region eu-west-1 --stack-name edgeload-.*-runner-2 " \
+    "edgeload-aarch64" "al2023-ami-kernel-default-arm64" "deploy --region eu-west-1 .*SubnetId=subnet-0abc"; do
+    grep -q "$said" /tmp/edgeload-launch-dry-run.txt || { cat /tmp/edgeload-launch-dry-run.txt; echo "dry run lacks: $said" >&2; exit 1; }
+done
+if grep -q "deploy --region us-east-1 .*SubnetId" /tmp/edgeload-launch-dry-run.txt; then echo "subnet given to the wrong region" >&2; exit 1; fi
 # a scenario that cannot run is stopped by the launcher's `run --check`, before anything is sent
 printf 'urls = "missing.csv"\n[targets]\ne = "http://127.0.0.1:9"\n' > /tmp/edgeload-bad-scenario.toml
 if scripts/launch-regions.sh --bucket example-bucket --bucket-region us-east-1 \
@@ -71,6 +77,15 @@ for said in missing.csv "nothing launched"; do
     grep -q "$said" /tmp/edgeload-launch-bad.txt || { cat /tmp/edgeload-launch-bad.txt; echo "the launcher did not say: $said" >&2; exit 1; }
 done
 if grep -q "aws s3 cp" /tmp/edgeload-launch-bad.txt; then echo "uploaded despite a failed check" >&2; exit 1; fi
+
+log "AWS flow: the launcher, CloudFormation (moto), each runner's user data, S3 (Garage)"
+# (each simulated instance gets its own mount namespace: root and unshare)
+if [ "$(id -u)" = 0 ] && command -v unshare > /dev/null; then
+    scripts/test-aws.sh
+else
+    echo "not root or no unshare: scripts/test-aws.sh cannot run here" >&2
+    exit 1
+fi
 
 log "demo smoke run"
 demo_out=$(mktemp -d)

@@ -545,19 +545,37 @@ pub async fn download_run(
         }
         return Ok((dirs, warnings));
     }
-    for r in regions {
-        // a folder name from the listing becomes a local folder: a label, never `..` or a path
-        crate::guard::names::label("region folder", &r).map_err(|msg| S3Error::Untrusted {
-            bucket: src.bucket.clone(),
-            key: format!("{}{r}/", src.prefix),
+    // a folder name from the listing becomes a local folder: a label, never `..` or a path
+    let checked = |what: &str, at: &S3Url, name: &str| {
+        crate::guard::names::label(what, name).map_err(|msg| S3Error::Untrusted {
+            bucket: at.bucket.clone(),
+            key: format!("{}{name}/", at.prefix),
             msg,
-        })?;
+        })
+    };
+    for r in regions {
+        checked("region folder", src, &r)?;
         let sub = src.join(&r);
-        match download_dir(c, &sub, &dest.join(&r)).await? {
-            Some(d) => dirs.push(d),
-            None => warnings.push(format!(
+        if let Some(d) = download_dir(c, &sub, &dest.join(&r)).await? {
+            dirs.push(d);
+            continue;
+        }
+        // a region of several runners (`runs/RUN/REGION/runner-K/`): each its own directory
+        let runners = list_regions(c, &sub).await?;
+        if runners.is_empty() {
+            warnings.push(format!(
                 "{sub}: no {MANIFEST} (region missing or upload incomplete): skipped"
-            )),
+            ));
+        }
+        for k in runners {
+            checked("runner folder", &sub, &k)?;
+            let one = sub.join(&k);
+            match download_dir(c, &one, &dest.join(&r).join(&k)).await? {
+                Some(d) => dirs.push(d),
+                None => warnings.push(format!(
+                    "{one}: no {MANIFEST} (runner failed or upload incomplete): skipped"
+                )),
+            }
         }
     }
     Ok((dirs, warnings))

@@ -72,6 +72,9 @@ fn live_line(
     )
 }
 
+/// How often the progress line is printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
 pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
     let cfg = plan.engine;
     let names: Vec<String> = cfg.targets.iter().map(|t| t.name.clone()).collect();
@@ -123,7 +126,16 @@ pub fn execute(plan: Plan, control: &Control) -> anyhow::Result<Finished> {
         None
     };
     let last_line = Arc::new(Mutex::new(String::new()));
+    // no terminal (a runner's log, CI): the same line as plain text every PLAIN_EVERY instead
+    let plain = plan.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut plain_next = PLAIN_EVERY;
     let mut on_interval = |d: &IntervalData, totals: &IntervalData, elapsed: Duration| {
+        if plain && elapsed >= plain_next {
+            eprintln!("{}", live_line(d, totals, elapsed, interval));
+            while plain_next <= elapsed {
+                plain_next += PLAIN_EVERY;
+            }
+        }
         if let Some(e) = &endpoint {
             let (json, prom) = crate::results::live::run_metrics(&names, d, totals, elapsed);
             e.publish(json, prom);

@@ -874,3 +874,32 @@ async fn worker(sh: &Shared, local: &Local, wid: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod share_tests {
+    use super::Share;
+
+    #[test]
+    fn runners_partition_the_planned_requests() {
+        for n in [1u64, 2, 3, 7] {
+            for planned in [0u64, 1, 2, 6, 10, 101] {
+                let mut seen = vec![0u32; planned as usize];
+                let mut total = 0;
+                for k in 0..n {
+                    let s = Share { index: k, count: n };
+                    let mine = s.of(planned);
+                    total += mine;
+                    for local in 0..mine {
+                        seen[s.global(local).unwrap() as usize] += 1;
+                    }
+                    // the next one is past the plan
+                    assert!(s.global(mine).unwrap() >= planned);
+                }
+                assert_eq!(total, planned, "n {n} planned {planned}");
+                assert!(seen.iter().all(|&c| c == 1), "n {n} planned {planned}");
+            }
+        }
+        assert_eq!(Share::ALL.of(5), 5);
+        assert_eq!(Share { index: 1, count: 2 }.global(u64::MAX), None);
+    }
+}

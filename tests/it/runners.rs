@@ -305,3 +305,22 @@ fn a_bundle_holds_what_the_scenario_names_and_runs_the_same_plan() {
     usage_error(&o, &["sc/t2.toml", "`trace`", "load.rate"]);
     assert_eq!(edge.stats().requests, 0);
 }
+
+#[test]
+fn without_a_terminal_progress_is_a_plain_line_every_10_s() {
+    // a runner's log (stderr to a file) shows the run going on, where a progress bar cannot
+    let edge = start(fast_edge());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_urls(d, 10);
+    let t = format!("e={}", edge.base_url());
+    let o = run(
+        &["run", "u.txt", "-t", &t, "-r", "20", "-d", "10.5s", "-o", "out"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains("req/s  p99")).collect();
+    assert_eq!(lines.len(), 1, "{e}");
+    assert!(lines[0].trim_start().starts_with("10s"), "{e}");
+}
