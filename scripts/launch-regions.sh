@@ -26,7 +26,7 @@ set -euo pipefail
 bucket="" bucket_region="" scenario="" binary="" edgeload="" prefix="edgeload"
 regions="us-east-1 eu-west-1 ap-southeast-1" runners=1 instance_type="c6i.large"
 start_in=300 margin=20 max_minutes=120 poll=30 ssm=false dry=0
-declare -A subnet=() sgroup=()
+subnets=() sgroups=()   # REGION=ID each (plain arrays: bash 3.2 on a Mac has no associative ones)
 while (($#)); do
     case "$1" in
         --bucket) bucket=$2; shift 2 ;;
@@ -42,8 +42,8 @@ while (($#)); do
         --margin-minutes) margin=$2; shift 2 ;;
         --max-minutes) max_minutes=$2; shift 2 ;;
         --poll-seconds) poll=$2; shift 2 ;;
-        --subnet) subnet[${2%%=*}]=${2#*=}; shift 2 ;;
-        --security-group) sgroup[${2%%=*}]=${2#*=}; shift 2 ;;
+        --subnet) subnets+=("$2"); shift 2 ;;
+        --security-group) sgroups+=("$2"); shift 2 ;;
         --ssm) ssm=true; shift ;;
         --dry-run) dry=1; shift ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
@@ -60,6 +60,18 @@ for n in "$runners" "$start_in" "$margin" "$max_minutes" "$poll"; do
 done
 ((runners >= 1 && runners <= 100)) || die "--runners-per-region $runners: 1 to 100"
 [[ $prefix =~ ^[a-zA-Z0-9._-]+$ ]] || die "--prefix $prefix: letters, digits, . _ - only"
+[[ $bucket =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "--bucket $bucket: not an S3 bucket name"
+[[ $bucket_region =~ ^[a-z0-9-]+$ ]] || die "--bucket-region $bucket_region: not a region"
+# the value for REGION in a list of REGION=ID (empty when none)
+for_region() {
+    local r=$1 kv; shift
+    for kv in "$@"; do
+        if [ "${kv%%=*}" = "$r" ]; then
+            [[ ${kv#*=} =~ ^[a-z]+-[0-9a-f]+$ ]] || die "not an id: ${kv#*=}"
+            printf '%s' "${kv#*=}"
+        fi
+    done
+}
 [[ $instance_type =~ ^[a-z0-9.-]+$ ]] || die "--instance-type $instance_type: not an instance type"
 for r in $regions; do [[ $r =~ ^[a-z0-9-]+$ ]] || die "not a region: $r"; done
 
@@ -77,9 +89,18 @@ fi
 
 run_id="$(date -u +%Y%m%dT%H%M%SZ)-$(printf '%04x' $((RANDOM)))"
 work=$(mktemp -d)
+stacks=()     # "region stack" of every stack asked for
+uploaded=()   # keys of the binary and the bundle (deleted at the end: the scenario may hold secrets)
+pids=()       # the deploys
 # shellcheck disable=SC2317  # (called by the traps)
-cleanup_work() { rm -rf "$work"; }
-trap cleanup_work EXIT
+on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    delete_stacks
+    rm -rf "$work"
+    exit "$rc"
+}
+trap on_exit EXIT
 
 # the scenario checked here (targets, thresholds, the URL list's every path) and bundled with
 # the files it names: a bad scenario fails now, not in every region after the instances boot
@@ -90,6 +111,11 @@ case $rc in
     126|127) die "$edgeload does not run here (--edgeload FILE: a build for this machine)" ;;
     *) die "the scenario does not pass edgeload run --check (above); nothing launched" ;;
 esac
+# the last runner's share too (a closed model's workers are split over the runners)
+if ((runners > 1)); then
+    "$edgeload" run --scenario "$scenario" --check --runner "$runners/$runners" -q > /dev/null ||
+        die "the scenario cannot be split over $runners runners (above); nothing launched"
+fi
 # the runners' dead-man time: the plan's duration and a margin (or --max-minutes)
 duration=$(sed -n 's/^  "duration_s": \([0-9.]*\),\{0,1\}$/\1/p' "$work/plan.json")
 if [ -n "$duration" ]; then
@@ -122,42 +148,59 @@ aws_() {
     fi
 }
 
-aws_ s3 cp --only-show-errors --region "$bucket_region" "$binary" "s3://$bucket/$bin_key"
-while read -r _ name; do
-    aws_ s3 cp --only-show-errors --region "$bucket_region" "$work/bundle/$name" "s3://$bucket/$bundle_key/$name"
-done < "$work/bundle/SHA256SUMS"
-aws_ s3 cp --only-show-errors --region "$bucket_region" "$work/bundle/SHA256SUMS" "s3://$bucket/$bundle_key/SHA256SUMS"
-
-stacks=()   # "region stack" of every stack asked for
+# shellcheck disable=SC2317  # (called by the traps)
 delete_stacks() {
-    local s
-    for s in "${stacks[@]}"; do
+    local s p
+    # the deploys still running are stopped first (each is the aws process itself: `exec`)
+    for p in ${pids[@]+"${pids[@]}"}; do kill "$p" 2>/dev/null || true; done
+    pids=()
+    for s in ${stacks[@]+"${stacks[@]}"}; do
         aws_ cloudformation delete-stack --region "${s%% *}" --stack-name "${s#* }" ||
             echo "warning: could not delete stack ${s#* } in ${s%% *}: delete it by hand" >&2
     done
+    for s in ${stacks[@]+"${stacks[@]}"}; do
+        aws_ cloudformation wait stack-delete-complete --region "${s%% *}" --stack-name "${s#* }" ||
+            echo "warning: stack ${s#* } in ${s%% *} is not deleted yet: check it" >&2
+    done
     stacks=()
+    for s in ${uploaded[@]+"${uploaded[@]}"}; do
+        aws_ s3 rm --only-show-errors --region "$bucket_region" "s3://$bucket/$s" ||
+            echo "warning: could not delete s3://$bucket/$s" >&2
+    done
+    uploaded=()
 }
-# shellcheck disable=SC2317  # (called by the trap)
+# shellcheck disable=SC2317  # (called by the traps)
 on_signal() {
-    trap - INT TERM
     echo "interrupted: deleting the stacks" >&2
-    # the deploys still running are stopped first (a deleted stack is not created after)
-    jobs -p | xargs -r kill 2>/dev/null || true
-    wait 2>/dev/null || true
-    delete_stacks
-    exit 130
+    exit 130   # (the EXIT trap deletes them)
 }
-trap on_signal INT TERM
+trap on_signal INT TERM HUP
 
-pids=() names=()
+put() {  # file, key
+    uploaded+=("$2")
+    aws_ s3 cp --only-show-errors --region "$bucket_region" "$1" "s3://$bucket/$2"
+}
+put "$binary" "$bin_key"
+while read -r _ name; do
+    put "$work/bundle/$name" "$bundle_key/$name"
+done < "$work/bundle/SHA256SUMS"
+put "$work/bundle/SHA256SUMS" "$bundle_key/SHA256SUMS"
+
+# one deploy, in the background: `exec` makes the job the aws process, so that a kill reaches it
+deploy() {
+    if [ "$dry" = 1 ]; then aws_ cloudformation deploy "$@"; else exec aws cloudformation deploy "$@"; fi
+}
+names=()
 for r in $regions; do
     net=()
-    [ -n "${subnet[$r]:-}" ] && net+=("SubnetId=${subnet[$r]}")
-    [ -n "${sgroup[$r]:-}" ] && net+=("SecurityGroupId=${sgroup[$r]}")
+    s=$(for_region "$r" ${subnets[@]+"${subnets[@]}"}) || exit 2
+    [ -z "$s" ] || net+=("SubnetId=$s")
+    s=$(for_region "$r" ${sgroups[@]+"${sgroups[@]}"}) || exit 2
+    [ -z "$s" ] || net+=("SecurityGroupId=$s")
     for k in $(seq "$runners"); do
         stack="edgeload-$run_id-runner-$k"
         stacks+=("$r $stack")
-        aws_ cloudformation deploy --region "$r" --stack-name "$stack" \
+        deploy --region "$r" --stack-name "$stack" \
             --template-file "$here/cloudformation/regional-runner.yaml" --capabilities CAPABILITY_IAM \
             --parameter-overrides "ResultsBucket=$bucket" "ResultsBucketRegion=$bucket_region" \
             "Prefix=$prefix" "RunId=$run_id" "RunnerIndex=$k" "RunnerCount=$runners" \
@@ -168,21 +211,42 @@ for r in $regions; do
         pids+=($!) names+=("$r/runner-$k")
     done
 done
-# a runner is pending until its MANIFEST.json (done) or FAILED (failed) is there
-declare -A state=()
+# a runner is pending until its MANIFEST.json (done) or FAILED (failed) is there; states[i] is
+# names[i]'s
+states=()
 for i in "${!pids[@]}"; do
-    if wait "${pids[$i]}"; then
-        state[${names[$i]}]=pending
-    else
-        state[${names[$i]}]=failed
-        echo "${names[$i]}: the stack did not deploy:" >&2
-        tail -n 5 "$work/deploy-${names[$i]%%/*}-${names[$i]##*-}.log" >&2
+    log="$work/deploy-${names[$i]%%/*}-${names[$i]##*-}.log"
+    states[i]=pending
+    if ! wait "${pids[$i]}"; then
+        # the CLI can fail (throttled) after the stack was made: the stack says
+        st=$(aws cloudformation describe-stacks --region "${names[$i]%%/*}" \
+            --stack-name "edgeload-$run_id-${names[$i]##*/}" --query 'Stacks[0].StackStatus' \
+            --output text 2>/dev/null) || st=missing
+        if [ "$st" != CREATE_COMPLETE ]; then
+            states[i]=failed
+            echo "${names[$i]}: the stack did not deploy ($st):" >&2
+            tail -n 5 "$log" >&2
+        fi
     fi
-    [ "$dry" = 0 ] || cat "$work/deploy-${names[$i]%%/*}-${names[$i]##*-}.log"
+    [ "$dry" = 0 ] || cat "$log"
 done
+pids=()
 
-exists() { aws s3api head-object --region "$bucket_region" --bucket "$bucket" --key "$1" > /dev/null 2>&1; }
-deadline=$((start_epoch + run_minutes * 60))
+# 0: there; 1: not there (404); 2: cannot tell (said once)
+exists() {
+    local err
+    if err=$(aws s3api head-object --region "$bucket_region" --bucket "$bucket" --key "$1" 2>&1 > /dev/null); then
+        return 0
+    fi
+    case $err in *"(404)"*|*"Not Found"*) return 1 ;; esac
+    if [ -z "${said_s3_error:-}" ]; then
+        echo "warning: cannot read s3://$bucket/$1 (retrying): $err" >&2
+        said_s3_error=1
+    fi
+    return 2
+}
+# the runners power off at the deadline: a last upload may land a little after
+deadline=$((start_epoch + run_minutes * 60 + 2 * poll + 60))
 failed=0
 if [ "$dry" = 1 ]; then
     for n in "${names[@]}"; do
@@ -192,14 +256,15 @@ else
     last_line=0
     while :; do
         pending=0
-        for n in "${names[@]}"; do
-            [ "${state[$n]}" = pending ] || continue
+        for i in "${!names[@]}"; do
+            n=${names[$i]}
+            [ "${states[$i]}" = pending ] || continue
             key="$prefix/runs/$run_id/$n"
             if exists "$key/MANIFEST.json"; then
-                state[$n]="done"
+                states[i]="done"
                 echo "$n: done" >&2
             elif exists "$key/FAILED"; then
-                state[$n]=failed
+                states[i]=failed
                 echo "$n: FAILED: $(aws s3 cp --region "$bucket_region" "s3://$bucket/$key/FAILED" - 2>/dev/null)" >&2
                 echo "--- the end of its runner.log ($runs/$n/runner.log):" >&2
                 aws s3 cp --region "$bucket_region" "s3://$bucket/$key/runner.log" - 2>/dev/null | tail -n 20 >&2 || true
@@ -210,8 +275,11 @@ else
         done
         ((pending > 0)) || break
         if (($(date +%s) > deadline)); then
-            for n in "${names[@]}"; do
-                if [ "${state[$n]}" = pending ]; then state[$n]=failed; echo "$n: never finished (dead-man time passed)" >&2; fi
+            for i in "${!names[@]}"; do
+                if [ "${states[$i]}" = pending ]; then
+                    states[i]=failed
+                    echo "${names[$i]}: never finished (its dead-man time passed)" >&2
+                fi
             done
             break
         fi
@@ -222,7 +290,7 @@ else
         sleep "$poll"
     done
 fi
-for n in "${names[@]}"; do [ "${state[$n]}" != failed ] || failed=$((failed + 1)); done
+for st in "${states[@]}"; do [ "$st" != failed ] || failed=$((failed + 1)); done
 
 report_rc=0
 if [ "$dry" = 1 ]; then
@@ -230,7 +298,6 @@ if [ "$dry" = 1 ]; then
 elif ((failed < ${#names[@]})); then
     "$edgeload" report "$runs/" --s3-region "$bucket_region" -o "report-$run_id" || report_rc=$?
 fi
-trap - INT TERM
 delete_stacks
 echo "results: $runs/ and report-$run_id/" >&2
 if ((failed > 0)); then

@@ -117,6 +117,7 @@ mkdir -p "$T/rec"
 export REC_DIR="$T/rec" REAL_AWS="$venv/bin/aws"
 cat > "$T/rec/aws" <<'SH'
 #!/bin/sh
+echo "$*" >> "$REC_DIR/args"
 "$REAL_AWS" --debug "$@" 2> "$REC_DIR/debug.$$"; rc=$?
 grep -o 'Event before-call\.[a-z0-9-]*\.[A-Za-z0-9]*:' "$REC_DIR/debug.$$" | cut -c19- | tr -d : >> "$REC_DIR/calls"
 # what the CLI says to a user, without its debug log
@@ -159,9 +160,12 @@ PY
     done
 done
 grep -q "| eu-west-1 | 2/2 |" "$T/report-$run_id/report.md" || fail "no row for eu-west-1 runner 2/2 in the report"
+# the runners ran the bundle; it is deleted after the run (it may hold secrets), the binary too
 for f in SHA256SUMS scenario.toml urls.csv plan.json; do
-    aws s3api head-object --region garage --bucket results --key "edgeload/bundles/$run_id/$f" > /dev/null ||
-        fail "bundle file $f not uploaded"
+    grep -q "s3://results/edgeload/bundles/$run_id/$f" "$T/rec/args" || fail "bundle file $f not uploaded"
+    if aws s3api head-object --region garage --bucket results --key "edgeload/bundles/$run_id/$f" > /dev/null 2>&1; then
+        fail "bundle file $f left in the bucket"
+    fi
 done
 no_stacks us-east-1 eu-west-1
 # every API call the launcher made is in the README's list of the operator's permissions
@@ -201,11 +205,17 @@ mkdir -p "$T/int"; sim "$T/int" "us-east-1 eu-west-1"
 set -m
 (cd "$T" && exec "$repo/scripts/launch-regions.sh" --bucket results --bucket-region garage \
     --scenario "$T/sc/s.toml" --binary "$bin" --edgeload "$bin" --poll-seconds 1 \
-    --regions "us-east-1 eu-west-1" --start-in 300) > "$T/int.out" 2>&1 &
+    --regions "us-east-1 eu-west-1" --start-in 300 --ssm) > "$T/int.out" 2>&1 &
 lp=$!
 set +m
 lines_are() { [ "$(grep -c "$2" "$1" 2>/dev/null)" = "$3" ]; }  # file, pattern, count
 wait_until "two runners booted" lines_are "$T/int.log" '^booted' 2
+# --ssm: the runner's role may open Session Manager's channels (and nothing else is added)
+stack=$(aws cloudformation describe-stacks --region eu-west-1 --query 'Stacks[0].StackName' --output text)
+role=$(aws cloudformation describe-stack-resources --region eu-west-1 --stack-name "$stack" \
+    --query "StackResources[?LogicalResourceId=='RunnerRole'].PhysicalResourceId" --output text)
+AWS_ENDPOINT_URL_IAM="http://127.0.0.1:$mp" aws iam list-role-policies --region eu-west-1 --role-name "$role" --output text | grep -q edgeload-runner-session-manager ||
+    fail "--ssm: no Session Manager policy on $role"
 kill -INT "$lp"
 rc=0; wait "$lp" || rc=$?
 [ "$rc" = 130 ] || { cat "$T/int.out"; fail "the launcher exited $rc on SIGINT"; }

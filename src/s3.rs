@@ -443,11 +443,12 @@ pub fn log_source(
     })
 }
 
-/// The region folders directly under a run prefix (`.../runs/RUN_ID/REGION/`).
+/// The folders directly under a prefix (`.../runs/RUN_ID/REGION/`, `.../REGION/runner-K/`).
 pub(crate) async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>, S3Error> {
     let mut out = Vec::new();
-    let mut token = None;
+    let mut token: Option<String> = None;
     loop {
+        let asked = token.clone();
         let r = c
             .list_objects_v2()
             .bucket(&run.bucket)
@@ -459,16 +460,16 @@ pub(crate) async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>,
             .map_err(|e| remote(&run.bucket, &run.prefix, e))?;
         for p in r.common_prefixes() {
             if let Some(p) = p.prefix() {
-                out.push(
-                    p.trim_start_matches(&run.prefix)
-                        .trim_end_matches('/')
-                        .to_string(),
-                );
+                let name = p.strip_prefix(run.prefix.as_str()).unwrap_or(p);
+                out.push(name.trim_end_matches('/').to_string());
             }
         }
         match r.next_continuation_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
+            // a server that hands back the token it was given would page forever
+            Some(t) if r.is_truncated() == Some(true) && asked.as_deref() != Some(t) => {
+                token = Some(t.to_string())
+            }
+            _ => break,
         }
     }
     out.sort();

@@ -145,6 +145,11 @@ fn metadata(runs: &[RunData]) -> doc::Table {
             )],
             achieved,
             vec![text(lag)],
+            // `--start-at`: a runner that booted late sends its share that much later
+            vec![text(
+                (s.scenario.get("late_start_s").and_then(|v| v.as_f64()))
+                    .map_or("-".into(), |l| format!("{l:.1} s")),
+            )],
             vec![text(verdict)],
         ]);
     }
@@ -160,12 +165,13 @@ fn metadata(runs: &[RunData]) -> doc::Table {
             "intended req/s",
             "achieved req/s",
             "send lag p99 / max",
+            "late start",
             "verdict",
         ]
         .map(String::from)
         .to_vec(),
         align: vec![
-            Left, Left, Left, Left, Left, Right, Left, Right, Right, Right, Left,
+            Left, Left, Left, Left, Left, Right, Left, Right, Right, Right, Right, Left,
         ],
         rows,
     }

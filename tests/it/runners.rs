@@ -315,7 +315,9 @@ fn without_a_terminal_progress_is_a_plain_line_every_10_s() {
     write_urls(d, 10);
     let t = format!("e={}", edge.base_url());
     let o = run(
-        &["run", "u.txt", "-t", &t, "-r", "20", "-d", "10.5s", "-o", "out"],
+        &[
+            "run", "u.txt", "-t", &t, "-r", "20", "-d", "10.5s", "-o", "out",
+        ],
         d,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
