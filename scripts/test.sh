@@ -18,6 +18,8 @@ command -v varnishd >/dev/null || need_apt+=(varnish)
 command -v nginx >/dev/null || need_apt+=(nginx-light)
 command -v traffic_server >/dev/null || need_apt+=(trafficserver)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+# report.html is checked in a real browser (tests/it/report.rs)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -124,10 +124,17 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// A point's place on the drawing (pixels) and what it says on hover.
+pub(crate) struct Hover {
+    x: i32,
+    y: i32,
+    text: String,
+}
+
 fn draw_lines<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     spec: &LineSpec,
-) -> Result<(), String> {
+) -> Result<Vec<Hover>, String> {
     root.fill(&WHITE).map_err(err)?;
     let (x0, x1, y0, y1) = bounds(spec);
     let mut chart = ChartBuilder::on(&root)
@@ -160,6 +167,7 @@ fn draw_lines<DB: DrawingBackend>(
         .y_label_formatter(&|v: &f64| format!("{v:.1}"))
         .draw()
         .map_err(err)?;
+    let mut hovers = Vec::new();
     for (i, l) in spec.lines.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let pts: Vec<(f64, f64)> = l
@@ -167,6 +175,19 @@ fn draw_lines<DB: DrawingBackend>(
             .iter()
             .map(|p| (if log_x { p.0.max(1.0).log10() } else { p.0 }, p.1))
             .collect();
+        for (p, orig) in pts.iter().zip(&l.points) {
+            let (x, y) = chart.backend_coord(p);
+            let at = if log_x {
+                xfmt(&p.0)
+            } else {
+                fmt_value(orig.0, &spec.x_label)
+            };
+            hovers.push(Hover {
+                x,
+                y,
+                text: format!("{}: {} at {at}", l.name, fmt_value(orig.1, &spec.y_label)),
+            });
+        }
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(err)?
@@ -193,13 +214,23 @@ fn draw_lines<DB: DrawingBackend>(
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)
+    root.present().map_err(err)?;
+    Ok(hovers)
+}
+
+/// A value with its axis's unit: "12.35 ms" from "latency (ms)".
+fn fmt_value(v: f64, axis: &str) -> String {
+    let unit = axis
+        .rsplit_once('(')
+        .and_then(|(_, u)| u.strip_suffix(')'))
+        .unwrap_or("");
+    format!("{v:.2} {unit}").trim_end().to_string()
 }
 
 fn draw_bars<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     spec: &BarSpec,
-) -> Result<(), String> {
+) -> Result<Vec<Hover>, String> {
     root.fill(&WHITE).map_err(err)?;
     let n = spec.categories.len().max(1) as f64;
     let k = spec.series.len().max(1) as f64;
@@ -234,9 +265,22 @@ fn draw_bars<DB: DrawingBackend>(
         .y_desc(spec.y_label.as_str())
         .draw()
         .map_err(err)?;
+    let mut hovers = Vec::new();
     for (si, (name, vals)) in spec.series.iter().enumerate() {
         let color = COLORS[si % COLORS.len()];
         let w = 0.8 / k;
+        for (ci, v) in vals.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(ci as f64 + 0.1 + (si as f64 + 0.47) * w, *v));
+            hovers.push(Hover {
+                x,
+                y,
+                text: format!(
+                    "{name}, {}: {}",
+                    spec.categories.get(ci).map_or("", String::as_str),
+                    fmt_value(*v, &spec.y_label)
+                ),
+            });
+        }
         chart
             .draw_series(vals.iter().enumerate().map(|(ci, v)| {
                 let x = ci as f64 + 0.1 + si as f64 * w;
@@ -253,7 +297,8 @@ fn draw_bars<DB: DrawingBackend>(
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
-    root.present().map_err(err)
+    root.present().map_err(err)?;
+    Ok(hovers)
 }
 
 const SIZE: (u32, u32) = (1000, 520);
@@ -261,16 +306,16 @@ const SIZE: (u32, u32) = (1000, 520);
 pub(crate) const NO_FONT: &str = "plots need a TrueType font to measure text: install fonts-dejavu-core (Debian) or set EDGELOAD_FONT=/path/to/font.ttf, or use --no-plots";
 
 /// A plot description that can draw itself on any plotters backend.
-pub trait Plot {
+pub(crate) trait Plot {
     fn file(&self) -> &str;
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String>;
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<Vec<Hover>, String>;
 }
 
 impl Plot for LineSpec {
     fn file(&self) -> &str {
         &self.file
     }
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<Vec<Hover>, String> {
         draw_lines(root, self)
     }
 }
@@ -279,26 +324,67 @@ impl Plot for BarSpec {
     fn file(&self) -> &str {
         &self.file
     }
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<Vec<Hover>, String> {
         draw_bars(root, self)
     }
 }
 
+/// Points that show their values on hover: a transparent circle each, with a `<title>` (the
+/// browser's tooltip; no script), before the SVG's end.
+fn add_hovers(svg: &mut String, hovers: &[Hover]) {
+    let Some(end) = svg.rfind("</svg>") else {
+        return;
+    };
+    let mut g = String::from(
+        "<style>.pt{fill:transparent}.pt:hover{fill:#0007}</style><g class=\"points\">",
+    );
+    for h in hovers {
+        use std::fmt::Write;
+        let _ = write!(
+            g,
+            "<circle class=\"pt\" cx=\"{}\" cy=\"{}\" r=\"5\"><title>{}</title></circle>",
+            h.x,
+            h.y,
+            xml_escape(&h.text)
+        );
+    }
+    g.push_str("</g>");
+    svg.insert_str(end, &g);
+}
+
+/// Text for XML content and attributes (target names, labels: untrusted).
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Writes `<file>.svg` and `<file>.png` (both need a font to measure text); returns the SVG text.
-pub fn render(dir: &Path, spec: &impl Plot) -> Result<String, String> {
+pub(crate) fn render(dir: &Path, spec: &impl Plot) -> Result<String, String> {
     if !load_font() {
         return Err(NO_FONT.into());
     }
     // each file appears whole or not at all
     let mut svg = String::new();
-    spec.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
+    let hovers = spec.draw(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area())?;
+    add_hovers(&mut svg, &hovers);
     let svg_path = dir.join(format!("{}.svg", spec.file()));
     crate::guard::atomic::write(&svg_path, svg.as_bytes()).map_err(|e| e.to_string())?;
     // the bitmap backend picks its encoder from the extension: a hidden .png, then renamed
     let png = dir.join(format!("{}.png", spec.file()));
     let tmp = dir.join(format!(".{}.{}.png", spec.file(), std::process::id()));
     let drawn = spec.draw(BitMapBackend::new(&tmp, SIZE).into_drawing_area());
-    let placed = drawn.and_then(|()| std::fs::rename(&tmp, &png).map_err(|e| e.to_string()));
+    let placed = drawn.and_then(|_| std::fs::rename(&tmp, &png).map_err(|e| e.to_string()));
     if placed.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -638,3 +638,71 @@ fn runs_side_by_side_by_run_and_from_their_own_starts() {
     assert_eq!(warm_rps.len(), 20);
     assert_eq!(warm_rps[0], (0.0, warm[0] as f64));
 }
+
+/// Debian's Chromium, headless, with nothing that would reach the network.
+fn chromium(page: &Path, extra: &[&str], profile: &Path) -> std::process::Output {
+    std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (scripts/test.sh installs Debian's chromium)")
+}
+
+#[test]
+fn report_html_renders_every_plot_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("us-east-1"), "us-east-1", 1);
+    synthetic(&dir.path().join("ap-southeast-1"), "ap-southeast-1", 3);
+    let (runs, w) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
+    let out = dir.path().join("report");
+    report::build(&runs, None, w, &opts(&out, true)).unwrap();
+    let page = out.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let plots = html.matches("<div class=\"plot\"").count();
+    assert!(plots >= 3, "{plots} plots");
+    // one file, nothing fetched: no external reference
+    for bad in ["src=\"http", "href=\"http", "url(http", "<script src"] {
+        assert!(!html.contains(bad), "{bad}");
+    }
+    let o = chromium(&page, &["--dump-dom"], &dir.path().join("profile"));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    let dom = String::from_utf8_lossy(&o.stdout);
+    // the browser parsed every plot as SVG, each with its hover points
+    assert_eq!(dom.matches("<svg").count(), plots, "{log}");
+    let points = dom.matches("<circle class=\"pt\"").count();
+    assert!(points > 10, "{points} hover points");
+    assert!(
+        dom.contains("<title>") && dom.contains(" ms at "),
+        "hover text"
+    );
+    // nothing on the page's console (an error, a blocked fetch)
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "{console:?}");
+    // and it draws: a screenshot of a blank page is a few KB
+    let shot = dir.path().join("shot.png");
+    let o = chromium(
+        &page,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,2000",
+        ],
+        &dir.path().join("profile2"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 40_000, "screenshot of {size} bytes");
+}
