@@ -181,7 +181,7 @@ pub struct ReportArgs {
     #[arg(short, long, default_value = "report")]
     pub out: PathBuf,
     /// Grouping keys, comma-separated: run (a cold and a warm run side by side), region,
-    /// target, pop, class
+    /// runner, target, pop, class
     #[arg(long, default_value = "region,target,class")]
     pub by: String,
     /// Results to compare against (A = baseline, B = the inputs)
@@ -190,6 +190,10 @@ pub struct ReportArgs {
     /// Hit-ratio line on the hit-ratio plot when no threshold names one
     #[arg(long, default_value_t = 0.8)]
     pub cutover: f64,
+    /// Time plots: `start` draws each run from its own start (a cold and a warm run side by
+    /// side); `utc` puts every run on one UTC clock axis, to line up with a CDN's dashboards
+    #[arg(long, default_value = "start", value_name = "start|utc")]
+    pub time: String,
     /// Tables only
     #[arg(long)]
     pub no_plots: bool,

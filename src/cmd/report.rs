@@ -75,6 +75,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
                 a.cutover
             ));
         },
+        time: a.time.parse().map_err(UsageError)?,
     };
     let r = report::build(&runs, baseline.as_deref(), warnings, &o).map_err(anyhow::Error::msg)?;
     if a.json {

@@ -188,8 +188,10 @@ impl Doc {
     /// the order of the plot files), no external resources.
     pub(crate) fn html(&self, svgs: &[(String, String)]) -> String {
         let mut out = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>\
-body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0;font-size:13px}}\
+            "<!doctype html><html><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>\
+body{{font-family:sans-serif;margin:2em;color:#222}}svg{{max-width:100%;height:auto}}\
+table{{display:block;overflow-x:auto}}table{{border-collapse:collapse;margin:1em 0;font-size:13px}}\
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td.l,th.l{{text-align:left}}\
 th{{background:#f3f3f3}}h2{{margin-top:1.5em}}.plot{{margin:1em 0}}\
 .pass,.fail{{font-weight:bold;padding:1px 6px;border-radius:3px}}.pass{{background:#d4edda;color:#155724}}\
@@ -197,8 +199,15 @@ th{{background:#f3f3f3}}h2{{margin-top:1.5em}}.plot{{margin:1em 0}}\
             esc(&self.title),
             esc(&self.title)
         );
-        for s in &self.sections {
-            let _ = writeln!(out, "<h2>{}</h2>", esc(&s.title));
+        // the summary links to the details
+        out.push_str("<nav><p>");
+        for (i, s) in self.sections.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " · " };
+            let _ = write!(out, "{sep}<a href=\"#s{i}\">{}</a>", esc(&s.title));
+        }
+        out.push_str("</p></nav>\n");
+        for (i, s) in self.sections.iter().enumerate() {
+            let _ = writeln!(out, "<h2 id=\"s{i}\">{}</h2>", esc(&s.title));
             for b in &s.blocks {
                 match b {
                     Block::Table(t) => {

@@ -28,6 +28,8 @@ pub struct ReportOptions {
     pub plots: bool,
     /// hit-ratio line on the hit-ratio plot when no threshold in the runs names one
     pub cutover: f64,
+    /// time plots: each run from its own start, or one UTC axis
+    pub time: model::TimeAxis,
 }
 
 pub struct Report {
@@ -276,9 +278,17 @@ fn thresholds(runs: &[RunData]) -> Vec<Vec<doc::Span>> {
 }
 
 /// The plot specs: pure data, drawn by `plots::render`.
-pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec>) {
+pub fn plot_specs(
+    runs: &[RunData],
+    cutover: f64,
+    axis: model::TimeAxis,
+) -> (Vec<LineSpec>, Vec<BarSpec>) {
     let mut lines = Vec::new();
-    let lat = model::latency_over_time(runs);
+    let lat = model::latency_over_time(runs, axis);
+    let (x_label, x_utc) = match axis {
+        model::TimeAxis::Start => ("time since start (s)", None),
+        model::TimeAxis::Utc => ("time (UTC)", Some(model::t0(runs))),
+    };
     // one region: p50, p90, p99 per target; several: p50 and p99 per region and target
     let pcts: &[&str] = if model::regions(runs).len() > 1 {
         &["p50", "p99"]
@@ -288,7 +298,7 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
     lines.push(LineSpec {
         file: "latency_over_time".into(),
         title: "Latency over time (corrected, total)".into(),
-        x_label: "time since start (s)".into(),
+        x_label: x_label.into(),
         y_label: "latency (ms)".into(),
         lines: lat
             .iter()
@@ -306,13 +316,14 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
         log_x: false,
         hline: None,
         y_min_zero: true,
+        x_utc,
     });
-    let rates = model::rates_over_time(runs);
+    let rates = model::rates_over_time(runs, axis);
     let line = model::hit_ratio_threshold(runs).unwrap_or(cutover);
     lines.push(LineSpec {
         file: "hit_ratio_over_time".into(),
         title: "Cache hit ratio over time".into(),
-        x_label: "time since start (s)".into(),
+        x_label: x_label.into(),
         y_label: "hit ratio".into(),
         lines: rates
             .iter()
@@ -324,11 +335,12 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
         log_x: false,
         hline: Some((line, format!("cutover {:.0}%", line * 100.0))),
         y_min_zero: true,
+        x_utc,
     });
     lines.push(LineSpec {
         file: "throughput_errors".into(),
         title: "Throughput and errors over time".into(),
-        x_label: "time since start (s)".into(),
+        x_label: x_label.into(),
         y_label: "per second".into(),
         lines: rates
             .iter()
@@ -348,6 +360,7 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
         log_x: false,
         hline: None,
         y_min_zero: true,
+        x_utc,
     });
     let classes = model::class_hists(runs);
     lines.push(LineSpec {
@@ -365,6 +378,7 @@ pub fn plot_specs(runs: &[RunData], cutover: f64) -> (Vec<LineSpec>, Vec<BarSpec
         log_x: true,
         hline: None,
         y_min_zero: true,
+        x_utc: None,
     });
     let by_region = model::groups(
         runs,
@@ -482,9 +496,27 @@ pub fn build(
         ),
     ];
     if let Some((h, r)) = &comparison {
+        // better and worse seen at a glance in HTML
+        let mut t = Table::plain(h, r);
+        for row in &mut t.rows {
+            if let Some(cell) = row.last_mut()
+                && let [doc::Span::Text(s)] = cell.as_slice()
+            {
+                let verdict = if s.ends_with(" better") {
+                    Some(true)
+                } else if s.ends_with(" worse") {
+                    Some(false)
+                } else {
+                    None
+                };
+                if let Some(v) = verdict {
+                    *cell = vec![doc::Span::Verdict(v, s.clone())];
+                }
+            }
+        }
         sections.push(section(
             "Comparison (corrected total, ratio = second / first)",
-            vec![Block::Table(Table::plain(h, r))],
+            vec![Block::Table(t)],
         ));
     }
     if let Some(t) = connections(runs) {
@@ -507,7 +539,7 @@ pub fn build(
     if o.plots {
         let pdir = o.out.join("plots");
         std::fs::create_dir_all(&pdir).map_err(io)?;
-        let (lines, bars) = plot_specs(runs, o.cutover);
+        let (lines, bars) = plot_specs(runs, o.cutover, o.time);
         for s in &lines {
             svgs.push((s.title.clone(), plots::render(&pdir, s)?));
             plot_files.push(s.file.clone());

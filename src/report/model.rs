@@ -306,17 +306,40 @@ pub fn targets(runs: &[RunData]) -> Vec<String> {
     t
 }
 
+/// Where time plots put their runs: each run id from its own start (a cold and a warm run side
+/// by side), or every run on one UTC axis (`report --time utc`: what an operator lines up with
+/// the CDN's own dashboards).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeAxis {
+    #[default]
+    Start,
+    Utc,
+}
+
+impl std::str::FromStr for TimeAxis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TimeAxis, String> {
+        match s {
+            "start" => Ok(TimeAxis::Start),
+            "utc" => Ok(TimeAxis::Utc),
+            _ => Err(format!("--time {s:?}: start or utc")),
+        }
+    }
+}
+
 /// Where each run's line starts and what it is called. Runs of one id (the regions of one
 /// run) share one time axis from their earliest start; several ids (a cold and a warm run)
-/// are drawn side by side, each from its own start, their lines named by run id.
+/// are drawn side by side, each from its own start, their lines named by run id; on the UTC
+/// axis every run starts where it started.
 struct Lines<'a> {
     /// run id -> the earliest start of its regions; None: one run id
     starts: Option<BTreeMap<&'a str, f64>>,
     t0: f64,
+    utc: bool,
 }
 
 impl<'a> Lines<'a> {
-    fn of(runs: &'a [RunData]) -> Lines<'a> {
+    fn of(runs: &'a [RunData], axis: TimeAxis) -> Lines<'a> {
         let mut starts: BTreeMap<&str, f64> = BTreeMap::new();
         for r in runs {
             let s = starts.entry(r.summary.run_id.as_str()).or_insert(r.start);
@@ -325,11 +348,15 @@ impl<'a> Lines<'a> {
         Lines {
             starts: (starts.len() > 1).then_some(starts),
             t0: t0(runs),
+            utc: axis == TimeAxis::Utc,
         }
     }
 
     /// The origin of `r`'s time axis.
     fn origin(&self, r: &RunData) -> f64 {
+        if self.utc {
+            return self.t0;
+        }
         (self.starts.as_ref())
             .and_then(|s| s.get(r.summary.run_id.as_str()).copied())
             .unwrap_or(self.t0)
@@ -362,8 +389,8 @@ fn interval_of(runs: &[RunData]) -> f64 {
 
 /// Corrected total latency percentiles per interval and target (classes merged). Percentiles
 /// do not add, so with several regions each region keeps its own line.
-pub fn latency_over_time(runs: &[RunData]) -> Vec<LatencySeries> {
-    let lines = Lines::of(runs);
+pub fn latency_over_time(runs: &[RunData], axis: TimeAxis) -> Vec<LatencySeries> {
+    let lines = Lines::of(runs, axis);
     let multi = regions(runs).len() > 1;
     let mut out: BTreeMap<String, LatencySeries> = BTreeMap::new();
     for r in runs {
@@ -408,8 +435,8 @@ pub(crate) struct RateSeries {
 
 /// From the timelines: hit ratio, throughput and errors over time per target, regions summed
 /// (per run and target when several runs are drawn side by side).
-pub(crate) fn rates_over_time(runs: &[RunData]) -> Vec<RateSeries> {
-    let lines = Lines::of(runs);
+pub(crate) fn rates_over_time(runs: &[RunData], axis: TimeAxis) -> Vec<RateSeries> {
+    let lines = Lines::of(runs, axis);
     let iv = interval_of(runs);
     // (line, bucket) -> (hits, misses, requests, errors)
     let mut per: BTreeMap<(String, i64), (u64, u64, u64, u64)> = BTreeMap::new();

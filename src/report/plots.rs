@@ -24,6 +24,17 @@ pub struct LineSpec {
     /// a horizontal reference line (threshold)
     pub hline: Option<(f64, String)>,
     pub y_min_zero: bool,
+    /// x is seconds from this unix time, labelled as UTC clock time (`report --time utc`)
+    pub x_utc: Option<f64>,
+}
+
+/// Unix seconds as UTC clock time, HH:MM:SS.
+fn utc_clock(t: f64) -> String {
+    let fmt = time::macros::format_description!("[hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(t.floor() as i64)
+        .ok()
+        .and_then(|d| d.format(&fmt).ok())
+        .unwrap_or_else(|| format!("{t:.0}"))
 }
 
 pub struct BarSpec {
@@ -146,8 +157,11 @@ fn draw_lines<DB: DrawingBackend>(
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
     let log_x = spec.log_x;
+    let x_utc = spec.x_utc;
     let xfmt = move |v: &f64| {
-        if log_x {
+        if let Some(o) = x_utc {
+            utc_clock(o + v)
+        } else if log_x {
             let x = 10f64.powf(*v);
             // 1/(1-q) -> the percentile it stands for
             let q = 100.0 * (1.0 - 1.0 / x);
@@ -177,7 +191,9 @@ fn draw_lines<DB: DrawingBackend>(
             .collect();
         for (p, orig) in pts.iter().zip(&l.points) {
             let (x, y) = chart.backend_coord(p);
-            let at = if log_x {
+            let at = if let Some(o) = x_utc {
+                format!("{} UTC", utc_clock(o + p.0))
+            } else if log_x {
                 xfmt(&p.0)
             } else {
                 fmt_value(orig.0, &spec.x_label)
@@ -345,28 +361,11 @@ fn add_hovers(svg: &mut String, hovers: &[Hover]) {
             "<circle class=\"pt\" cx=\"{}\" cy=\"{}\" r=\"5\"><title>{}</title></circle>",
             h.x,
             h.y,
-            xml_escape(&h.text)
+            super::doc::esc(&h.text.replace(char::is_control, " "))
         );
     }
     g.push_str("</g>");
     svg.insert_str(end, &g);
-}
-
-/// Text for XML content and attributes (target names, labels: untrusted).
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Writes `<file>.svg` and `<file>.png` (both need a font to measure text); returns the SVG text.

@@ -142,8 +142,17 @@ pub(crate) fn comparison_rows(
         let (sa, sb) = (ga.stats(Metric::Total), gb.stats(Metric::Total));
         for (name, f) in ps {
             let (x, y) = (f(&sa), f(&sb));
+            // latency: lower is better; within 5 % is the same
             let ratio = if x > 0.0 {
-                format!("{:.2}x", y / x)
+                let r = y / x;
+                let word = if r < 0.95 {
+                    " better"
+                } else if r > 1.05 {
+                    " worse"
+                } else {
+                    ""
+                };
+                format!("{r:.2}x{word}")
             } else {
                 "-".into()
             };

@@ -65,6 +65,29 @@ pub fn run_in(dir: &Path, cfg: EngineConfig) -> Finished {
     execute(plan, &Control::default()).expect("run succeeds")
 }
 
+/// `edgeload ARGS` in `cwd`, to its end.
+pub fn run(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("binary runs")
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Exit 2, no panic, and the message names every needle.
+pub fn assert_usage_error(o: &std::process::Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "expected {n:?} in: {e}");
+    }
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_edgeload")
 }

@@ -73,6 +73,7 @@ fn http2_uses_exactly_the_connections_asked_for() {
         by: "target,class".parse().unwrap(),
         plots: false,
         cutover: 0.8,
+        time: Default::default(),
     };
     let r = edgeload::report::build(&loaded, None, Vec::new(), &opts).unwrap();
     assert!(r.markdown.contains("## Connections"), "{}", r.markdown);

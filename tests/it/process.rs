@@ -1,35 +1,13 @@
 //! The binary's contract: exit codes, messages that name the problem, Ctrl-C leaving a complete
 //! results directory.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgeload::results::manifest::Manifest;
 use edgeload::results::summary::Summary;
 
 use crate::common::*;
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn assert_usage_error(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "expected {n:?} in: {e}");
-    }
-}
 
 #[test]
 fn bad_input_exits_2_and_names_the_problem() {

@@ -20,6 +20,7 @@ fn opts(out: &Path, plots: bool) -> ReportOptions {
         by: "region,target,class".parse().unwrap(),
         plots,
         cutover: 0.8,
+        time: Default::default(),
     }
 }
 
@@ -215,7 +216,7 @@ fn plot_series_follow_the_data() {
     synthetic(&dir.path().join("us-east-1"), "us-east-1", 1);
     synthetic(&dir.path().join("eu-west-1"), "eu-west-1", 3);
     let (runs, _) = report::load_all(&[dir.path().to_path_buf()]).unwrap();
-    let (lines, bars) = report::plot_specs(&runs, 0.8);
+    let (lines, bars) = report::plot_specs(&runs, 0.8, Default::default());
     let get = |f: &str| lines.iter().find(|l| l.file == f).unwrap();
     // latency over time: per region and target (percentiles do not add), p50 and p99, 4 intervals;
     // the slowdown at t=3 is visible
@@ -430,7 +431,7 @@ fn a_long_run_is_kept_in_steps_and_stays_exact() {
     assert_eq!(r.timeline.len(), 1000);
     let total: u64 = per_sec.iter().sum();
     assert_eq!(r.timeline.iter().map(|t| t.requests).sum::<u64>(), total);
-    let (lines, _) = report::plot_specs(&runs, 0.8);
+    let (lines, _) = report::plot_specs(&runs, 0.8, Default::default());
     let both = |k: usize| -> u64 {
         let s = |v: &[u64]| {
             v.get(k * 3..(k * 3 + 3).min(v.len()))
@@ -609,7 +610,7 @@ fn runs_side_by_side_by_run_and_from_their_own_starts() {
             .unwrap_err()
             .contains("(run, region, runner, target, pop, class)")
     );
-    let (lines, _) = report::plot_specs(&runs, 0.8);
+    let (lines, _) = report::plot_specs(&runs, 0.8, Default::default());
     let get = |f: &str| lines.iter().find(|l| l.file == f).unwrap();
     let lat = get("latency_over_time");
     let first_x = |name: &str| {
@@ -637,6 +638,18 @@ fn runs_side_by_side_by_run_and_from_their_own_starts() {
         .points;
     assert_eq!(warm_rps.len(), 20);
     assert_eq!(warm_rps[0], (0.0, warm[0] as f64));
+    // --time utc: one clock axis, each run where it started (the warm one an hour later)
+    let (lines, _) = report::plot_specs(&runs, 0.8, "utc".parse().unwrap());
+    let lat = lines
+        .iter()
+        .find(|l| l.file == "latency_over_time")
+        .unwrap();
+    let first = |name: &str| lat.lines.iter().find(|l| l.name == name).unwrap().points[0].0;
+    assert_eq!(first("golden fastly p50"), 0.0);
+    assert_eq!(first("long cdn p50"), 3600.0);
+    assert_eq!(lat.x_utc, Some(model::t0(&runs)));
+    assert_eq!(lat.x_label, "time (UTC)");
+    assert!("local".parse::<model::TimeAxis>().is_err());
 }
 
 /// Debian's Chromium, headless, with nothing that would reach the network.

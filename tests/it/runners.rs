@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use edgeload::engine::schedule::{Schedule, Stage};
@@ -14,27 +13,6 @@ use edgeload::results::summary::Summary;
 use edgeload::urls::Order;
 
 use crate::common::*;
-
-fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn usage_error(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for n in needles {
-        assert!(e.contains(n), "expected {n:?} in: {e}");
-    }
-}
 
 /// A ramp from 0 to 600 req/s over 1 s (300 requests): request j is due at sqrt(j / 300) s, so
 /// a runner that took its own request numbers for the plan's would send all of its share in
@@ -127,7 +105,7 @@ fn a_regions_runners_merge_in_the_report_with_their_send_lag() {
     // refused before anything is sent
     for bad in ["0/2", "3/2", "1/0", "two", "1/2/3", "1/100000"] {
         let o = run(&["run", "u.txt", "-t", &t, "-n", "4", "--runner", bad], d);
-        usage_error(&o, &["--runner", "K/N"]);
+        assert_usage_error(&o, &["--runner", "K/N"]);
     }
     let o = run(
         &[
@@ -135,7 +113,7 @@ fn a_regions_runners_merge_in_the_report_with_their_send_lag() {
         ],
         d,
     );
-    usage_error(&o, &["--concurrency 1 over 2 runners"]);
+    assert_usage_error(&o, &["--concurrency 1 over 2 runners"]);
     assert_eq!(edge.stats().requests, 0);
 
     for k in ["1/2", "2/2"] {
@@ -266,7 +244,7 @@ fn a_bundle_holds_what_the_scenario_names_and_runs_the_same_plan() {
         ],
         d,
     );
-    usage_error(&o, &["--bundle carries the scenario"]);
+    assert_usage_error(&o, &["--bundle carries the scenario"]);
     assert!(!d.join("b2").exists());
 
     // a trace named by the scenario travels as trace.csv, with its speed
@@ -302,7 +280,7 @@ fn a_bundle_holds_what_the_scenario_names_and_runs_the_same_plan() {
     )
     .unwrap();
     let o = run(&["run", "--scenario", "sc/t2.toml", "--check"], d);
-    usage_error(&o, &["sc/t2.toml", "`trace`", "load.rate"]);
+    assert_usage_error(&o, &["sc/t2.toml", "`trace`", "load.rate"]);
     assert_eq!(edge.stats().requests, 0);
 }
 
