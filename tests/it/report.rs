@@ -702,6 +702,15 @@ fn report_html_renders_every_plot_in_a_real_browser() {
         dom.contains("<title>") && dom.contains(" ms at "),
         "hover text"
     );
+    // the top links to every section
+    let sections = dom.matches("<h2 id=\"s").count();
+    assert!(sections >= 5, "{sections} sections");
+    for i in 0..sections {
+        assert!(
+            dom.contains(&format!("<a href=\"#s{i}\">")),
+            "no link to section {i}"
+        );
+    }
     // nothing on the page's console (an error, a blocked fetch)
     let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
     assert!(console.is_empty(), "{console:?}");
