@@ -36,6 +36,8 @@ fn resolve(
 
 pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
     let by = a.by.parse().map_err(UsageError)?;
+    // (flags checked before anything is downloaded)
+    let time = a.time.parse().map_err(UsageError)?;
     let mut s3_warnings = Vec::new();
     let inputs = resolve(&a.inputs, &a, &mut s3_warnings)?;
     let (runs, mut warnings) = report::load_all(&inputs).map_err(|e| UsageError(e.to_string()))?;
@@ -75,7 +77,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
                 a.cutover
             ));
         },
-        time: a.time.parse().map_err(UsageError)?,
+        time,
     };
     let r = report::build(&runs, baseline.as_deref(), warnings, &o).map_err(anyhow::Error::msg)?;
     if a.json {

@@ -286,8 +286,14 @@ pub fn plot_specs(
     let mut lines = Vec::new();
     let lat = model::latency_over_time(runs, axis);
     let (x_label, x_utc) = match axis {
-        model::TimeAxis::Start => ("time since start (s)", None),
-        model::TimeAxis::Utc => ("time (UTC)", Some(model::t0(runs))),
+        model::TimeAxis::Start => ("time since start (s)".to_string(), None),
+        model::TimeAxis::Utc => {
+            let t0 = model::t0(runs);
+            let day = time::OffsetDateTime::from_unix_timestamp(t0.floor() as i64)
+                .map(|d| d.date().to_string())
+                .unwrap_or_default();
+            (format!("time (UTC, from {day})"), Some(t0))
+        }
     };
     // one region: p50, p90, p99 per target; several: p50 and p99 per region and target
     let pcts: &[&str] = if model::regions(runs).len() > 1 {
@@ -298,7 +304,7 @@ pub fn plot_specs(
     lines.push(LineSpec {
         file: "latency_over_time".into(),
         title: "Latency over time (corrected, total)".into(),
-        x_label: x_label.into(),
+        x_label: x_label.clone(),
         y_label: "latency (ms)".into(),
         lines: lat
             .iter()
@@ -323,7 +329,7 @@ pub fn plot_specs(
     lines.push(LineSpec {
         file: "hit_ratio_over_time".into(),
         title: "Cache hit ratio over time".into(),
-        x_label: x_label.into(),
+        x_label: x_label.clone(),
         y_label: "hit ratio".into(),
         lines: rates
             .iter()
@@ -340,7 +346,7 @@ pub fn plot_specs(
     lines.push(LineSpec {
         file: "throughput_errors".into(),
         title: "Throughput and errors over time".into(),
-        x_label: x_label.into(),
+        x_label: x_label.clone(),
         y_label: "per second".into(),
         lines: rates
             .iter()

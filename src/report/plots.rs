@@ -345,6 +345,9 @@ impl Plot for BarSpec {
     }
 }
 
+/// Most hover points a plot carries (each ~150 bytes of report.html).
+const MAX_HOVERS: usize = 3000;
+
 /// Points that show their values on hover: a transparent circle each, with a `<title>` (the
 /// browser's tooltip; no script), before the SVG's end.
 fn add_hovers(svg: &mut String, hovers: &[Hover]) {
@@ -354,7 +357,9 @@ fn add_hovers(svg: &mut String, hovers: &[Hover]) {
     let mut g = String::from(
         "<style>.pt{fill:transparent}.pt:hover{fill:#0007}</style><g class=\"points\">",
     );
-    for h in hovers {
+    // a long run's lines have many points: at most MAX_HOVERS a plot keep the page light
+    let step = hovers.len().div_ceil(MAX_HOVERS).max(1);
+    for h in hovers.iter().step_by(step) {
         use std::fmt::Write;
         let _ = write!(
             g,

@@ -143,8 +143,10 @@ pub(crate) fn comparison_rows(
         for (name, f) in ps {
             let (x, y) = (f(&sa), f(&sb));
             // latency: lower is better; within 5 % is the same
-            let ratio = if x > 0.0 {
-                let r = y / x;
+            // (an empty side, 0 ms, is no measurement: no ratio)
+            let ratio = if x > 0.0 && y > 0.0 {
+                // judged on the ratio as shown
+                let r = (y / x * 100.0).round() / 100.0;
                 let word = if r < 0.95 {
                     " better"
                 } else if r > 1.05 {
