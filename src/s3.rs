@@ -349,9 +349,14 @@ async fn get(c: &Client, bucket: &str, key: &str, max: u64) -> Result<Vec<u8>, S
     Ok(body.into_bytes().to_vec())
 }
 
-/// Every object under a prefix (all depths) as (key, size), in key order.
-pub async fn list_objects(c: &Client, url: &S3Url) -> Result<Vec<(String, u64)>, S3Error> {
-    let mut out = Vec::new();
+/// Every page of a listing under `url`'s prefix (with `delimiter`: one level), each handed to
+/// `each`. A server that hands back the token it was given, or a token on a last page, ends it.
+async fn list_pages(
+    c: &Client,
+    url: &S3Url,
+    delimiter: Option<&str>,
+    mut each: impl FnMut(&aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output),
+) -> Result<(), S3Error> {
     let mut token: Option<String> = None;
     loop {
         let asked = token.clone();
@@ -359,23 +364,32 @@ pub async fn list_objects(c: &Client, url: &S3Url) -> Result<Vec<(String, u64)>,
             .list_objects_v2()
             .bucket(&url.bucket)
             .prefix(&url.prefix)
+            .set_delimiter(delimiter.map(str::to_string))
             .set_continuation_token(token)
             .send()
             .await
             .map_err(|e| remote(&url.bucket, &url.prefix, e))?;
+        each(&r);
+        match r.next_continuation_token() {
+            Some(t) if r.is_truncated() == Some(true) && asked.as_deref() != Some(t) => {
+                token = Some(t.to_string())
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Every object under a prefix (all depths) as (key, size), in key order.
+pub async fn list_objects(c: &Client, url: &S3Url) -> Result<Vec<(String, u64)>, S3Error> {
+    let mut out = Vec::new();
+    list_pages(c, url, None, |r| {
         for o in r.contents() {
             if let Some(k) = o.key() {
                 out.push((k.to_string(), o.size().unwrap_or(0).max(0) as u64));
             }
         }
-        match r.next_continuation_token() {
-            // a server that hands back the token it was given would page forever
-            Some(t) if r.is_truncated() == Some(true) && asked.as_deref() != Some(t) => {
-                token = Some(t.to_string())
-            }
-            _ => break,
-        }
-    }
+    })
+    .await?;
     out.sort();
     Ok(out)
 }
@@ -446,32 +460,15 @@ pub fn log_source(
 /// The folders directly under a prefix (`.../runs/RUN_ID/REGION/`, `.../REGION/runner-K/`).
 pub(crate) async fn list_regions(c: &Client, run: &S3Url) -> Result<Vec<String>, S3Error> {
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let asked = token.clone();
-        let r = c
-            .list_objects_v2()
-            .bucket(&run.bucket)
-            .prefix(&run.prefix)
-            .delimiter("/")
-            .set_continuation_token(token)
-            .send()
-            .await
-            .map_err(|e| remote(&run.bucket, &run.prefix, e))?;
+    list_pages(c, run, Some("/"), |r| {
         for p in r.common_prefixes() {
             if let Some(p) = p.prefix() {
                 let name = p.strip_prefix(run.prefix.as_str()).unwrap_or(p);
                 out.push(name.trim_end_matches('/').to_string());
             }
         }
-        match r.next_continuation_token() {
-            // a server that hands back the token it was given would page forever
-            Some(t) if r.is_truncated() == Some(true) && asked.as_deref() != Some(t) => {
-                token = Some(t.to_string())
-            }
-            _ => break,
-        }
-    }
+    })
+    .await?;
     out.sort();
     Ok(out)
 }
