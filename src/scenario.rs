@@ -48,26 +48,30 @@ where
     Ok(Some(v))
 }
 
-/// A rate in requests per second: finite and more than zero.
-fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+/// A number that must be finite and more than zero; `what(v)` says why when it is not.
+fn de_positive<'de, D: Deserializer<'de>>(
+    d: D,
+    what: impl Fn(f64) -> String,
+) -> Result<Option<f64>, D::Error> {
     let v = f64::deserialize(d)?;
     if !(v.is_finite() && v > 0.0) {
-        return Err(serde::de::Error::custom(format!(
-            "rate {v}: must be more than 0 requests per second"
-        )));
+        return Err(serde::de::Error::custom(what(v)));
     }
     Ok(Some(v))
 }
 
-/// A trace's replay speed: finite and more than zero.
+/// A rate in requests per second.
+fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    de_positive(d, |v| {
+        format!("rate {v}: must be more than 0 requests per second")
+    })
+}
+
+/// A trace's replay speed.
 fn de_speed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    let v = f64::deserialize(d)?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(serde::de::Error::custom(format!(
-            "speed {v}: must be more than 0 (2.0 replays twice as fast)"
-        )));
-    }
-    Ok(Some(v))
+    de_positive(d, |v| {
+        format!("speed {v}: must be more than 0 (2.0 replays twice as fast)")
+    })
 }
 
 fn de_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {

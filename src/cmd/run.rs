@@ -325,12 +325,11 @@ fn url_source(a: &RunArgs, sc: &Scenario) -> anyhow::Result<UrlSource> {
 }
 
 fn order(a: &RunArgs, sc: &Scenario) -> anyhow::Result<Order> {
+    let trace = trace_path(a, sc).is_some();
     Ok(match &a.order {
-        Some(_) if trace_path(a, sc).is_some() => {
-            return usage("--trace replays in trace order: no --order");
-        }
+        Some(_) if trace => return usage("--trace replays in trace order: no --order"),
         Some(o) => o.parse().map_err(UsageError)?,
-        None if trace_path(a, sc).is_some() => Order::Sequential,
+        None if trace => Order::Sequential,
         None => sc.order.unwrap_or_default(),
     })
 }
