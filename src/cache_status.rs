@@ -489,6 +489,55 @@ pub fn token(v: &str) -> Option<CacheClass> {
     })
 }
 
+/// A cache status as a CDN's access log writes it -> class, by the rules of the response
+/// headers that carry the same words: CloudFront's `x-edge-result-type` and
+/// `x-edge-detailed-result-type` (as `X-Cache`), Fastly's `fastly_info.state` (`HIT-STALE`,
+/// `MISS-CLUSTER`, `PASS-WAIT`...), Cloudflare's `CacheCacheStatus` (as `CF-Cache-Status`),
+/// nginx's `$upstream_cache_status` and Traffic Server's (single tokens), Squid's and Akamai's
+/// `TCP_*` codes, RFC 9211 `Cache-Status` values. `Unknown` when nothing matches.
+pub fn log_class(v: &str) -> CacheClass {
+    let v = v.trim();
+    let lower = v.to_ascii_lowercase();
+    let class = match lower.as_str() {
+        // CloudFront result types (x_cache_member's table for "... from cloudfront")
+        "hit" => Some(CacheClass::Hit),
+        "refreshhit" => Some(CacheClass::Revalidated),
+        "originshieldhit" => Some(CacheClass::ShieldHit),
+        "error" | "limitexceeded" | "capacityexceeded" => Some(CacheClass::Error),
+        "redirect" | "lambdageneratedresponse" | "functiongeneratedresponse" => {
+            Some(CacheClass::Synthetic)
+        }
+        // Cloudflare's values beyond CF-Cache-Status's
+        "ignored" => Some(CacheClass::Pass),
+        "stream_hit" => Some(CacheClass::Hit),
+        _ => None,
+    };
+    if let Some(c) = class {
+        return c;
+    }
+    if v.contains(';') {
+        return rfc9211(v).unwrap_or(CacheClass::Unknown);
+    }
+    // Fastly's states: a base state, then -CLUSTER (clustering) and -WAIT (request collapsing)
+    let mut state = lower.as_str();
+    while let Some(s) = state
+        .strip_suffix("-cluster")
+        .or_else(|| state.strip_suffix("-wait"))
+    {
+        state = s;
+    }
+    match state {
+        "hit-stale" => return CacheClass::StaleHit,
+        "hit-synth" => return CacheClass::Synthetic,
+        "hitpass" | "hit-pass" => return CacheClass::Pass,
+        _ => {}
+    }
+    (cloudflare(state)
+        .or_else(|| token(state))
+        .or_else(|| x_cache(v)))
+    .unwrap_or(CacheClass::Unknown)
+}
+
 /// The POP that answered, from the headers that name one.
 pub(crate) fn pop_of<H: Headers + ?Sized>(h: &H) -> Option<&str> {
     if let Some(v) = h.known(&X_SERVED_BY) {
@@ -520,6 +569,79 @@ mod tests {
 
     fn c(pairs: &[(&str, &str)]) -> CacheClass {
         Classifier::default().classify(pairs).0
+    }
+
+    /// Each format's documented cache values, as the logs write them.
+    #[test]
+    fn log_values_follow_the_header_rules() {
+        let table: &[(&str, CacheClass)] = &[
+            // CloudFront x-edge-result-type / x-edge-detailed-result-type
+            ("Hit", Hit),
+            ("RefreshHit", Revalidated),
+            ("Miss", Miss),
+            ("OriginShieldHit", ShieldHit),
+            ("LimitExceeded", Error),
+            ("CapacityExceeded", Error),
+            ("Error", Error),
+            ("Redirect", Synthetic),
+            ("FunctionGeneratedResponse", Synthetic),
+            // Cloudflare CacheCacheStatus (lowercase)
+            ("hit", Hit),
+            ("miss", Miss),
+            ("expired", Miss),
+            ("updating", StaleHit),
+            ("stale", StaleHit),
+            ("revalidated", Revalidated),
+            ("bypass", Pass),
+            ("dynamic", Pass),
+            ("ignored", Pass),
+            ("none", Synthetic),
+            // nginx $upstream_cache_status
+            ("HIT", Hit),
+            ("MISS", Miss),
+            ("EXPIRED", Miss),
+            ("STALE", StaleHit),
+            ("UPDATING", StaleHit),
+            ("REVALIDATED", Revalidated),
+            ("BYPASS", Pass),
+            // Fastly fastly_info.state
+            ("HIT-STALE", StaleHit),
+            ("HIT-SYNTH", Synthetic),
+            ("HIT-CLUSTER", Hit),
+            ("MISS-CLUSTER", Miss),
+            ("MISS-WAIT", Miss),
+            ("HIT-STALE-CLUSTER", StaleHit),
+            ("PASS", Pass),
+            ("PASS-WAIT-CLUSTER", Pass),
+            ("HITPASS", Pass),
+            ("ERROR", Error),
+            // Squid / Akamai DataStream
+            ("TCP_HIT", Hit),
+            ("TCP_MISS/200", Miss),
+            ("TCP_REFRESH_UNMODIFIED", Revalidated),
+            // RFC 9211, as a log may copy the header
+            ("edge; hit", Hit),
+            ("edge; fwd=uri-miss", Miss),
+            // nothing known
+            ("", Unknown),
+            ("-", Unknown),
+            ("Wobble", Unknown),
+        ];
+        for (v, want) in table {
+            assert_eq!(log_class(v), *want, "{v:?}");
+        }
+        // the same words give the same class in a header and in a log
+        for (h, v) in [
+            ("X-Cache", "Hit from cloudfront"),
+            ("X-Cache", "RefreshHit from cloudfront"),
+            ("X-Cache", "Miss from cloudfront"),
+            ("CF-Cache-Status", "EXPIRED"),
+            ("CF-Cache-Status", "UPDATING"),
+            ("X-Cache-Status", "BYPASS"),
+        ] {
+            let word = v.split(' ').next().unwrap_or(v);
+            assert_eq!(c(&[(h, v)]), log_class(word), "{h}: {v}");
+        }
     }
 
     #[test]

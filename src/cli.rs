@@ -35,6 +35,78 @@ pub enum Command {
     Download(DownloadArgs),
     /// Turn access logs (nginx/Apache, CloudFront, ALB, S3, Cloudflare, Fastly, W3C) into a URL list or trace
     Extract(ExtractArgs),
+    /// Read a CDN's own access logs: its real hit ratio over time, per host and POP, the URLs
+    /// that miss most (a URL list to warm) and the misses no warming saves
+    Observe(ObserveArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ObserveArgs {
+    /// The CDN's logs: files, directories, globs, s3://BUCKET/PREFIX/, or - for stdin (.gz
+    /// and .zst read transparently); the formats `extract` reads
+    #[arg(required = true)]
+    pub logs: Vec<String>,
+    /// Results directory (summary.json, timeline.csv, latency.hlog, pops.hlog, misses.csv)
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// The length of a point on the hit-ratio curve
+    #[arg(long, default_value = "1h")]
+    pub interval: String,
+    /// Targets: none (the whole log), host, or pop (one hit-ratio curve each)
+    #[arg(long, default_value = "none", value_name = "none|host|pop")]
+    pub split: String,
+    /// With --split: the hosts or POPs with the most requests kept apart, the rest as _other
+    #[arg(long, default_value_t = 20)]
+    pub split_top: usize,
+    /// The target's name when the log is one target (report's row and line)
+    #[arg(long, default_value = "observed")]
+    pub name: String,
+    /// URLs written to misses.csv, most misses first
+    #[arg(long, default_value_t = 10_000)]
+    pub top_misses: usize,
+    /// auto, combined, cloudfront, w3c, alb, s3, cloudflare, json
+    #[arg(long, default_value = "auto")]
+    pub format: String,
+    /// JSON logs: which keys hold what, e.g. url=req_url,cache=cache_state,pop=pop
+    #[arg(long)]
+    pub json_fields: Option<String>,
+    /// Methods counted, comma-separated; * for every method
+    #[arg(long, default_value = "*")]
+    pub methods: String,
+    /// Statuses counted, comma-separated; all for every status
+    #[arg(long, default_value = "all")]
+    pub status: String,
+    /// Count only these hosts (repeatable)
+    #[arg(long)]
+    pub host: Vec<String>,
+    /// Count requests at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Count requests before this time
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Drop the query string from the misses' URLs
+    #[arg(long)]
+    pub drop_query: bool,
+    /// Parser threads (default: number of CPUs)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Memory for distinct URLs, e.g. 256M (as `extract`); past it, sorted runs spill to disk
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
+    /// Folder for spilled runs (default: the results directory's parent)
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Region label (default "observed")
+    #[arg(long)]
+    pub region: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// No progress bar, no summary
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -516,6 +588,10 @@ pub struct EdgeArgs {
     /// Server threads
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Write an access log in CloudFront's standard log layout (W3C, tab-separated), which
+    /// `observe` (and `extract`) read
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

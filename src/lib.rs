@@ -13,6 +13,7 @@ pub mod guard;
 pub mod logs;
 pub mod measure;
 pub mod mirror;
+pub mod observe;
 pub mod precise;
 pub mod report;
 pub mod results;

@@ -12,6 +12,7 @@ fn main() {
         Command::Edge(a) => cmd::edge::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Extract(a) => cmd::extract::run(a),
+        Command::Observe(a) => cmd::observe::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Mirror(a) => cmd::mirror::run(a),
         Command::Upload(a) => cmd::s3::upload(a),

@@ -75,6 +75,7 @@ pub fn config(a: &EdgeArgs) -> anyhow::Result<EdgeConfig> {
             .transpose()?,
         seed: a.seed,
         h2_streams: a.h2_streams,
+        access_log: a.access_log.clone(),
         tls: match (&a.cert, &a.key) {
             (Some(c), Some(k)) => Some(edge::tls::EdgeTls::from_files(c, k).map_err(UsageError)?),
             _ if a.tls || a.write_cert.is_some() || !a.tls_name.is_empty() => {

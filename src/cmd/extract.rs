@@ -51,8 +51,9 @@ pub(crate) fn log_input(
         Some(spec) => JsonFields::parse(spec).map_err(UsageError)?,
         None => JsonFields::default(),
     };
-    let statuses = status
-        .split(',')
+    // `all`: every status (an empty list)
+    let statuses = (status.split(','))
+        .filter(|s| !matches!(s.trim(), "all" | "*"))
         .map(|s| {
             s.trim()
                 .parse::<u16>()
@@ -74,10 +75,10 @@ pub(crate) fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
         format,
         json: Arc::new(json),
         filters: Filters {
-            methods: a
-                .methods
-                .split(',')
+            // `*`: every method (an empty list)
+            methods: (a.methods.split(','))
                 .map(|m| m.trim().to_ascii_uppercase())
+                .filter(|m| m != "*")
                 .collect(),
             statuses,
             hosts: a.host.clone(),
@@ -105,6 +106,7 @@ pub(crate) fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
             sample: a.sample,
             seed: a.seed,
         },
+        observe: None,
         drop_query: a.drop_query,
         top: a.top,
         trace: a.trace.is_some(),
@@ -248,10 +250,14 @@ fn sources(
     Ok(out)
 }
 
-pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
-    let o = options(&a)?;
+/// Reads every log of `a` with `o`, with a progress spinner unless `--quiet`; returns the
+/// extraction and the seconds it took.
+pub(crate) fn read(
+    a: &ExtractArgs,
+    o: &Options,
+) -> anyhow::Result<(crate::extract::Extracted, f64)> {
     let mut rt = None;
-    let sources = sources(&a, &o, &mut rt)?;
+    let sources = sources(a, o, &mut rt)?;
     let progress = Progress::default();
     let start = Instant::now();
     let bar = (!a.quiet).then(|| {
@@ -293,13 +299,18 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
             }
         }
         let _done = Done(&done);
-        extract(&sources, &o, &progress)
+        extract(&sources, o, &progress)
     });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let ex = result.map_err(|e| UsageError(e.to_string()))?;
-    let secs = start.elapsed().as_secs_f64();
+    Ok((ex, start.elapsed().as_secs_f64()))
+}
+
+pub fn run(a: ExtractArgs) -> anyhow::Result<i32> {
+    let o = options(&a)?;
+    let (ex, secs) = read(&a, &o)?;
     if a.strict && ex.stats.malformed_total() > 0 {
         eprint!("{}", render(&ex.stats, secs));
         return usage(format!(

@@ -5,6 +5,7 @@ pub mod edge;
 pub mod execute;
 pub mod extract;
 pub mod mirror;
+pub mod observe;
 pub mod report;
 pub mod run;
 pub mod s3;

@@ -2,6 +2,7 @@
 //! cache headers in a chosen dialect, fault injection, and ground truth at `/_edge/stats`.
 //! Runs as `edgeload edge` or in-process (`start`), which tests and `demo` use.
 
+pub mod access_log;
 pub mod cache;
 pub mod dialect;
 pub mod objects;
@@ -106,6 +107,8 @@ pub struct EdgeConfig {
     pub tls: Option<tls::EdgeTls>,
     /// HTTP/2: streams a connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)
     pub h2_streams: u32,
+    /// write an access log here (CloudFront's layout, `access_log::FIELDS`)
+    pub access_log: Option<std::path::PathBuf>,
 }
 
 impl Default for EdgeConfig {
@@ -126,6 +129,7 @@ impl Default for EdgeConfig {
             h2_streams: 256,
             seed: 1,
             faults: Faults::default(),
+            access_log: None,
         }
     }
 }
@@ -196,10 +200,15 @@ struct State {
     /// ns since epoch until which every response waits (the stall window)
     stall_until: AtomicU64,
     timer: crate::precise::PreciseTimer,
+    log: Option<access_log::AccessLog>,
 }
 
 impl State {
     fn stats(&self, with_paths: bool) -> EdgeStats {
+        // what the stats count is in the log too
+        if let Some(l) = &self.log {
+            l.flush();
+        }
         let (objects, bytes, evictions) = {
             let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             (c.len() as u64, c.bytes(), c.evictions)
@@ -397,8 +406,29 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
     if until > st.epoch.elapsed() {
         st.timer.sleep_until(st.epoch + until).await;
     }
+    let log = |status: u16, bytes: u64, result: &str, detailed: &str| {
+        if let Some(l) = &st.log {
+            let host = (req.headers().get("host"))
+                .and_then(|h| h.to_str().ok())
+                .or(req.uri().host())
+                .unwrap_or("");
+            l.write(&access_log::Entry {
+                at: std::time::SystemTime::now(),
+                pop,
+                bytes,
+                method: req.method().as_str(),
+                host,
+                target: &key,
+                status,
+                result,
+                detailed,
+                taken: arrived.elapsed(),
+            });
+        }
+    };
     if f.drop_rate > 0.0 && unit(mix(r ^ 0xd)) < f.drop_rate {
         st.drops.fetch_add(1, Ordering::SeqCst);
+        log(0, 0, "Error", "Error");
         return Err(dropped());
     }
     let size = objects::object_size(&key);
@@ -477,6 +507,20 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             resp.headers_mut().insert(k, v);
         }
     }
+    let status = resp.status().as_u16();
+    let (result, detailed) = match (error, hit, shield_hit) {
+        (true, _, _) => ("Error", "Error"),
+        (_, true, _) => ("Hit", "Hit"),
+        (_, _, true) => ("Miss", "OriginShieldHit"),
+        _ => ("Miss", "Miss"),
+    };
+    let bytes = match status {
+        _ if head => 0,
+        200 => size,
+        304 => 0,
+        _ => "injected fault\n".len() as u64,
+    };
+    log(status, bytes, result, detailed);
     Ok(resp)
 }
 
@@ -567,6 +611,9 @@ impl EdgeHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some(l) = &self.state.log {
+            l.flush();
+        }
     }
 }
 
@@ -577,6 +624,7 @@ impl Drop for EdgeHandle {
 }
 
 fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
+    let cfg_log = cfg.access_log.clone();
     Ok(Arc::new(State {
         cache: Mutex::new(cache::Cache::new(cfg.capacity_bytes, cfg.capacity_objects)),
         shield: (cfg.shield.is_some()).then(|| Mutex::new(cache::Cache::new(u64::MAX, usize::MAX))),
@@ -600,6 +648,10 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
         bytes: AtomicU64::new(0),
         stall_until: AtomicU64::new(0),
         timer: crate::precise::PreciseTimer::new("edgeload-edge-timer")?,
+        log: match &cfg_log {
+            Some(p) => Some(access_log::AccessLog::create(p)?),
+            None => None,
+        },
     }))
 }
 

@@ -27,6 +27,7 @@ impl Record for Entry {
             s.bytes_n,
             s.first as u64,
             s.last as u64,
+            u64::from(s.requests),
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -43,6 +44,7 @@ impl Record for Entry {
             bytes_n: r.u64()?,
             first: r.i64()?,
             last: r.i64()?,
+            requests: r.u64()? as u32,
             original: 0,
         };
         Ok(Some(Entry(slot, r.string()?)))
@@ -65,6 +67,7 @@ impl Record for Row {
             self.bytes.unwrap_or(0),
             self.first as u64,
             self.last as u64,
+            u64::from(self.requests),
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -79,12 +82,14 @@ impl Record for Row {
         let count = r.u64()?;
         let bytes = Some(r.u64()?).filter(|_| has_bytes);
         let (first, last) = (r.i64()?, r.i64()?);
+        let requests = r.u64()? as u32;
         Ok(Some(Row {
             path: r.string()?,
             count,
             bytes,
             first,
             last,
+            requests,
             key,
         }))
     }

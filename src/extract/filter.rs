@@ -54,14 +54,17 @@ impl Filters {
     /// record (file and line) for sampling.
     pub fn check(&self, r: &LogRecord, n: u64) -> Option<&'static str> {
         let method = r.method.as_bytes();
-        // exact first: logs write methods in upper case, as the default filter does
-        if !self.methods.iter().any(|m| {
-            let m = m.as_bytes();
-            m == method || m.eq_ignore_ascii_case(method)
-        }) {
+        // exact first: logs write methods in upper case, as the default filter does; an empty
+        // list keeps every method (and every status)
+        if !self.methods.is_empty()
+            && !self.methods.iter().any(|m| {
+                let m = m.as_bytes();
+                m == method || m.eq_ignore_ascii_case(method)
+            })
+        {
             return Some("method");
         }
-        if !self.statuses.contains(&r.status) {
+        if !self.statuses.is_empty() && !self.statuses.contains(&r.status) {
             return Some("status");
         }
         if !self.hosts.is_empty() {
@@ -117,6 +120,9 @@ mod tests {
             bytes: None,
             time: Some(1_000_000),
             cache: crate::logs::CacheStatus::Value(None),
+            pop: None,
+            time_taken_us: None,
+            ttfb_us: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod bounded;
 pub mod filter;
+pub mod observe;
 mod spill;
 mod table;
 
@@ -39,6 +40,9 @@ pub struct Options {
     pub max_memory: usize,
     /// where runs spill (a hidden folder is made in it); None: the system's temporary folder
     pub spill_dir: Option<std::path::PathBuf>,
+    /// `observe`: tally cache classes per interval as well, and count each URL's misses (its
+    /// `count`) and requests (`requests`) instead of its requests
+    pub observe: Option<observe::ObserveOptions>,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             block_size: 4 << 20,
             max_memory: usize::MAX,
             spill_dir: None,
+            observe: None,
         }
     }
 }
@@ -108,6 +113,7 @@ fn absorb(
     into.bytes_sum += o.bytes_sum;
     into.bytes_n += o.bytes_n;
     into.last = into.last.max(o.last);
+    into.requests = into.requests.saturating_add(o.requests);
     if o.first < into.first || (o.first == into.first && o_original < *into_original) {
         into.first = o.first;
         std::mem::replace(into_original, o_original)
@@ -124,6 +130,8 @@ struct Pending<'d> {
     time: Option<i64>,
     /// where the line is: file and byte offset, increasing in the log's order
     pos: u64,
+    /// `observe`: the edge missed (miss or shield hit: what warming the edge can save)
+    miss: bool,
 }
 
 impl Pending<'_> {
@@ -134,6 +142,7 @@ impl Pending<'_> {
             bytes: self.bytes,
             time: self.time,
             pos: self.pos,
+            miss: self.miss,
         }
     }
 }
@@ -174,6 +183,8 @@ struct Local {
     key: Vec<u8>,
     /// the table and trace rows written to disk when they outgrew the budget
     runs: bounded::Parts,
+    /// `observe`: the per-interval tally
+    tally: Option<observe::Tally>,
 }
 
 fn hexval(c: u8) -> Option<u8> {
@@ -251,14 +262,19 @@ impl Local {
         }
     }
 
-    fn count(&mut self, batch: &mut Vec<Pending>, trace: bool) {
+    fn count(&mut self, batch: &mut Vec<Pending>, trace: bool, observe: bool) {
         for p in batch.drain(..) {
             let target: &str = &p.target;
             let (s, original) = self.table.slot(p.key, target);
-            s.count += 1;
-            if let Some(b) = p.bytes {
-                s.bytes_sum += b;
-                s.bytes_n += 1;
+            if observe {
+                s.requests = s.requests.saturating_add(1);
+            }
+            if !observe || p.miss {
+                s.count += 1;
+                if let Some(b) = p.bytes {
+                    s.bytes_sum += b;
+                    s.bytes_n += 1;
+                }
             }
             let t = p.time.unwrap_or(i64::MAX);
             if t < s.first || (t == s.first && *target < **original) {
@@ -328,6 +344,25 @@ impl Local {
                     bump(&mut self.filtered, reason);
                     return None;
                 }
+                let mut miss = false;
+                if let Some(oo) = &o.observe {
+                    let tally = self
+                        .tally
+                        .get_or_insert_with(|| observe::Tally::new(oo.clone()));
+                    match tally.add(&r) {
+                        Some(c) => {
+                            miss = matches!(
+                                c,
+                                crate::cache_status::CacheClass::Miss
+                                    | crate::cache_status::CacheClass::ShieldHit
+                            )
+                        }
+                        None => {
+                            bump(&mut self.filtered, "no timestamp");
+                            return None;
+                        }
+                    }
+                }
                 // `run` refuses a list holding a path that could leave a target's base
                 if crate::urls::path_refusal(&r.target).is_some() {
                     bump(&mut self.filtered, "unsafe path");
@@ -347,6 +382,7 @@ impl Local {
                     bytes: r.bytes,
                     time: r.time,
                     pos: n,
+                    miss,
                 })
             }
         }
@@ -408,13 +444,13 @@ impl Local {
                 if let Some(p) = pending {
                     batch.push(p);
                     if batch.len() == BATCH {
-                        self.count(&mut batch, o.trace);
+                        self.count(&mut batch, o.trace, o.observe.is_some());
                     }
                 }
             }
             ws = we;
         }
-        self.count(&mut batch, o.trace);
+        self.count(&mut batch, o.trace, o.observe.is_some());
         self.piece_lines.push(((at.file, at.piece), line));
         progress.lines.fetch_add(line, Ordering::Relaxed);
         progress
@@ -434,6 +470,8 @@ pub struct Row {
     /// unix microseconds; MAX / MIN when the log had no times
     pub first: i64,
     pub last: i64,
+    /// `observe`: every request of the URL (`count` is its misses); 0 for `extract`
+    pub requests: u32,
     key: u128,
 }
 
@@ -445,6 +483,7 @@ impl Row {
             bytes: (s.bytes_n > 0).then(|| (s.bytes_sum as f64 / s.bytes_n as f64).round() as u64),
             first: s.first,
             last: s.last,
+            requests: s.requests,
             key: s.key,
         }
     }
@@ -514,6 +553,8 @@ pub struct Extracted {
     _spare: Vec<Vec<Box<str>>>,
     /// past the memory budget: the rows and trace on disk, written from there
     spilled: Option<bounded::Spilled>,
+    /// `observe`: every thread's tally, merged (None when no record was counted)
+    pub tally: Option<observe::Tally>,
 }
 
 impl Extracted {
@@ -550,6 +591,31 @@ impl Extracted {
     pub fn leak(mut self) {
         drop(self.spilled.take());
         std::mem::forget(self);
+    }
+
+    /// Calls `f` with every row in the list's order (from disk for a list that went there);
+    /// `f` returns false to stop.
+    pub fn each_row(&self, mut f: impl FnMut(&Row) -> bool) -> std::io::Result<()> {
+        if let Some(rows) = self
+            .spilled
+            .as_ref()
+            .map(|s| s.rows())
+            .transpose()?
+            .flatten()
+        {
+            for r in rows {
+                if !f(&r?) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        for r in &self.rows {
+            if !f(r) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the URL list CSV (the format `run` reads, see `UrlList`), formatting rows on
@@ -1072,6 +1138,7 @@ fn merge(
     let mut tables: Vec<Table> = Vec::with_capacity(locals.len());
     let mut trace: Vec<(i64, u64, u128)> = Vec::new();
     let mut runs = bounded::Parts::default();
+    let mut tally: Option<observe::Tally> = None;
     for l in locals {
         runs.extend(l.runs);
         stats.lines += l.lines;
@@ -1095,6 +1162,12 @@ fn merge(
         }
         tables.push(l.table);
         trace.extend(l.trace);
+        if let Some(t) = l.tally {
+            match &mut tally {
+                Some(a) => a.merge(t),
+                None => tally = Some(t),
+            }
+        }
     }
     examples.sort_unstable();
     for (file, line, reason, text) in examples {
@@ -1141,6 +1214,7 @@ fn merge(
             stats,
             _spare: Vec::new(),
             spilled: Some(spilled),
+            tally,
         });
     }
     let (mut rows, spare) = merge_tables(tables, o.threads.max(1));
@@ -1166,6 +1240,7 @@ fn merge(
         stats,
         _spare: spare,
         spilled: None,
+        tally,
     })
 }
 
@@ -1448,6 +1523,7 @@ mod tests {
                 bytes: None,
                 first: (rng >> 8) as i64 % 3,
                 last: 0,
+                requests: 0,
                 key: u128::from(crate::urls::mix(i)) << 64 | u128::from(i),
             };
             runs[(rng >> 40) as usize % 16].push(row.clone());

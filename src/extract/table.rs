@@ -16,9 +16,14 @@ pub struct Slot {
     /// unix microseconds; MAX/MIN while no timed record was seen
     pub first: i64,
     pub last: i64,
+    /// `observe` only: every request of the URL, hit or miss (saturating); `count` counts its
+    /// misses there, and `bytes_*` their sizes
+    pub requests: u32,
     /// index into `Shard::originals`
     pub original: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 const EMPTY: Slot = Slot {
     key: 0,
@@ -27,6 +32,7 @@ const EMPTY: Slot = Slot {
     bytes_n: 0,
     first: i64::MAX,
     last: i64::MIN,
+    requests: 0,
     original: 0,
 };
 

@@ -72,6 +72,13 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         bytes: parse_bytes(f[11])?,
         time: Some(time),
         cache: CacheStatus::Value(None),
+        pop: None,
+        // the three processing times (s), -1 when the request did not reach a target
+        time_taken_us: f[5..8]
+            .iter()
+            .map(|t| super::seconds_us(t))
+            .sum::<Option<u64>>(),
+        ttfb_us: None,
     })
 }
 

@@ -182,6 +182,9 @@ fn fast(line: &str) -> Option<LogRecord<'_>> {
         bytes,
         time: Some(time),
         cache: CacheStatus::ClfTail(line.get(e + 1..).unwrap_or("")),
+        pop: None,
+        time_taken_us: None,
+        ttfb_us: None,
     })
 }
 
@@ -259,6 +262,9 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         bytes,
         time: Some(time),
         cache,
+        pop: None,
+        time_taken_us: None,
+        ttfb_us: None,
     })
 }
 

@@ -17,6 +17,12 @@ pub struct JsonFields {
     pub host: Vec<String>,
     pub bytes: Vec<String>,
     pub cache: Vec<String>,
+    pub pop: Vec<String>,
+    /// the server's time for the request: seconds, or ms / us when the key ends in `Ms`/`_ms`
+    /// or `Us`/`_us`
+    pub time_taken: Vec<String>,
+    /// time to first byte, in the same units
+    pub ttfb: Vec<String>,
 }
 
 fn v(names: &[&str]) -> Vec<String> {
@@ -38,6 +44,9 @@ impl Default for JsonFields {
                 "resp_body_size",
             ]),
             cache: v(&["CacheCacheStatus", "cache_status", "fastly_cache"]),
+            pop: v(&["EdgeColoCode", "pop", "fastly_pop", "server_datacenter"]),
+            time_taken: v(&["time_taken", "request_time", "time_elapsed_us"]),
+            ttfb: v(&["EdgeTimeToFirstByteMs", "ttfb_ms", "time_to_first_byte"]),
         }
     }
 }
@@ -58,9 +67,12 @@ impl JsonFields {
                 "host" => &mut f.host,
                 "bytes" => &mut f.bytes,
                 "cache" => &mut f.cache,
+                "pop" => &mut f.pop,
+                "time_taken" => &mut f.time_taken,
+                "ttfb" => &mut f.ttfb,
                 r => {
                     return Err(format!(
-                        "--json-fields: unknown role {r:?} (url, method, status, time, host, bytes, cache)"
+                        "--json-fields: unknown role {r:?} (url, method, status, time, host, bytes, cache, pop, time_taken, ttfb)"
                     ));
                 }
             };
@@ -72,6 +84,27 @@ impl JsonFields {
 
 fn pick<'v>(o: &'v serde_json::Map<String, Value>, names: &[String]) -> Option<&'v Value> {
     names.iter().find_map(|n| o.get(n)).filter(|v| !v.is_null())
+}
+
+/// A duration field in us: its key's suffix names the unit (`Ms`/`_ms`, `Us`/`_us`), else
+/// seconds. A number or a numeric string; negative or unreadable values are left out.
+fn duration_us(o: &serde_json::Map<String, Value>, names: &[String]) -> Option<u64> {
+    let (key, v) = names
+        .iter()
+        .find_map(|n| o.get(n).filter(|v| !v.is_null()).map(|v| (n, v)))?;
+    let x = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    let per_unit = if key.ends_with("Ms") || key.ends_with("_ms") {
+        1e3
+    } else if key.ends_with("Us") || key.ends_with("_us") {
+        1.0
+    } else {
+        1e6
+    };
+    (x.is_finite() && x >= 0.0).then(|| (x * per_unit).round().min(u64::MAX as f64) as u64)
 }
 
 fn as_u64(v: &Value) -> Option<u64> {
@@ -136,6 +169,11 @@ fn parse_inner<'a>(f: &JsonFields, line: &'a str) -> Result<LogRecord<'a>, Malfo
                 .and_then(Value::as_str)
                 .map(|s| Cow::Owned(s.to_string())),
         ),
+        pop: pick(o, &f.pop)
+            .and_then(Value::as_str)
+            .map(|s| Cow::Owned(s.to_string())),
+        time_taken_us: duration_us(o, &f.time_taken),
+        ttfb_us: duration_us(o, &f.ttfb),
     })
 }
 

@@ -29,6 +29,64 @@ pub struct LogRecord<'a> {
     pub time: Option<i64>,
     /// the cache status the log recorded (CloudFront result type, Cloudflare CacheCacheStatus...)
     pub cache: CacheStatus<'a>,
+    /// the POP (edge location) that answered, where the format names one (CloudFront
+    /// `x-edge-location`, Cloudflare `EdgeColoCode`); nginx's `pop=` is in the tail (`pop()`)
+    pub pop: Option<Cow<'a, str>>,
+    /// the server's own time for the request, us (CloudFront `time-taken`, ALB's three
+    /// processing times added, S3 `TotalTime`); nginx's `rt=` is in the tail (`time_taken_us()`)
+    pub time_taken_us: Option<u64>,
+    /// the server's time to the response's first byte, us (CloudFront `time-to-first-byte`,
+    /// Cloudflare `EdgeTimeToFirstByteMs`)
+    pub ttfb_us: Option<u64>,
+}
+
+impl LogRecord<'_> {
+    /// The POP: the format's field, or a combined line's `pop=` tail field.
+    pub fn pop(&self) -> Option<&str> {
+        match (&self.pop, &self.cache) {
+            (Some(p), _) => Some(p),
+            (None, CacheStatus::ClfTail(tail)) => tail_field(tail, "pop="),
+            _ => None,
+        }
+    }
+
+    /// The server's time: the format's field, or a combined line's `rt=` (nginx
+    /// `$request_time`, seconds).
+    pub fn time_taken_us(&self) -> Option<u64> {
+        match (self.time_taken_us, &self.cache) {
+            (Some(t), _) => Some(t),
+            (None, CacheStatus::ClfTail(tail)) => tail_field(tail, "rt=").and_then(seconds_us),
+            _ => None,
+        }
+    }
+}
+
+/// The value of `key` (`cs=`, with its `=`) among a combined line's space-separated tail
+/// fields, unquoted; None when absent, empty or `-`. The key must start a field.
+fn tail_field<'t>(tail: &'t str, key: &str) -> Option<&'t str> {
+    let mut from = 0;
+    while let Some(i) = memchr::memmem::find(&tail.as_bytes()[from..], key.as_bytes()) {
+        let at = from + i;
+        from = at + key.len();
+        if at > 0 && !matches!(tail.as_bytes()[at - 1], b' ' | b'"') {
+            continue; // inside another field (`xcs=`)
+        }
+        let v = &tail[from..];
+        let v = v[..v.find(' ').unwrap_or(v.len())].trim_matches('"');
+        return (!v.is_empty() && v != "-").then_some(v);
+    }
+    None
+}
+
+/// Seconds as written in logs (`0.001`, `12`, `1.5e-3` refused) -> us; None for `-`, negative
+/// or unreadable values, and past an hour's histogram range only clamped later.
+pub(crate) fn seconds_us(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| (v * 1e6).round() as u64)
 }
 
 /// A record's cache status. nginx's `cs=` field is looked for in the line's tail only when
@@ -44,12 +102,7 @@ impl CacheStatus<'_> {
     pub fn get(&self) -> Option<&str> {
         match self {
             CacheStatus::Value(v) => v.as_deref(),
-            CacheStatus::ClfTail(tail) => memchr::memmem::find(tail.as_bytes(), b"cs=")
-                .map(|i| {
-                    let v = &tail[i + 3..];
-                    v[..v.find(' ').unwrap_or(v.len())].trim_matches('"')
-                })
-                .filter(|v| !v.is_empty() && *v != "-"),
+            CacheStatus::ClfTail(tail) => tail_field(tail, "cs="),
         }
     }
 }
@@ -367,6 +420,96 @@ mod tests {
             assert_eq!(detect(s), Some(want), "{s}");
         }
         assert_eq!(detect("hello world\n"), None);
+    }
+
+    /// What `observe` reads of each format: cache status, POP and the server's times, from
+    /// samples laid out as each vendor documents its fields.
+    #[test]
+    fn edge_fields_of_each_format() {
+        let json = Arc::new(json::JsonFields::default());
+        let rec = |f: Format,
+                   pre: &[&str],
+                   line: &str|
+         -> (Option<String>, Option<String>, Option<u64>, Option<u64>) {
+            let mut p = Parser::new(f, &json);
+            for l in pre {
+                p.parse(l);
+            }
+            match p.parse(line) {
+                Line::Record(r) => (
+                    r.cache.get().map(str::to_string),
+                    r.pop().map(str::to_string),
+                    r.time_taken_us(),
+                    r.ttfb_us,
+                ),
+                _ => panic!("{line}"),
+            }
+        };
+        // CloudFront's documented example: LAX1, Hit, time-taken and time-to-first-byte 0.001
+        let cf = "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end";
+        let line = "2019-12-04\t21:02:31\tLAX1\t392\t192.0.2.100\tGET\td111111abcdef8.cloudfront.net\t/index.html\t200\t-\tMozilla\t-\t-\tMiss\tSOX4==\td111111abcdef8.cloudfront.net\thttps\t23\t0.152\t-\tTLSv1.2\tECDHE\tMiss\tHTTP/2.0\t-\t-\t11040\t0.034\tOriginShieldHit\ttext/html\t78\t-\t-";
+        assert_eq!(
+            rec(Format::W3c, &[cf], line),
+            (
+                Some("OriginShieldHit".into()),
+                Some("LAX1".into()),
+                Some(152_000),
+                Some(34_000)
+            )
+        );
+        // IIS: time-taken in whole milliseconds
+        assert_eq!(
+            rec(
+                Format::W3c,
+                &["#Fields: date time cs-method cs-uri-stem sc-status time-taken"],
+                "2024-01-02 10:00:00 GET /a.png 200 15"
+            ),
+            (None, None, Some(15_000), None)
+        );
+        // Cloudflare Logpush: CacheCacheStatus, EdgeColoCode, EdgeTimeToFirstByteMs
+        assert_eq!(
+            rec(
+                Format::Json,
+                &[],
+                r#"{"ClientRequestURI":"/img/a.png","EdgeResponseStatus":200,"CacheCacheStatus":"hit","EdgeColoCode":"FRA","EdgeTimeToFirstByteMs":12,"EdgeStartTimestamp":1653485126000000000}"#
+            ),
+            (Some("hit".into()), Some("FRA".into()), None, Some(12_000))
+        );
+        // nginx with the common additions after the user agent
+        assert_eq!(
+            rec(
+                Format::Combined,
+                &[],
+                r#"1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a.jpg HTTP/1.1" 200 99 "-" "UA" rt=0.012 ut="0.010" cs=MISS pop=fra1"#
+            ),
+            (Some("MISS".into()), Some("fra1".into()), Some(12_000), None)
+        );
+        // a key inside another field is not the field
+        assert_eq!(
+            rec(
+                Format::Combined,
+                &[],
+                r#"1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a.jpg HTTP/1.1" 200 99 "-" "UA" xcs=HIT"#
+            ),
+            (None, None, None, None)
+        );
+        // Fastly's syslog stream with a cache state in the tail
+        assert_eq!(
+            rec(
+                Format::Combined,
+                &[],
+                r#"<134>2024-03-12T10:00:00Z cache-fra19120 l[1]: 1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a HTTP/1.1" 200 1 cs=HIT-STALE"#
+            ),
+            (Some("HIT-STALE".into()), None, None, None)
+        );
+        // ALB: the three processing times added; -1 (no target) leaves it out
+        let alb = "http 2018-07-02T22:23:00.186641Z app/x 1.2.3.4:1 10.0.0.1:80 0.000 0.001 0.002 200 200 34 366 \"GET http://www.example.com:80/ HTTP/1.1\" \"curl\"";
+        assert_eq!(rec(Format::Alb, &[], alb), (None, None, Some(3000), None));
+        let alb = alb.replace(" 0.000 0.001 0.002 ", " -1 -1 -1 ");
+        assert_eq!(rec(Format::Alb, &[], &alb), (None, None, None, None));
+        // S3 server access logs: TotalTime (ms)
+        let s3 = "79a5 bucket [06/Feb/2019:00:00:38 +0000] 192.0.2.3 79a5 3E57 REST.GET.OBJECT k \"GET /bucket/k HTTP/1.1\" 200 - 113 113 7 5 \"-\" \"S3Console\"";
+        assert_eq!(rec(Format::S3, &[], s3), (None, None, Some(7000), None));
     }
 
     #[test]

@@ -35,6 +35,10 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         bytes: parse_bytes(f[11])?,
         time: Some(time),
         cache: CacheStatus::Value(None),
+        pop: None,
+        // TotalTime: ms in flight from the server's view (from the first byte received)
+        time_taken_us: f.get(13).and_then(|t| super::digits(t)).map(|ms| ms * 1000),
+        ttfb_us: None,
     })
 }
 

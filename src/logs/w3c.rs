@@ -20,6 +20,12 @@ pub struct Layout {
     host: Option<usize>,
     host_header: Option<usize>,
     cache: Option<usize>,
+    detailed: Option<usize>,
+    pop: Option<usize>,
+    time_taken: Option<usize>,
+    ttfb: Option<usize>,
+    /// CloudFront's layout (an `x-edge-*` field): `time-taken` in seconds, not IIS's ms
+    cloudfront: bool,
 }
 
 impl Layout {
@@ -44,7 +50,21 @@ impl Layout {
             host: pos(&["cs(Host)", "cs-host"]),
             host_header: pos(&["x-host-header"]),
             cache: pos(&["x-edge-result-type"]),
+            detailed: pos(&["x-edge-detailed-result-type"]),
+            pop: pos(&["x-edge-location", "s-computername"]),
+            time_taken: pos(&["time-taken"]),
+            ttfb: pos(&["time-to-first-byte"]),
+            cloudfront: names.iter().any(|n| n.starts_with("x-edge-")),
         }
+    }
+}
+
+/// `time-taken`: seconds with a fraction in CloudFront's logs, whole milliseconds in IIS's.
+fn w3c_time(t: &str, cloudfront: bool) -> Option<u64> {
+    if cloudfront {
+        super::seconds_us(t)
+    } else {
+        super::digits(t).map(|ms| ms.saturating_mul(1000))
     }
 }
 
@@ -115,7 +135,16 @@ fn parse_inner<'a>(l: &Layout, line: &'a str) -> Result<LogRecord<'a>, Malformed
         status,
         bytes: parse_bytes(get(l.bytes).unwrap_or("-"))?,
         time,
-        cache: CacheStatus::Value(dash(get(l.cache)).map(Cow::Borrowed)),
+        // the detailed type says more only for an edge miss the Origin Shield answered
+        cache: CacheStatus::Value(
+            (dash(get(l.detailed)).filter(|d| *d == "OriginShieldHit"))
+                .or(dash(get(l.cache)))
+                .map(Cow::Borrowed),
+        ),
+        pop: dash(get(l.pop)).map(Cow::Borrowed),
+        // CloudFront writes seconds (`0.001`); IIS writes milliseconds (an integer)
+        time_taken_us: dash(get(l.time_taken)).and_then(|t| w3c_time(t, l.cloudfront)),
+        ttfb_us: dash(get(l.ttfb)).and_then(super::seconds_us),
     })
 }
 

@@ -15,6 +15,9 @@ use crate::cache_status::CacheClass;
 pub struct Series {
     pub h: PerMetric<Histogram<u64>>,
     pub bytes: u64,
+    /// requests counted: the total histogram's count for requests edgeload timed; an access
+    /// log's requests count here whether or not the log recorded a time
+    pub n: u64,
 }
 
 impl Series {
@@ -22,16 +25,18 @@ impl Series {
         Series {
             h: PerMetric([new_hist(), new_hist(), new_hist(), new_hist()]),
             bytes: 0,
+            n: 0,
         }
     }
     pub fn count(&self) -> u64 {
-        self.h[Metric::Total].len()
+        self.n
     }
     pub fn add(&mut self, o: &Series) {
         for (a, b) in self.h.iter_mut().zip(o.h.iter()) {
             a.add(b).expect("same bounds");
         }
         self.bytes += o.bytes;
+        self.n += o.n;
     }
 }
 
@@ -317,22 +322,24 @@ impl IntervalData {
 
     /// Adds an interval a worker shipped as its non-empty buckets.
     pub fn add_sparse(&mut self, o: &SparseInterval) {
-        for (i, hs, bytes) in &o.series {
+        for (i, hs, (bytes, n)) in &o.series {
             let s = self.series[*i].get_or_insert_with(|| Box::new(Series::new()));
             for (h, buckets) in s.h.iter_mut().zip(hs.iter()) {
                 add_buckets(h, buckets);
             }
             s.bytes += bytes;
+            s.n += n;
         }
         for (a, b) in self.targets.iter_mut().zip(&o.targets) {
             a.add(b);
         }
-        for (target, pop, class, hs, bytes) in &o.pop_series {
+        for (target, pop, class, hs, (bytes, n)) in &o.pop_series {
             if let Some(s) = self.pop_series_mut(*target, *pop, *class) {
                 for (h, buckets) in s.h.iter_mut().zip(hs.iter()) {
                     add_buckets(h, buckets);
                 }
                 s.bytes += bytes;
+                s.n += n;
             }
         }
         for (t, dns, connect, tls) in &o.phases {
@@ -358,7 +365,7 @@ impl IntervalData {
                 b[Metric::TotalService] = b[Metric::Total].clone();
                 b[Metric::TtfbService] = b[Metric::Ttfb].clone();
             }
-            (b, std::mem::take(&mut s.bytes))
+            (b, (std::mem::take(&mut s.bytes), std::mem::take(&mut s.n)))
         };
         let series = (self.series.iter_mut().enumerate())
             .filter_map(|(i, s)| Some((i, s.as_deref_mut().filter(|s| s.count() > 0)?)))
@@ -420,16 +427,19 @@ fn add_buckets(h: &mut Histogram<u64>, b: &Buckets) {
     }
 }
 
+/// A series' (bytes, requests) as it travels beside its buckets.
+pub type Sizes = (u64, u64);
+
 /// One interval of one worker as it travels to the aggregator: the non-empty buckets only (a
 /// few hundred at most), not four 188 KB histograms per class.
 #[derive(Clone, Debug)]
 pub struct SparseInterval {
     pub idx: u64,
-    /// (series index, buckets per metric, bytes)
-    pub series: Vec<(usize, PerMetric<Buckets>, u64)>,
+    /// (series index, buckets per metric, (bytes, requests))
+    pub series: Vec<(usize, PerMetric<Buckets>, Sizes)>,
     pub targets: Vec<TargetCounts>,
-    /// (target, POP, class, buckets per metric, bytes)
-    pub pop_series: Vec<(usize, PopName, CacheClass, PerMetric<Buckets>, u64)>,
+    /// (target, POP, class, buckets per metric, (bytes, requests))
+    pub pop_series: Vec<(usize, PopName, CacheClass, PerMetric<Buckets>, Sizes)>,
     pub send_lag: Buckets,
     /// (target, DNS, connect and TLS handshake buckets)
     pub phases: Vec<(usize, Buckets, Buckets, Buckets)>,
@@ -513,6 +523,7 @@ fn record_series(s: &mut Series, intended: Instant, o: &Outcome, same: bool) {
         }
     }
     s.bytes += o.bytes;
+    s.n += 1;
 }
 
 #[cfg(test)]

@@ -765,6 +765,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
     let series = |g: &Group| Series {
         h: crate::measure::PerMetric(std::array::from_fn(|i| g.hists.0[i].dense())),
         bytes: g.bytes,
+        n: g.requests,
     };
     for g in &totals {
         let name = g.key.target.clone().unwrap_or_default();
@@ -814,6 +815,8 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
                 requests: g.requests,
                 bytes: g.bytes,
                 hit_ratio: g.hit_ratio(),
+                // from the classes' bytes, below
+                byte_hit_ratio: None,
                 unknown_share: crate::results::summary::unknown_share(&g.classes),
                 errors: g.errors.unwrap_or(0),
                 error_rate: g.error_rate().unwrap_or(0.0),
@@ -845,6 +848,15 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
             ts.responses = Some(ClassSummary::of("responses", &s));
         }
     }
+    for ts in targets.values_mut() {
+        let mut bytes = [0u64; crate::cache_status::CacheClass::COUNT];
+        for c in &ts.classes {
+            if let Some(k) = crate::cache_status::CacheClass::parse(&c.class) {
+                bytes[k.index()] += c.bytes;
+            }
+        }
+        ts.byte_hit_ratio = crate::cache_status::hit_ratio(&bytes);
+    }
     let mut run_ids: Vec<&str> = runs.iter().map(|r| r.summary.run_id.as_str()).collect();
     run_ids.sort();
     run_ids.dedup();
@@ -875,6 +887,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         duration_s: (t1 - t0).max(0.0),
         interval_s: runs.first().map(|r| r.summary.interval_s).unwrap_or(1.0),
         interrupted: runs.iter().any(|r| r.summary.interrupted),
+        observe: None,
         // the runs' model when they share one (the first run's otherwise)
         rate: crate::results::summary::RateSummary {
             model: runs

@@ -19,9 +19,18 @@ use crate::measure::{IntervalData, Metric, Sink};
 
 pub const SUMMARY: &str = "summary.json";
 pub(crate) const SAMPLES: &str = "samples.jtl";
+/// `observe`: the URLs that missed most, as a URL list `run` and `mirror` read
+pub const MISSES: &str = "misses.csv";
 /// Every file a results directory may hold besides MANIFEST.json: the only names a manifest may
 /// list (a downloaded manifest is untrusted input).
-pub(crate) const FILES: [&str; 5] = [SUMMARY, hlog::NAME, timeline::NAME, SAMPLES, hlog::POPS];
+pub(crate) const FILES: [&str; 6] = [
+    SUMMARY,
+    hlog::NAME,
+    timeline::NAME,
+    SAMPLES,
+    hlog::POPS,
+    MISSES,
+];
 
 pub struct ResultsWriter {
     dir: PathBuf,
@@ -36,6 +45,8 @@ pub struct ResultsWriter {
     /// the run's start (BaseTime of the logs)
     start: Option<SystemTime>,
     pops_written: bool,
+    /// files written beside the writer's own (`MISSES`), listed in the manifest
+    extra: Vec<&'static str>,
 }
 
 fn create(dir: &Path, name: &str) -> std::io::Result<BufWriter<File>> {
@@ -82,6 +93,7 @@ impl ResultsWriter {
             samples,
             start: None,
             pops_written: false,
+            extra: Vec::new(),
         })
     }
 
@@ -115,6 +127,20 @@ impl ResultsWriter {
         Ok(())
     }
 
+    /// The directory written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Lists a file written into the directory by someone else (one of `FILES`) in the
+    /// manifest.
+    pub fn add_file(&mut self, name: &'static str) {
+        debug_assert!(FILES.contains(&name));
+        if !self.extra.contains(&name) {
+            self.extra.push(name);
+        }
+    }
+
     /// Writes summary.json, flushes everything, and writes MANIFEST.json last.
     pub fn finish(mut self, summary: &summary::Summary) -> std::io::Result<PathBuf> {
         if self.hlog.is_none() {
@@ -134,6 +160,7 @@ impl ResultsWriter {
             s.flush()?;
             files.push(SAMPLES);
         }
+        files.extend(self.extra.iter().copied());
         let json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
         crate::guard::atomic::write(&self.dir.join(SUMMARY), &json)?;
         manifest::Manifest::write(&self.dir, &self.run_id, &self.region, &files)?;

@@ -130,6 +130,9 @@ pub struct TargetSummary {
     pub requests: u64,
     pub bytes: u64,
     pub hit_ratio: Option<f64>,
+    /// the hit ratio in bytes: body bytes of hits over those of every class in the ratio
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_hit_ratio: Option<f64>,
     /// the share of responses whose cache status was not recognised (class `unknown`); None
     /// without a response
     #[serde(default)]
@@ -254,6 +257,8 @@ pub enum LoadModel {
     Open,
     Closed,
     Mirror,
+    /// read from a CDN's own access logs (`observe`): nothing was sent
+    Observed,
 }
 
 impl std::fmt::Display for LoadModel {
@@ -262,6 +267,7 @@ impl std::fmt::Display for LoadModel {
             LoadModel::Open => "open",
             LoadModel::Closed => "closed",
             LoadModel::Mirror => "mirror",
+            LoadModel::Observed => "observed",
         })
     }
 }
@@ -362,6 +368,9 @@ pub struct Summary {
     /// `mirror` runs: input accounting and the cutover gate
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
+    /// `observe`: what was read from the CDN's logs, and what warming can still win
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe: Option<serde_json::Value>,
     /// `run --runner K/N`: this directory is one of N runners' share of one plan (a region's
     /// runners merge into the region)
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,6 +442,7 @@ impl Summary {
             unknown_headers: Vec::new(),
             tls_errors: Vec::new(),
             mirror: None,
+            observe: None,
             runner: None,
         }
     }
@@ -549,6 +559,9 @@ fn target_summaries(totals: &IntervalData, targets: &[(String, String)]) -> Vec<
             requests: counts.requests,
             bytes: all.bytes,
             hit_ratio: cache_status::hit_ratio(&counts.classes),
+            byte_hit_ratio: cache_status::hit_ratio(&std::array::from_fn(|i| {
+                totals.series(ti, CacheClass::ALL[i]).map_or(0, |s| s.bytes)
+            })),
             unknown_share: unknown_share(&counts.classes),
             errors,
             retries: counts.retries,

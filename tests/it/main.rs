@@ -11,6 +11,7 @@ mod h1;
 mod h2;
 mod measure;
 mod mirror;
+mod observe;
 mod process;
 mod report;
 mod runners;

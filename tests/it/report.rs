@@ -119,6 +119,7 @@ fn synthetic(dir: &Path, region: &str, scale: u64) {
                     }
                 }
                 s.bytes += n * 40_000;
+                s.n += n;
                 d.targets[t].requests += n;
                 d.targets[t].classes[class.index()] += n;
             }
@@ -386,6 +387,7 @@ fn long_run_at(d: &Path, region: &str, secs: u64, later: u64) -> Vec<u64> {
                 s.h[m].record(1_000 + i * 100 + idx).unwrap();
             }
         }
+        s.n += n;
         d.targets[0].requests += n;
         d.targets[0].classes[CacheClass::Hit.index()] += n;
         per_sec.push(n);
