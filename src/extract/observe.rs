@@ -205,7 +205,9 @@ impl Tally {
         let Some(v) = v else {
             return CacheClass::Unknown;
         };
-        if let Some((_, c)) = self.seen.iter().find(|(s, _)| &**s == v) {
+        // a byte loop: `==` on strings calls memcmp, dear for the few bytes of a status
+        let same = |s: &str| s.len() == v.len() && s.bytes().zip(v.bytes()).all(|(a, b)| a == b);
+        if let Some((_, c)) = self.seen.iter().find(|(s, _)| same(s)) {
             return *c;
         }
         let c = log_class(v);
@@ -228,7 +230,10 @@ impl Tally {
         let class = self.class_of(r.cache.get());
         let pop = r.pop().map(PopName::new);
         let target = match self.opts.split {
-            Split::Whole => self.name_index(""),
+            Split::Whole => match self.name_list.first() {
+                Some(_) => 0,
+                None => self.name_index(""),
+            },
             Split::Host => {
                 let h = r.host.as_deref().unwrap_or(NONE);
                 self.name_index(h)

@@ -64,15 +64,21 @@ impl LogRecord<'_> {
 /// The value of `key` (`cs=`, with its `=`) among a combined line's space-separated tail
 /// fields, unquoted; None when absent, empty or `-`. The key must start a field.
 fn tail_field<'t>(tail: &'t str, key: &str) -> Option<&'t str> {
-    let mut from = 0;
-    while let Some(i) = memchr::memmem::find(&tail.as_bytes()[from..], key.as_bytes()) {
-        let at = from + i;
-        from = at + key.len();
-        if at > 0 && !matches!(tail.as_bytes()[at - 1], b' ' | b'"') {
-            continue; // inside another field (`xcs=`)
+    // from each `=`: a tail holds a few, and a searcher built per call cost more than the parse
+    let b = tail.as_bytes();
+    let name = key.strip_suffix('=').unwrap_or(key).as_bytes();
+    for eq in memchr::memchr_iter(b'=', b) {
+        let Some(s) = eq.checked_sub(name.len()) else {
+            continue;
+        };
+        // a byte loop: `==` on slices calls memcmp, dear for two bytes
+        if !b[s..eq].iter().zip(name).all(|(x, y)| x == y)
+            || (s > 0 && !matches!(b[s - 1], b' ' | b'"'))
+        {
+            continue; // another field, or inside one (`xcs=`)
         }
-        let v = &tail[from..];
-        let v = v[..v.find(' ').unwrap_or(v.len())].trim_matches('"');
+        let end = memchr::memchr(b' ', &b[eq + 1..]).map_or(b.len(), |j| eq + 1 + j);
+        let v = tail[eq + 1..end].trim_matches('"');
         return (!v.is_empty() && v != "-").then_some(v);
     }
     None

@@ -6,10 +6,29 @@ use super::ErrorKind;
 use crate::cache_status::CacheClass;
 
 /// A POP name kept inline: classification happens per request, so no heap allocation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Eq, Hash)]
 pub struct PopName {
     len: u8,
     buf: [u8; 23],
+}
+
+impl PartialEq for PopName {
+    /// Three words compared (the bytes past `len` are zero), not a memcmp call: POPs are
+    /// compared for every request counted.
+    #[inline]
+    fn eq(&self, o: &PopName) -> bool {
+        let words = |p: &PopName| {
+            let mut w = [0u8; 24];
+            w[0] = p.len;
+            w[1..].copy_from_slice(&p.buf);
+            [
+                u64::from_ne_bytes(w[..8].try_into().unwrap_or_default()),
+                u64::from_ne_bytes(w[8..16].try_into().unwrap_or_default()),
+                u64::from_ne_bytes(w[16..].try_into().unwrap_or_default()),
+            ]
+        };
+        words(self) == words(o)
+    }
 }
 
 impl PopName {
