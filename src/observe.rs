@@ -8,7 +8,7 @@
 //! The counting happens in `extract`'s pass over the logs (its readers, its bounded memory);
 //! this room turns the tally into the results directory's files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::cache_status::CacheClass;
 use crate::extract::Extracted;
-use crate::extract::observe::{Cell, Lat, OTHER, Split, Tally};
-use crate::measure::{IntervalData, Metric, PopCounts, Sink, TargetCounts};
+use crate::extract::observe::{Cell, Lat, OTHER, PopCell, Split, Tally};
+use crate::measure::{IntervalData, Metric, PopCounts, PopName, Sink, TargetCounts};
 use crate::results::summary::{LoadModel, RateSummary, RunMeta, Summary};
 use crate::results::{MISSES, ResultsWriter};
 use crate::urls::UrlList;
@@ -74,12 +74,14 @@ pub enum ObserveError {
     )]
     Empty { records: u64 },
     #[error(
-        "the logs span {intervals} intervals of {interval_s} s (more than {max}): choose a longer --interval, or --since/--until"
+        "the logs span {intervals} intervals of {interval_s} s, from {first} to {last} (more than {max}): choose a longer --interval, or --since/--until (a stray old or future line stretches the span)"
     )]
     TooLong {
         intervals: i64,
         interval_s: f64,
         max: i64,
+        first: String,
+        last: String,
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -127,10 +129,13 @@ fn targets(t: &Tally, s: &Settings) -> (Vec<String>, Vec<usize>, usize) {
     let mut map = vec![usize::MAX; t.name_list.len()];
     let mut folded = 0;
     for i in order {
-        let n = safe_name(&t.name_list[i]);
+        let mut n = safe_name(&t.name_list[i]);
+        if s.split == Split::Host {
+            n.make_ascii_lowercase(); // host names do not care about case
+        }
         let at = match names.iter().position(|x| *x == n) {
             Some(at) => at,
-            None if names.len() < s.split_top.max(1) && *t.name_list[i] != *OTHER => {
+            None if names.len() < s.split_top.max(1) && n != OTHER => {
                 names.push(n);
                 names.len() - 1
             }
@@ -161,24 +166,13 @@ fn record(h: &mut hdrhistogram::Histogram<u64>, lat: &Lat) {
 
 /// Adds one cell's counts and latencies into target `t` of `d`.
 fn fill(d: &mut IntervalData, t: usize, c: &Cell) {
-    let mut tc = TargetCounts {
+    let tc = TargetCounts {
         requests: c.requests(),
         classes: c.classes,
         errors: c.errors,
         statuses: c.statuses.clone(),
         ..TargetCounts::default()
     };
-    tc.pops = (c.pops.iter())
-        .map(|(p, pc)| {
-            (
-                *p,
-                PopCounts {
-                    classes: pc.classes,
-                    errors: pc.errors,
-                },
-            )
-        })
-        .collect();
     d.targets[t].add(&tc);
     for class in CacheClass::ALL {
         let n = c.classes[class.index()];
@@ -199,35 +193,58 @@ fn fill(d: &mut IntervalData, t: usize, c: &Cell) {
     }
 }
 
-/// The whole log's POP series of target `t`: counts and bytes per (POP, class) for the POPs
-/// with the most requests (up to `IntervalData`'s limit), with their latencies.
-fn fill_pops(d: &mut IntervalData, t: usize, total: &Cell, tally: &Tally, names: &[usize]) {
-    let mut pops: Vec<_> = total.pops.iter().collect();
-    pops.sort_by(|a, b| {
-        (b.1.classes.iter().sum::<u64>())
-            .cmp(&a.1.classes.iter().sum::<u64>())
-            .then_with(|| a.0.as_str().cmp(b.0.as_str()))
+/// The whole log's POPs: their counts per target (most requests first, so that the POPs past
+/// the counted names' limit are the least busy ones) and their series (counts, bytes and
+/// latencies per class, for the busiest POPs up to `IntervalData`'s limit).
+fn fill_pops(d: &mut IntervalData, tally: &Tally, names: &[usize]) {
+    let mut pops: HashMap<(usize, PopName), PopCell> = HashMap::new();
+    for ((nt, p), c) in &tally.pop_counts {
+        let mine = pops.entry((names[*nt as usize], *p)).or_default();
+        for i in 0..CacheClass::COUNT {
+            mine.classes[i] += c.classes[i];
+            mine.class_bytes[i] = mine.class_bytes[i].saturating_add(c.class_bytes[i]);
+        }
+        mine.errors += c.errors;
+    }
+    let mut pops: Vec<((usize, PopName), PopCell)> = pops.into_iter().collect();
+    pops.sort_by(|((ta, pa), a), ((tb, pb), b)| {
+        (ta.cmp(tb))
+            .then_with(|| (b.classes.iter().sum::<u64>()).cmp(&a.classes.iter().sum::<u64>()))
+            .then_with(|| pa.as_str().cmp(pb.as_str()))
     });
-    for (pop, pc) in pops {
+    for ((t, pop), pc) in &pops {
+        let counts = PopCounts {
+            classes: pc.classes,
+            errors: pc.errors,
+        };
+        d.targets[*t].add(&TargetCounts {
+            pops: vec![(*pop, counts)],
+            ..TargetCounts::default()
+        });
         for class in CacheClass::ALL {
             let n = pc.classes[class.index()];
             if n == 0 {
                 continue;
             }
-            let Some(s) = d.pop_series_mut(t, *pop, class) else {
+            let Some(s) = d.pop_series_mut(*t, *pop, class) else {
                 break; // past the POPs that get series
             };
             s.n += n;
             s.bytes += pc.class_bytes[class.index()];
-            for ((nt, p, c), (tot, ttfb)) in &tally.pop_lat {
-                if names[*nt as usize] == t && p == pop && *c == class {
-                    record(&mut s.h[Metric::Total], tot);
-                    record(&mut s.h[Metric::TotalService], tot);
-                    record(&mut s.h[Metric::Ttfb], ttfb);
-                    record(&mut s.h[Metric::TtfbService], ttfb);
-                }
-            }
         }
+    }
+    for ((nt, p, c), (tot, ttfb)) in &tally.pop_lat {
+        let t = names[*nt as usize];
+        let Some(s) = (d.pop_series.iter_mut())
+            .find(|s| s.target == t && s.pop == *p && s.class == *c)
+            .map(|s| &mut s.s)
+        else {
+            continue; // a POP without a series: counted, not timed
+        };
+        record(&mut s.h[Metric::Total], tot);
+        record(&mut s.h[Metric::TotalService], tot);
+        record(&mut s.h[Metric::Ttfb], ttfb);
+        record(&mut s.h[Metric::TtfbService], ttfb);
     }
 }
 
@@ -242,9 +259,9 @@ fn misses(ex: &Extracted, dir: &std::path::Path, top: usize) -> std::io::Result<
             return false;
         }
         let e = r.entry();
-        let bytes = e.bytes.unwrap_or(0) * r.count;
+        let bytes = e.bytes.unwrap_or(0).saturating_mul(r.count);
         m.misses += r.count;
-        m.bytes += bytes;
+        m.bytes = m.bytes.saturating_add(bytes);
         m.urls += 1;
         if r.requests == 1 {
             m.one_hit_wonders += r.count;
@@ -252,7 +269,7 @@ fn misses(ex: &Extracted, dir: &std::path::Path, top: usize) -> std::io::Result<
         if list.entries.len() < top {
             m.listed += 1;
             m.listed_misses += r.count;
-            m.listed_bytes += bytes;
+            m.listed_bytes = m.listed_bytes.saturating_add(bytes);
             list.entries.push(e);
         }
         true
@@ -290,6 +307,8 @@ pub fn write(ex: &Extracted, s: &Settings) -> Result<Observed, ObserveError> {
             intervals: span,
             interval_s: s.interval.as_secs_f64(),
             max: MAX_INTERVALS,
+            first: crate::logs::timefmt::to_rfc3339(tally.first),
+            last: crate::logs::timefmt::to_rfc3339(tally.last),
         });
     }
     let mut by_idx: BTreeMap<i64, Vec<(usize, &Cell)>> = BTreeMap::new();
@@ -324,8 +343,8 @@ pub fn write(ex: &Extracted, s: &Settings) -> Result<Observed, ObserveError> {
     let mut totals = IntervalData::new(0, names.len());
     for (t, c) in whole.iter().enumerate() {
         fill(&mut totals, t, c);
-        fill_pops(&mut totals, t, c, tally, &map);
     }
+    fill_pops(&mut totals, tally, &map);
     let elapsed = ended.duration_since(started).unwrap_or_default();
     w.pops(&totals, elapsed)?;
     let m = misses(ex, w.dir(), s.top_misses)?;
@@ -361,7 +380,27 @@ pub fn write(ex: &Extracted, s: &Settings) -> Result<Observed, ObserveError> {
             Split::Pop => "pop",
         },
         "folded_into_other": folded,
-        "logs": &ex.stats,
+        // a thread counted names past its limit as _other: which ones depends on the order read
+        "names_capped": tally.capped,
+        // counts only: the malformed lines' examples (client addresses, query strings) and the
+        // file names stay on the terminal
+        "logs": {
+            "files": ex.stats.files,
+            "bytes": ex.stats.bytes,
+            "lines": ex.stats.lines,
+            "records": ex.stats.records,
+            "filtered": &ex.stats.filtered,
+            "malformed": (ex.stats.malformed.iter())
+                .map(|(k, m)| (k.clone(), m.count))
+                .collect::<BTreeMap<String, u64>>(),
+            "formats": (ex.stats.formats.values())
+                .fold(BTreeMap::<&str, u64>::new(), |mut m, f| {
+                    *m.entry(f.as_str()).or_default() += 1;
+                    m
+                }),
+            "distinct_urls": ex.stats.distinct_urls,
+            "spilled_bytes": ex.stats.spilled_bytes,
+        },
         "misses": &m,
     }));
     let dir = w.finish(&summary)?;

@@ -51,9 +51,10 @@ pub(crate) fn log_input(
         Some(spec) => JsonFields::parse(spec).map_err(UsageError)?,
         None => JsonFields::default(),
     };
-    // `all`: every status (an empty list)
+    // `all` among them: every status (an empty list)
+    let every = status.split(',').any(|s| matches!(s.trim(), "all" | "*"));
     let statuses = (status.split(','))
-        .filter(|s| !matches!(s.trim(), "all" | "*"))
+        .filter(|_| !every)
         .map(|s| {
             s.trim()
                 .parse::<u16>()
@@ -71,15 +72,20 @@ pub(crate) fn log_input(
 pub(crate) fn options(a: &ExtractArgs) -> anyhow::Result<Options> {
     let (format, json, statuses) =
         log_input(&a.format, &a.json_fields, "--status", &a.status, a.sample)?;
+    let methods: Vec<String> = (a.methods.split(','))
+        .map(|m| m.trim().to_ascii_uppercase())
+        .collect();
+    // `*` among them: every method (an empty list)
+    let methods = if methods.iter().any(|m| m == "*") {
+        Vec::new()
+    } else {
+        methods
+    };
     Ok(Options {
         format,
         json: Arc::new(json),
         filters: Filters {
-            // `*`: every method (an empty list)
-            methods: (a.methods.split(','))
-                .map(|m| m.trim().to_ascii_uppercase())
-                .filter(|m| m != "*")
-                .collect(),
+            methods,
             statuses,
             hosts: a.host.clone(),
             include: regex_arg("--include", &a.include)?,

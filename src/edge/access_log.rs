@@ -1,7 +1,9 @@
 //! The edge's access log (`edge --access-log FILE`): CloudFront's standard log layout (W3C,
 //! tab-separated, a `#Fields` header, `-` for empty), so that `observe` reads what the edge
 //! served exactly as it reads a real CDN's logs. One line a request, written before its
-//! response leaves; flushed at least every second, on `/_edge/stats` and on shutdown.
+//! response leaves (a response cut later by a fault is logged as sent); written out when a line
+//! comes a second after the last write-out, on `/_edge/stats` and on shutdown. `/_edge/reset`
+//! does not touch it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -35,15 +37,16 @@ pub(crate) struct AccessLog {
     w: Mutex<(BufWriter<File>, Instant)>,
 }
 
-/// Bytes outside printable ASCII (and `%`), percent-encoded: a field never holds a tab, a
-/// space or a newline.
+/// Bytes outside printable ASCII percent-encoded: a field never holds a tab, a space or a
+/// newline. `%` stays: a request target is already percent-encoded, and the log keeps it as
+/// requested, so that a list made from the log requests the same URL.
 fn encode(s: &str, out: &mut Vec<u8>) {
     if s.is_empty() {
         out.push(b'-');
         return;
     }
     for &b in s.as_bytes() {
-        if b.is_ascii_graphic() && b != b'%' {
+        if b.is_ascii_graphic() {
             out.push(b);
         } else {
             out.extend_from_slice(format!("%{b:02X}").as_bytes());

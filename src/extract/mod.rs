@@ -365,7 +365,11 @@ impl Local {
                 }
                 // `run` refuses a list holding a path that could leave a target's base
                 if crate::urls::path_refusal(&r.target).is_some() {
-                    bump(&mut self.filtered, "unsafe path");
+                    let reason = match o.observe {
+                        Some(_) => "unsafe path (counted, not in misses.csv)",
+                        None => "unsafe path",
+                    };
+                    bump(&mut self.filtered, reason);
                     return None;
                 }
                 self.matched += 1;
@@ -686,6 +690,10 @@ pub enum ExtractError {
         "past --max-memory, writing sorted runs to {dir} failed: {reason} (--spill-dir chooses another folder)"
     )]
     Spill { dir: String, reason: String },
+    #[error(
+        "observe: the counts per interval outgrew their share of --max-memory ({max_mb} MB): choose a longer --interval, fewer targets (--split none), or a larger --max-memory"
+    )]
+    Tally { max_mb: usize },
 }
 
 /// A block read from a stream (gzip, zstd, stdin), sent to the workers.
@@ -909,11 +917,19 @@ pub fn extract(
         .iter()
         .any(|&i| matches!(sources[i as usize], Source::Remote(_)));
     let readers = (if remote { threads * 4 } else { threads }).min(streamed.len());
+    // `observe`: a quarter for the tallies, half for the URL tables
+    let (tables, tallies) = match o.observe {
+        Some(_) => (o.max_memory / 2, o.max_memory / 4),
+        None => (o.max_memory / 4 * 3, 0),
+    };
     let budget = Budget {
         // a quarter is left for what is not counted: read buffers, allocator slack; a reader
         // holds a table only for W3C logs (the others go to the parse threads); at least an
         // empty table's 1 MiB, so that a thread with nothing in it does not spill
-        share: (o.max_memory / 4 * 3 / (threads + readers.min(threads))).max(1 << 20),
+        share: (tables / (threads + readers.min(threads))).max(1 << 20),
+        tally: Mutex::new(None),
+        tally_share: (tallies / 4 / (threads + readers.min(threads))).max(1 << 20),
+        tally_max: tallies.max(1 << 20),
         parts: threads,
         dir: o.spill_dir.clone().unwrap_or_else(std::env::temp_dir),
         spill: OnceLock::new(),
@@ -1015,6 +1031,11 @@ struct Budget {
     spill: OnceLock<Result<spill::Spill, String>>,
     /// a spill failed: the threads stop reading
     failed: AtomicBool,
+    /// `observe`: the threads' tallies, merged here when one outgrows `tally_share`; past
+    /// `tally_max` the observation stops
+    tally: Mutex<Option<observe::Tally>>,
+    tally_share: usize,
+    tally_max: usize,
 }
 
 impl Budget {
@@ -1036,8 +1057,41 @@ impl Budget {
         })
     }
 
+    /// Merges a thread's tally into the shared one when it outgrew its share; an error past
+    /// the tallies' budget.
+    fn flush_tally(&self, local: &mut Local) -> Result<(), ExtractError> {
+        if local
+            .tally
+            .as_ref()
+            .is_none_or(|t| t.approx_held() <= self.tally_share)
+        {
+            return Ok(());
+        }
+        let Some(t) = local.tally.take() else {
+            return Ok(());
+        };
+        let mut g = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some(all) => all.merge(t),
+            None => *g = Some(t),
+        }
+        if g.as_ref().is_some_and(|t| t.approx_held() > self.tally_max) {
+            return Err(ExtractError::Tally {
+                max_mb: self.tally_max >> 20,
+            });
+        }
+        Ok(())
+    }
+
     /// Spills `local` when it holds more than its share; a failure is kept in `error`.
     fn check(&self, local: &mut Local, error: &Mutex<Option<ExtractError>>) -> Result<(), ()> {
+        if let Err(e) = self.flush_tally(local) {
+            self.failed.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = error.lock() {
+                slot.get_or_insert(e);
+            }
+            return Err(());
+        }
         if local.held() <= self.share {
             return Ok(());
         }
@@ -1095,6 +1149,7 @@ fn read_stream(
         if let Some(p @ Parser::W3c(_)) = p {
             // stateful: parsed here, in order (and counted in the progress here)
             local.block(Some(p), o, at, &data, progress);
+            budget.flush_tally(local)?;
             if local.held() > budget.share {
                 budget.spill_all(local)?;
             }
@@ -1138,7 +1193,11 @@ fn merge(
     let mut tables: Vec<Table> = Vec::with_capacity(locals.len());
     let mut trace: Vec<(i64, u64, u128)> = Vec::new();
     let mut runs = bounded::Parts::default();
-    let mut tally: Option<observe::Tally> = None;
+    let mut tally: Option<observe::Tally> = budget
+        .tally
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     for l in locals {
         runs.extend(l.runs);
         stats.lines += l.lines;

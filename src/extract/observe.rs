@@ -1,10 +1,14 @@
 //! `observe`'s tally, counted in the same pass as the URL table: per interval and target (the
 //! whole log, a host or a POP), requests by cache class with their bytes, statuses, errors,
-//! POPs, and the log's own latencies kept as histogram buckets (a bucket's value -> count: an
-//! hour of a CDN's latencies fills a few hundred buckets, not a 188 KB histogram). Memory
-//! grows with intervals x targets x POPs, never with lines.
+//! and the log's own latencies kept as histogram buckets (a bucket's value -> count: an hour
+//! of a CDN's latencies fills a few hundred buckets, not a 188 KB histogram); per target and
+//! POP over the whole log, counts and latencies. Memory grows with intervals x targets and with
+//! POPs, never with lines; the reading pass holds the tallies to `--max-memory` (a thread's is
+//! merged into one shared tally when it grows; past the budget the observation stops with an
+//! error).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use hdrhistogram::Histogram;
@@ -69,7 +73,7 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Mul>>;
 /// Latency buckets: the bucket's lowest value in us (as `new_hist` buckets it) -> count.
 pub type Lat = FastMap<u32, u64>;
 
-/// A POP's requests by class in a cell, and its errors.
+/// A POP's requests by class over the whole log, their bytes, and its errors.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PopCell {
     pub classes: [u64; CacheClass::COUNT],
@@ -84,7 +88,6 @@ pub struct Cell {
     pub class_bytes: [u64; CacheClass::COUNT],
     pub errors: [u64; ErrorKind::COUNT],
     pub statuses: Vec<(u16, u64)>,
-    pub pops: Vec<(PopName, PopCell)>,
     /// per class: the server's total time and time to first byte, for the records that had them
     pub lat: Vec<(CacheClass, Lat, Lat)>,
 }
@@ -104,20 +107,10 @@ impl Cell {
         }
     }
 
-    fn pop_mut(&mut self, p: PopName) -> &mut PopCell {
-        match self.pops.iter().position(|(k, _)| *k == p) {
-            Some(i) => &mut self.pops[i].1,
-            None => {
-                self.pops.push((p, PopCell::default()));
-                &mut self.pops.last_mut().expect("just pushed").1
-            }
-        }
-    }
-
     pub fn add(&mut self, o: Cell) {
         for i in 0..CacheClass::COUNT {
             self.classes[i] += o.classes[i];
-            self.class_bytes[i] += o.class_bytes[i];
+            self.class_bytes[i] = self.class_bytes[i].saturating_add(o.class_bytes[i]);
         }
         for (a, b) in self.errors.iter_mut().zip(o.errors) {
             *a += b;
@@ -127,14 +120,6 @@ impl Cell {
                 Some((_, c)) => *c += n,
                 None => self.statuses.push((s, n)),
             }
-        }
-        for (p, c) in o.pops {
-            let mine = self.pop_mut(p);
-            for i in 0..CacheClass::COUNT {
-                mine.classes[i] += c.classes[i];
-                mine.class_bytes[i] += c.class_bytes[i];
-            }
-            mine.errors += c.errors;
         }
         for (c, total, ttfb) in o.lat {
             let mine = self.lat_mut(c);
@@ -160,11 +145,29 @@ pub struct Tally {
     pub name_list: Vec<Box<str>>,
     /// (interval index, target index) -> counts
     pub cells: FastMap<(i64, u32), Cell>,
+    /// the whole log's counts per (target, POP)
+    pub pop_counts: FastMap<(u32, PopName), PopCell>,
     /// the whole log's latency per (target, POP, class): (total, ttfb)
     pub pop_lat: FastMap<(u32, PopName, CacheClass), (Lat, Lat)>,
     /// recent cache-status spellings and their classes (a log repeats a handful)
     seen: Vec<(Box<str>, CacheClass)>,
+    /// bytes held, as counted while adding (`held` counts them all again)
+    approx: usize,
+    /// names past `MAX_NAMES` were counted as `OTHER`
+    pub capped: bool,
+    /// the earliest and latest record times counted, us
+    pub first: i64,
+    pub last: i64,
 }
+
+/// Record times outside [1970, 9999) are not counted: no interval can be written for them
+/// (RFC 3339 has four-digit years).
+pub(crate) const LATEST_US: i64 = 253_370_764_800_000_000;
+
+/// What a new entry of each map costs, roughly.
+const CELL_BYTES: usize = std::mem::size_of::<Cell>() + 64;
+const POP_BYTES: usize = std::mem::size_of::<PopCell>() + 48;
+const BUCKET_BYTES: usize = 24;
 
 impl Tally {
     pub fn new(opts: ObserveOptions) -> Tally {
@@ -174,8 +177,13 @@ impl Tally {
             names: FastMap::default(),
             name_list: Vec::new(),
             cells: FastMap::default(),
+            pop_counts: FastMap::default(),
             pop_lat: FastMap::default(),
             seen: Vec::new(),
+            approx: 0,
+            capped: false,
+            first: i64::MAX,
+            last: i64::MIN,
         }
     }
 
@@ -188,6 +196,7 @@ impl Tally {
             return i;
         }
         let name = if self.name_list.len() >= MAX_NAMES {
+            self.capped = true;
             OTHER
         } else {
             name
@@ -222,10 +231,12 @@ impl Tally {
         self.template.lowest_equivalent(us.clamp(1, HIST_MAX_US)) as u32
     }
 
-    /// Counts one record; returns its class, or None for a record without a time (it has no
-    /// interval: the caller counts it as filtered).
+    /// Counts one record; returns its class, or None for a record without a time or with one
+    /// outside [1970, 9999) (it has no interval: the caller counts it as filtered).
     pub fn add(&mut self, r: &LogRecord) -> Option<CacheClass> {
-        let t = r.time?;
+        let t = r.time.filter(|t| (0..LATEST_US).contains(t))?;
+        self.first = self.first.min(t);
+        self.last = self.last.max(t);
         let idx = t.div_euclid(self.opts.interval_us.max(1));
         let class = self.class_of(r.cache.get());
         let pop = r.pop().map(PopName::new);
@@ -251,48 +262,74 @@ impl Tally {
         } else {
             ErrorKind::for_status(r.status)
         };
-        let cell = self.cells.entry((idx, target)).or_default();
+        let bytes = r.bytes.unwrap_or(0);
+        // what the new entries cost, for the memory budget
+        let count = |m: &mut Lat, v: Option<u32>| -> usize {
+            let Some(v) = v else { return 0 };
+            let n = m.len();
+            *m.entry(v).or_default() += 1;
+            (m.len() - n) * BUCKET_BYTES
+        };
+        let mut grew = 0;
+        let cell = match self.cells.entry((idx, target)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                grew += CELL_BYTES;
+                e.insert(Cell::default())
+            }
+        };
         cell.classes[class.index()] += 1;
-        cell.class_bytes[class.index()] += r.bytes.unwrap_or(0);
+        cell.class_bytes[class.index()] = cell.class_bytes[class.index()].saturating_add(bytes);
         if let Some(e) = error {
             cell.errors[e.index()] += 1;
         }
         if r.status != 0 {
             match cell.statuses.iter_mut().find(|(k, _)| *k == r.status) {
                 Some((_, c)) => *c += 1,
-                None => cell.statuses.push((r.status, 1)),
+                None => {
+                    cell.statuses.push((r.status, 1));
+                    grew += 16;
+                }
             }
-        }
-        if let Some(p) = pop {
-            let pc = cell.pop_mut(p);
-            pc.classes[class.index()] += 1;
-            pc.class_bytes[class.index()] += r.bytes.unwrap_or(0);
-            pc.errors += u64::from(error.is_some());
         }
         if total.is_some() || ttfb.is_some() {
             let l = cell.lat_mut(class);
-            if let Some(v) = total {
-                *l.1.entry(v).or_default() += 1;
-            }
-            if let Some(v) = ttfb {
-                *l.2.entry(v).or_default() += 1;
-            }
-            if let Some(p) = pop {
+            grew += count(&mut l.1, total) + count(&mut l.2, ttfb);
+        }
+        if let Some(p) = pop {
+            let pc = match self.pop_counts.entry((target, p)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    grew += POP_BYTES;
+                    e.insert(PopCell::default())
+                }
+            };
+            pc.classes[class.index()] += 1;
+            pc.class_bytes[class.index()] = pc.class_bytes[class.index()].saturating_add(bytes);
+            pc.errors += u64::from(error.is_some());
+            if total.is_some() || ttfb.is_some() {
                 let l = self.pop_lat.entry((target, p, class)).or_default();
-                if let Some(v) = total {
-                    *l.0.entry(v).or_default() += 1;
-                }
-                if let Some(v) = ttfb {
-                    *l.1.entry(v).or_default() += 1;
-                }
+                grew += count(&mut l.0, total) + count(&mut l.1, ttfb);
             }
         }
+        self.approx += grew;
         Some(class)
     }
 
     /// Adds another thread's tally (its targets matched by name).
     pub fn merge(&mut self, o: Tally) {
         let map: Vec<u32> = o.name_list.iter().map(|n| self.name_index(n)).collect();
+        self.capped |= o.capped;
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+        for ((t, p), c) in o.pop_counts {
+            let mine = self.pop_counts.entry((map[t as usize], p)).or_default();
+            for i in 0..CacheClass::COUNT {
+                mine.classes[i] += c.classes[i];
+                mine.class_bytes[i] = mine.class_bytes[i].saturating_add(c.class_bytes[i]);
+            }
+            mine.errors += c.errors;
+        }
         for ((idx, t), c) in o.cells {
             self.cells.entry((idx, map[t as usize])).or_default().add(c);
         }
@@ -301,6 +338,12 @@ impl Tally {
             add_lat(&mut mine.0, total);
             add_lat(&mut mine.1, ttfb);
         }
+        self.approx = self.held();
+    }
+
+    /// Bytes held, as counted while adding (cheap; `held` counts them all again).
+    pub(crate) fn approx_held(&self) -> usize {
+        self.approx
     }
 
     /// Bytes held, roughly: the cells, their POPs and latency buckets.
@@ -308,9 +351,7 @@ impl Tally {
         let lat = |l: &Lat| l.capacity() * 16;
         let cells: usize = (self.cells.values())
             .map(|c| {
-                std::mem::size_of::<Cell>()
-                    + 48
-                    + c.pops.capacity() * std::mem::size_of::<(PopName, PopCell)>()
+                CELL_BYTES
                     + c.statuses.capacity() * 16
                     + c.lat
                         .iter()
@@ -321,7 +362,7 @@ impl Tally {
         let pops: usize = (self.pop_lat.values())
             .map(|(a, b)| 96 + lat(a) + lat(b))
             .sum();
-        cells + pops
+        cells + pops + self.pop_counts.len() * POP_BYTES
     }
 }
 
@@ -392,6 +433,8 @@ mod tests {
         // 1 ms and 50 ms each in their own bucket, as a histogram keeps them
         let c = &one.cells[&(0, one.names["b"])];
         let h = &c.lat[0].1;
+        assert_eq!(one.pop_counts.len(), 3);
+        assert!(one.approx_held() > 0 && one.approx_held() <= 2 * one.held());
         assert_eq!(h.len(), 1);
         let v = *h.keys().next().unwrap() as u64;
         assert!((49_950..=50_000).contains(&v), "{v}");
@@ -407,9 +450,13 @@ mod tests {
         let mut r = rec(1, "a", "Hit", "X", None);
         r.time = None;
         assert_eq!(t.add(&r), None);
-        r.time = Some(-1);
-        // before 1970: the interval below zero, not a panic
+        // before 1970 or from year 9999 on: no interval can be written for it
+        for bad in [-1, LATEST_US, i64::MAX] {
+            r.time = Some(bad);
+            assert_eq!(t.add(&r), None);
+        }
+        r.time = Some(LATEST_US - 1);
         assert_eq!(t.add(&r), Some(CacheClass::Hit));
-        assert!(t.cells.contains_key(&(-1, 0)));
+        assert_eq!(t.cells.len(), 1);
     }
 }

@@ -76,8 +76,7 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         // the three processing times (s), -1 when the request did not reach a target
         time_taken_us: f[5..8]
             .iter()
-            .map(|t| super::seconds_us(t))
-            .sum::<Option<u64>>(),
+            .try_fold(0u64, |a, t| Some(a.saturating_add(super::seconds_us(t)?))),
         ttfb_us: None,
     })
 }

@@ -64,24 +64,49 @@ impl LogRecord<'_> {
 /// The value of `key` (`cs=`, with its `=`) among a combined line's space-separated tail
 /// fields, unquoted; None when absent, empty or `-`. The key must start a field.
 fn tail_field<'t>(tail: &'t str, key: &str) -> Option<&'t str> {
-    // from each `=`: a tail holds a few, and a searcher built per call cost more than the parse
+    // from each `=` or quote: a tail holds a few, and a searcher built per call cost more than
+    // the parse. Quoted strings (the referer, the user agent: the client's own text) are
+    // skipped whole, so a client cannot write a `cs=HIT` of its own into the line.
     let b = tail.as_bytes();
     let name = key.strip_suffix('=').unwrap_or(key).as_bytes();
-    for eq in memchr::memchr_iter(b'=', b) {
-        let Some(s) = eq.checked_sub(name.len()) else {
+    let mut i = 0;
+    while let Some(j) = memchr::memchr2(b'"', b'=', &b[i..]) {
+        let at = i + j;
+        if b[at] == b'"' {
+            i = quoted_end(b, at + 1)?;
+            continue;
+        }
+        i = at + 1;
+        let Some(s) = at.checked_sub(name.len()) else {
             continue;
         };
         // a byte loop: `==` on slices calls memcmp, dear for two bytes
-        if !b[s..eq].iter().zip(name).all(|(x, y)| x == y)
-            || (s > 0 && !matches!(b[s - 1], b' ' | b'"'))
-        {
+        if !b[s..at].iter().zip(name).all(|(x, y)| x == y) || (s > 0 && b[s - 1] != b' ') {
             continue; // another field, or inside one (`xcs=`)
         }
-        let end = memchr::memchr(b' ', &b[eq + 1..]).map_or(b.len(), |j| eq + 1 + j);
-        let v = tail[eq + 1..end].trim_matches('"');
+        let v = if b.get(at + 1) == Some(&b'"') {
+            &tail[at + 2..quoted_end(b, at + 2)? - 1]
+        } else {
+            let end = memchr::memchr(b' ', &b[at + 1..]).map_or(b.len(), |k| at + 1 + k);
+            &tail[at + 1..end]
+        };
         return (!v.is_empty() && v != "-").then_some(v);
     }
     None
+}
+
+/// The index just past the quote that closes a string starting at `from` (Apache escapes a
+/// quote as `\"`, nginx as `\x22`); None when it is not closed.
+fn quoted_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut k = from;
+    loop {
+        let p = k + memchr::memchr2(b'"', b'\\', b.get(k..)?)?;
+        if b[p] == b'\\' {
+            k = p + 2;
+            continue;
+        }
+        return Some(p + 1);
+    }
 }
 
 /// Seconds as written in logs (`0.001`, `12`, `1.5e-3` refused) -> us; None for `-`, negative
@@ -489,6 +514,15 @@ mod tests {
                 r#"1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a.jpg HTTP/1.1" 200 99 "-" "UA" rt=0.012 ut="0.010" cs=MISS pop=fra1"#
             ),
             (Some("MISS".into()), Some("fra1".into()), Some(12_000), None)
+        );
+        // the client's own text (referer, user agent) cannot say what the server did
+        assert_eq!(
+            rec(
+                Format::Combined,
+                &[],
+                r#"1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a.jpg HTTP/1.1" 200 99 "http://x/?a=1 cs=HIT" "UA \" cs=HIT pop=Q1 rt=0" rt=0.5 ut="0.4 1" cs=MISS"#
+            ),
+            (Some("MISS".into()), None, Some(500_000), None)
         );
         // a key inside another field is not the field
         assert_eq!(

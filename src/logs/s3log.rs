@@ -37,7 +37,9 @@ fn parse_inner(line: &str) -> Result<LogRecord<'_>, Malformed> {
         cache: CacheStatus::Value(None),
         pop: None,
         // TotalTime: ms in flight from the server's view (from the first byte received)
-        time_taken_us: f.get(13).and_then(|t| super::digits(t)).map(|ms| ms * 1000),
+        time_taken_us: (f.get(13))
+            .and_then(|t| super::digits(t))
+            .map(|ms| ms.saturating_mul(1000)),
         ttfb_us: None,
     })
 }

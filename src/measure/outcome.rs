@@ -6,28 +6,38 @@ use super::ErrorKind;
 use crate::cache_status::CacheClass;
 
 /// A POP name kept inline: classification happens per request, so no heap allocation.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct PopName {
     len: u8,
     buf: [u8; 23],
 }
 
+impl PopName {
+    /// The name as three words (the bytes past `len` are zero): compared and hashed without a
+    /// memcmp call, as POPs are for every request counted.
+    #[inline]
+    fn words(&self) -> [u64; 3] {
+        let mut w = [0u8; 24];
+        w[0] = self.len;
+        w[1..].copy_from_slice(&self.buf);
+        [
+            u64::from_ne_bytes(w[..8].try_into().unwrap_or_default()),
+            u64::from_ne_bytes(w[8..16].try_into().unwrap_or_default()),
+            u64::from_ne_bytes(w[16..].try_into().unwrap_or_default()),
+        ]
+    }
+}
+
 impl PartialEq for PopName {
-    /// Three words compared (the bytes past `len` are zero), not a memcmp call: POPs are
-    /// compared for every request counted.
     #[inline]
     fn eq(&self, o: &PopName) -> bool {
-        let words = |p: &PopName| {
-            let mut w = [0u8; 24];
-            w[0] = p.len;
-            w[1..].copy_from_slice(&p.buf);
-            [
-                u64::from_ne_bytes(w[..8].try_into().unwrap_or_default()),
-                u64::from_ne_bytes(w[8..16].try_into().unwrap_or_default()),
-                u64::from_ne_bytes(w[16..].try_into().unwrap_or_default()),
-            ]
-        };
-        words(self) == words(o)
+        self.words() == o.words()
+    }
+}
+
+impl std::hash::Hash for PopName {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.words().hash(h);
     }
 }
 
