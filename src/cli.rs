@@ -266,6 +266,10 @@ pub struct ReportArgs {
     /// side); `utc` puts every run on one UTC clock axis, to line up with a CDN's dashboards
     #[arg(long, default_value = "start", value_name = "start|utc")]
     pub time: String,
+    /// A moment drawn across the time plots (with --time utc), e.g. the DNS switch:
+    /// 2026-11-20T10:00:00Z=cutover (repeatable; the label defaults to "cutover")
+    #[arg(long, value_name = "TIME[=LABEL]")]
+    pub mark: Vec<String>,
     /// Tables only
     #[arg(long)]
     pub no_plots: bool,

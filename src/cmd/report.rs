@@ -65,6 +65,21 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
         }
         Some(b)
     };
+    let mut marks = Vec::new();
+    for m in &a.mark {
+        let (t, label) = m.split_once('=').unwrap_or((m, "cutover"));
+        let Some(us) = crate::logs::timefmt::iso(t.trim()) else {
+            return usage(format!(
+                "--mark {m:?}: expected TIME[=LABEL], TIME in RFC 3339 (2026-11-20T10:00:00Z)"
+            ));
+        };
+        // a flag's text, drawn into SVG: printable characters only
+        let label: String = label.chars().filter(|c| !c.is_control()).take(60).collect();
+        marks.push((us as f64 / 1e6, label));
+    }
+    if !marks.is_empty() && time != crate::report::model::TimeAxis::Utc {
+        return usage("--mark draws on the UTC axis: add --time utc".to_string());
+    }
     let o = ReportOptions {
         out: a.out.clone(),
         by,
@@ -78,6 +93,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
             ));
         },
         time,
+        marks,
     };
     let r = report::build(&runs, baseline.as_deref(), warnings, &o).map_err(anyhow::Error::msg)?;
     if a.json {

@@ -30,6 +30,8 @@ pub struct ReportOptions {
     pub cutover: f64,
     /// time plots: each run from its own start, or one UTC axis
     pub time: model::TimeAxis,
+    /// (unix seconds, label): moments drawn across the time plots on the UTC axis
+    pub marks: Vec<(f64, String)>,
 }
 
 pub struct Report {
@@ -323,6 +325,7 @@ pub fn plot_specs(
         hline: None,
         y_min_zero: true,
         x_utc,
+        vlines: Vec::new(),
     });
     let rates = model::rates_over_time(runs, axis);
     let line = model::hit_ratio_threshold(runs).unwrap_or(cutover);
@@ -342,6 +345,7 @@ pub fn plot_specs(
         hline: Some((line, format!("cutover {:.0}%", line * 100.0))),
         y_min_zero: true,
         x_utc,
+        vlines: Vec::new(),
     });
     lines.push(LineSpec {
         file: "throughput_errors".into(),
@@ -367,6 +371,7 @@ pub fn plot_specs(
         hline: None,
         y_min_zero: true,
         x_utc,
+        vlines: Vec::new(),
     });
     let classes = model::class_hists(runs);
     lines.push(LineSpec {
@@ -385,6 +390,7 @@ pub fn plot_specs(
         hline: None,
         y_min_zero: true,
         x_utc: None,
+        vlines: Vec::new(),
     });
     let by_region = model::groups(
         runs,
@@ -545,7 +551,14 @@ pub fn build(
     if o.plots {
         let pdir = o.out.join("plots");
         std::fs::create_dir_all(&pdir).map_err(io)?;
-        let (lines, bars) = plot_specs(runs, o.cutover, o.time);
+        let (mut lines, bars) = plot_specs(runs, o.cutover, o.time);
+        for l in &mut lines {
+            if let Some(origin) = l.x_utc {
+                l.vlines = (o.marks.iter())
+                    .map(|(t, label)| (t - origin, label.clone()))
+                    .collect();
+            }
+        }
         for s in &lines {
             svgs.push((s.title.clone(), plots::render(&pdir, s)?));
             plot_files.push(s.file.clone());

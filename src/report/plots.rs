@@ -26,6 +26,8 @@ pub struct LineSpec {
     pub y_min_zero: bool,
     /// x is seconds from this unix time, labelled as UTC clock time (`report --time utc`)
     pub x_utc: Option<f64>,
+    /// vertical lines (x, label): the moments `report --mark` names, e.g. a cutover
+    pub vlines: Vec<(f64, String)>,
 }
 
 /// Unix seconds as UTC clock time, HH:MM:SS.
@@ -96,6 +98,11 @@ fn bounds(spec: &LineSpec) -> (f64, f64, f64, f64) {
         .flat_map(|l| l.points.iter().map(|p| tx(p.0)));
     let first = xs.next().unwrap_or(0.0);
     let (mut x0, mut x1) = xs.fold((first, first), |(a, b), x| (a.min(x), b.max(x)));
+    if !spec.log_x {
+        for (x, _) in &spec.vlines {
+            (x0, x1) = (x0.min(*x), x1.max(*x));
+        }
+    }
     let ys: Vec<f64> = spec
         .lines
         .iter()
@@ -222,6 +229,28 @@ fn draw_lines<DB: DrawingBackend>(
             .map_err(err)?
             .label(label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
+    }
+    for (x, label) in spec.vlines.iter().filter(|_| !log_x) {
+        let mark = RGBColor(120, 40, 160);
+        let at = x_utc.map_or_else(
+            || format!("{x:.0}"),
+            |o| format!("{} UTC", utc_clock(o + x)),
+        );
+        let text = format!("{label} at {at}");
+        let (px, py) = chart.backend_coord(&(*x, y1));
+        hovers.push(Hover {
+            x: px,
+            y: py,
+            text: text.clone(),
+        });
+        chart
+            .draw_series(LineSeries::new(
+                vec![(*x, y0), (*x, y1)],
+                mark.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(text)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], mark));
     }
     chart
         .configure_series_labels()

@@ -74,6 +74,7 @@ fn http2_uses_exactly_the_connections_asked_for() {
         plots: false,
         cutover: 0.8,
         time: Default::default(),
+        marks: Vec::new(),
     };
     let r = edgeload::report::build(&loaded, None, Vec::new(), &opts).unwrap();
     assert!(r.markdown.contains("## Connections"), "{}", r.markdown);

@@ -289,6 +289,7 @@ fn per_pop_latency_thresholds_and_report() {
         plots: false,
         cutover: 0.8,
         time: Default::default(),
+        marks: Vec::new(),
     };
     let r = edgeload::report::build(&runs, None, Vec::new(), &opts).unwrap();
     // the readiness block names the POP with the lower hit ratio, as the groups have it

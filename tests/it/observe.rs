@@ -278,10 +278,38 @@ fn hourly_ratio_per_host_from_a_cloudfront_log() {
     cfg.requests = Some(100);
     run_in(&dir.path().join("run"), cfg);
     let o = run(
-        &["report", "obs", "run", "-o", "rep", "--time", "utc"],
+        &[
+            "report",
+            "obs",
+            "run",
+            "-o",
+            "rep",
+            "--time",
+            "utc",
+            "--mark",
+            "2026-11-20T03:00:00Z=DNS switch",
+        ],
         dir.path(),
     );
     assert_ok(&o);
+    let svg =
+        std::fs::read_to_string(dir.path().join("rep/plots/hit_ratio_over_time.svg")).unwrap();
+    assert!(
+        svg.contains("DNS switch at 03:00:00 UTC"),
+        "the cutover moment is drawn"
+    );
+    let o = run(
+        &[
+            "report",
+            "obs",
+            "-o",
+            "rep2",
+            "--mark",
+            "2026-11-20T03:00:00Z",
+        ],
+        dir.path(),
+    );
+    assert_usage_error(&o, &["--time utc"]);
     let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
     assert!(md.contains("observed"), "{md}");
     assert!(md.contains("a.example.com") && md.contains("b.example.com"));

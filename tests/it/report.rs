@@ -21,6 +21,7 @@ fn opts(out: &Path, plots: bool) -> ReportOptions {
         plots,
         cutover: 0.8,
         time: Default::default(),
+        marks: Vec::new(),
     }
 }
 
