@@ -110,42 +110,36 @@ fn safe_name(s: &str) -> String {
     out
 }
 
-/// The targets: (names, the target of each tally name). Whole: one target named `name`.
-/// Split: the `top` names with the most requests (ties by name), the rest folded into
-/// `_other`; names that read the same once made safe are one target.
+/// The targets: (names, the target of each tally name, how many names were folded). Whole:
+/// one target named `name`. Split: names that read the same once made safe (hosts without
+/// case) are one; the `split_top` with the most requests (ties by name) are kept, the rest
+/// folded into `_other`.
 fn targets(t: &Tally, s: &Settings) -> (Vec<String>, Vec<usize>, usize) {
     if s.split == Split::Whole {
         return (vec![s.name.clone()], vec![0; t.name_list.len()], 0);
     }
-    let mut requests = vec![0u64; t.name_list.len()];
+    // names as they will read (made safe; hosts without case), their requests added up
+    let keys: Vec<String> = (t.name_list.iter())
+        .map(|n| {
+            let mut k = safe_name(n);
+            if s.split == Split::Host {
+                k.make_ascii_lowercase(); // host names do not care about case
+            }
+            k
+        })
+        .collect();
+    let mut requests: BTreeMap<&str, u64> = BTreeMap::new();
     for ((_, n), c) in &t.cells {
-        requests[*n as usize] += c.requests();
+        *requests.entry(&keys[*n as usize]).or_default() += c.requests();
     }
-    let mut order: Vec<usize> = (0..t.name_list.len()).collect();
-    order.sort_by(|&a, &b| {
-        (requests[b].cmp(&requests[a])).then_with(|| t.name_list[a].cmp(&t.name_list[b]))
-    });
-    let mut names: Vec<String> = Vec::new();
-    let mut map = vec![usize::MAX; t.name_list.len()];
-    let mut folded = 0;
-    for i in order {
-        let mut n = safe_name(&t.name_list[i]);
-        if s.split == Split::Host {
-            n.make_ascii_lowercase(); // host names do not care about case
-        }
-        let at = match names.iter().position(|x| *x == n) {
-            Some(at) => at,
-            None if names.len() < s.split_top.max(1) && n != OTHER => {
-                names.push(n);
-                names.len() - 1
-            }
-            None => {
-                folded += 1;
-                usize::MAX
-            }
-        };
-        map[i] = at;
-    }
+    let mut order: Vec<(&str, u64)> = requests.into_iter().filter(|(k, _)| *k != OTHER).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let kept = order.len().min(s.split_top.max(1));
+    let folded = order.len() - kept;
+    let mut names: Vec<String> = order[..kept].iter().map(|(k, _)| k.to_string()).collect();
+    let mut map: Vec<usize> = (keys.iter())
+        .map(|k| names.iter().position(|x| x == k).unwrap_or(usize::MAX))
+        .collect();
     if map.contains(&usize::MAX) {
         names.push(OTHER.to_string());
         let other = names.len() - 1;
@@ -181,7 +175,7 @@ fn fill(d: &mut IntervalData, t: usize, c: &Cell) {
         }
         let s = d.series_mut(t, class);
         s.n += n;
-        s.bytes += c.class_bytes[class.index()];
+        s.bytes = s.bytes.saturating_add(c.class_bytes[class.index()]);
         if let Some((_, total, ttfb)) = c.lat.iter().find(|l| l.0 == class) {
             // a log has no schedule: the time it gives is the request's, from its arrival
             // (corrected and service are the same, as for a closed-model run)
@@ -230,7 +224,7 @@ fn fill_pops(d: &mut IntervalData, tally: &Tally, names: &[usize]) {
                 break; // past the POPs that get series
             };
             s.n += n;
-            s.bytes += pc.class_bytes[class.index()];
+            s.bytes = s.bytes.saturating_add(pc.class_bytes[class.index()]);
         }
     }
     for ((nt, p, c), (tot, ttfb)) in &tally.pop_lat {
@@ -422,6 +416,54 @@ mod tests {
         assert_eq!(safe_name("a b\n<c>"), "a_b__c_");
         assert_eq!(safe_name(""), "_");
         assert_eq!(safe_name(&"x".repeat(300)).len(), 100);
+    }
+
+    /// Names are merged (case, unsafe bytes) before they are ranked: `A.com` and `a.com` are
+    /// one host with 60 requests, ahead of `b.com`'s 50.
+    #[test]
+    fn targets_rank_names_once_merged() {
+        use crate::extract::observe::ObserveOptions;
+        use crate::logs::{CacheStatus, LogRecord};
+        use std::borrow::Cow;
+        let mut t = Tally::new(ObserveOptions {
+            interval_us: 1_000_000,
+            split: Split::Host,
+        });
+        for (host, n) in [("A.com", 30), ("a.com", 30), ("b.com", 50), ("_other", 99)] {
+            for i in 0..n {
+                t.add(&LogRecord {
+                    method: Cow::Borrowed("GET"),
+                    host: Some(Cow::Borrowed(host)),
+                    target: Cow::Borrowed("/x"),
+                    status: 200,
+                    bytes: None,
+                    time: Some(i * 1_000_000),
+                    cache: CacheStatus::Value(None),
+                    pop: None,
+                    time_taken_us: None,
+                    ttfb_us: None,
+                });
+            }
+        }
+        let s = Settings {
+            dir: PathBuf::new(),
+            run_id: "r".into(),
+            region: "g".into(),
+            name: "n".into(),
+            split: Split::Host,
+            split_top: 1,
+            top_misses: 1,
+            interval: Duration::from_secs(1),
+            scenario: serde_json::Value::Null,
+        };
+        let (names, map, folded) = targets(&t, &s);
+        assert_eq!(names, ["a.com", OTHER]);
+        assert_eq!(folded, 1, "b.com");
+        let of = |h: &str| map[t.name_list.iter().position(|n| &**n == h).unwrap()];
+        assert_eq!(
+            (of("A.com"), of("a.com"), of("b.com"), of("_other")),
+            (0, 0, 1, 1)
+        );
     }
 
     #[test]

@@ -58,6 +58,27 @@ fn render(o: &Observed, top: usize) -> String {
     if o.folded > 0 {
         out += &format!("  ({} more names counted as _other)\n", o.folded);
     }
+    for t in s.targets.iter().filter(|t| t.requests > 0) {
+        let share = |n: u64| format!("{:.1}%", n as f64 * 100.0 / t.requests as f64);
+        let mut st: Vec<(&String, &u64)> = t.status_codes.iter().collect();
+        st.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let st: Vec<String> = (st.iter().take(6))
+            .map(|(k, n)| format!("{k} {}", share(**n)))
+            .collect();
+        let er: Vec<String> = (t.errors_by_kind.iter())
+            .map(|(k, n)| format!("{k} {}", share(*n)))
+            .collect();
+        out += &format!(
+            "  {}: statuses {}{}\n",
+            crate::guard::quote::escape(&t.name),
+            st.join(", "),
+            if er.is_empty() {
+                String::new()
+            } else {
+                format!("; errors {}", er.join(", "))
+            }
+        );
+    }
     for t in &s.targets {
         let mut pops: Vec<(&String, &crate::results::summary::PopSummary)> =
             t.pop_summaries.iter().collect();
@@ -93,8 +114,8 @@ fn render(o: &Observed, top: usize) -> String {
 
 pub fn run(a: ObserveArgs) -> anyhow::Result<i32> {
     let interval = super::duration("--interval", &a.interval)?;
-    if interval < Duration::from_secs(1) {
-        return usage(format!("--interval {}: at least 1s", a.interval));
+    if interval < Duration::from_secs(1) || interval > Duration::from_secs(366 * 86_400) {
+        return usage(format!("--interval {}: from 1s to 366d", a.interval));
     }
     let split = match a.split.as_str() {
         "none" => Split::Whole,

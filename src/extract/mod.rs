@@ -358,7 +358,7 @@ impl Local {
                             )
                         }
                         None => {
-                            bump(&mut self.filtered, "no timestamp");
+                            bump(&mut self.filtered, "no timestamp (or not in 1970..9000)");
                             return None;
                         }
                     }
@@ -1071,11 +1071,17 @@ impl Budget {
             return Ok(());
         };
         let mut g = self.tally.lock().unwrap_or_else(|p| p.into_inner());
-        match g.as_mut() {
-            Some(all) => all.merge(t),
-            None => *g = Some(t),
-        }
-        if g.as_ref().is_some_and(|t| t.approx_held() > self.tally_max) {
+        let all = match g.as_mut() {
+            Some(all) => {
+                all.merge(t);
+                all
+            }
+            None => g.insert(t),
+        };
+        // the running estimate only grows (merged entries are counted twice): counted again
+        // when it says the budget is past
+        if all.approx_held() > self.tally_max && all.recount() > self.tally_max {
+            self.failed.store(true, Ordering::Relaxed);
             return Err(ExtractError::Tally {
                 max_mb: self.tally_max >> 20,
             });
@@ -1149,9 +1155,14 @@ fn read_stream(
         if let Some(p @ Parser::W3c(_)) = p {
             // stateful: parsed here, in order (and counted in the progress here)
             local.block(Some(p), o, at, &data, progress);
-            budget.flush_tally(local)?;
+            // a failure stops every thread (`check` does the same for the parse threads)
+            let stop = |e: ExtractError| {
+                budget.failed.store(true, Ordering::Relaxed);
+                e
+            };
+            budget.flush_tally(local).map_err(stop)?;
             if local.held() > budget.share {
-                budget.spill_all(local)?;
+                budget.spill_all(local).map_err(stop)?;
             }
             continue;
         }

@@ -160,9 +160,9 @@ pub struct Tally {
     pub last: i64,
 }
 
-/// Record times outside [1970, 9999) are not counted: no interval can be written for them
-/// (RFC 3339 has four-digit years).
-pub(crate) const LATEST_US: i64 = 253_370_764_800_000_000;
+/// Record times outside [1970, 9000) are not counted: an interval's end must stay a
+/// four-digit year (RFC 3339), whatever `--interval` (at most a year) adds.
+pub(crate) const LATEST_US: i64 = 221_845_392_000_000_000;
 
 /// What a new entry of each map costs, roughly.
 const CELL_BYTES: usize = std::mem::size_of::<Cell>() + 64;
@@ -232,7 +232,7 @@ impl Tally {
     }
 
     /// Counts one record; returns its class, or None for a record without a time or with one
-    /// outside [1970, 9999) (it has no interval: the caller counts it as filtered).
+    /// outside [1970, 9000) (it has no interval: the caller counts it as filtered).
     pub fn add(&mut self, r: &LogRecord) -> Option<CacheClass> {
         let t = r.time.filter(|t| (0..LATEST_US).contains(t))?;
         self.first = self.first.min(t);
@@ -338,7 +338,13 @@ impl Tally {
             add_lat(&mut mine.0, total);
             add_lat(&mut mine.1, ttfb);
         }
+        self.approx += o.approx;
+    }
+
+    /// Counts the bytes held again (`held`) and keeps that as the running estimate.
+    pub(crate) fn recount(&mut self) -> usize {
         self.approx = self.held();
+        self.approx
     }
 
     /// Bytes held, as counted while adding (cheap; `held` counts them all again).
@@ -450,7 +456,7 @@ mod tests {
         let mut r = rec(1, "a", "Hit", "X", None);
         r.time = None;
         assert_eq!(t.add(&r), None);
-        // before 1970 or from year 9999 on: no interval can be written for it
+        // before 1970 or from year 9000 on: no interval can be written for it
         for bad in [-1, LATEST_US, i64::MAX] {
             r.time = Some(bad);
             assert_eq!(t.add(&r), None);

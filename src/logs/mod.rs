@@ -70,10 +70,13 @@ fn tail_field<'t>(tail: &'t str, key: &str) -> Option<&'t str> {
     let b = tail.as_bytes();
     let name = key.strip_suffix('=').unwrap_or(key).as_bytes();
     let mut i = 0;
+    // where the last quoted string ended: a field may follow it without a space (`"UA"cs=HIT`)
+    let mut after_quote = usize::MAX;
     while let Some(j) = memchr::memchr2(b'"', b'=', &b[i..]) {
         let at = i + j;
         if b[at] == b'"' {
             i = quoted_end(b, at + 1)?;
+            after_quote = i;
             continue;
         }
         i = at + 1;
@@ -81,7 +84,9 @@ fn tail_field<'t>(tail: &'t str, key: &str) -> Option<&'t str> {
             continue;
         };
         // a byte loop: `==` on slices calls memcmp, dear for two bytes
-        if !b[s..at].iter().zip(name).all(|(x, y)| x == y) || (s > 0 && b[s - 1] != b' ') {
+        if !b[s..at].iter().zip(name).all(|(x, y)| x == y)
+            || (s > 0 && b[s - 1] != b' ' && s != after_quote)
+        {
             continue; // another field, or inside one (`xcs=`)
         }
         let v = if b.get(at + 1) == Some(&b'"') {
@@ -523,6 +528,15 @@ mod tests {
                 r#"1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a.jpg HTTP/1.1" 200 99 "http://x/?a=1 cs=HIT" "UA \" cs=HIT pop=Q1 rt=0" rt=0.5 ut="0.4 1" cs=MISS"#
             ),
             (Some("MISS".into()), None, Some(500_000), None)
+        );
+        // a field right after a quoted one, with no space between
+        assert_eq!(
+            rec(
+                Format::Combined,
+                &[],
+                r#"1.2.3.4 - - [12/Mar/2024:10:00:01 +0000] "GET /a.jpg HTTP/1.1" 200 99 "-" "UA"cs=STALE"#
+            ),
+            (Some("STALE".into()), None, None, None)
         );
         // a key inside another field is not the field
         assert_eq!(

@@ -35,7 +35,7 @@ impl Series {
         for (a, b) in self.h.iter_mut().zip(o.h.iter()) {
             a.add(b).expect("same bounds");
         }
-        self.bytes += o.bytes;
+        self.bytes = self.bytes.saturating_add(o.bytes);
         self.n += o.n;
     }
 }

@@ -865,7 +865,7 @@ pub(crate) fn merged_summary(runs: &[RunData]) -> crate::results::summary::Summa
         let mut bytes = [0u64; crate::cache_status::CacheClass::COUNT];
         for c in &ts.classes {
             if let Some(k) = crate::cache_status::CacheClass::parse(&c.class) {
-                bytes[k.index()] += c.bytes;
+                bytes[k.index()] = bytes[k.index()].saturating_add(c.bytes);
             }
         }
         ts.byte_hit_ratio = crate::cache_status::hit_ratio(&bytes);

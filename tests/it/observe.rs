@@ -425,10 +425,15 @@ fn bad_observe_input_is_refused_clearly() {
         &["observe", "untimed.log", "-o", "x", "--interval", "10ms"],
         dir.path(),
     );
-    assert_usage_error(&o, &["--interval 10ms", "at least 1s"]);
+    assert_usage_error(&o, &["--interval 10ms", "from 1s to 366d"]);
+    let o = run(
+        &["observe", "untimed.log", "-o", "x", "--interval", "9000y"],
+        dir.path(),
+    );
+    assert_usage_error(&o, &["--interval 9000y", "from 1s to 366d"]);
     let o = run(&["observe", "nothere.log", "-o", "x"], dir.path());
     assert_usage_error(&o, &["nothere.log"]);
-    // a time past year 9999 is no interval: not counted, and no panic
+    // a time in year 9999 is no interval: not counted, and no panic
     std::fs::write(
         dir.path().join("future.log"),
         "#Fields: date time cs-method cs-uri-stem sc-status\n9999-12-31 23:30:00 GET /a 200\n",
