@@ -597,16 +597,22 @@ impl Extracted {
         std::mem::forget(self);
     }
 
-    /// Calls `f` with every row in the list's order (from disk for a list that went there);
-    /// `f` returns false to stop.
-    pub fn each_row(&self, mut f: impl FnMut(&Row) -> bool) -> std::io::Result<()> {
-        if let Some(rows) = self
+    /// The rows, read back from disk, of a list that went there (None: in memory).
+    fn disk_rows(
+        &self,
+    ) -> std::io::Result<Option<impl Iterator<Item = std::io::Result<Row>> + '_>> {
+        Ok(self
             .spilled
             .as_ref()
             .map(|s| s.rows())
             .transpose()?
-            .flatten()
-        {
+            .flatten())
+    }
+
+    /// Calls `f` with every row in the list's order (from disk for a list that went there);
+    /// `f` returns false to stop.
+    pub fn each_row(&self, mut f: impl FnMut(&Row) -> bool) -> std::io::Result<()> {
+        if let Some(rows) = self.disk_rows()? {
             for r in rows {
                 if !f(&r?) {
                     break;
@@ -627,13 +633,7 @@ impl Extracted {
     pub fn write_csv<W: std::io::Write>(&self, mut w: W, threads: usize) -> std::io::Result<()> {
         w.write_all(crate::urls::CSV_HEADER.as_bytes())?;
         w.write_all(b"\n")?;
-        if let Some(rows) = self
-            .spilled
-            .as_ref()
-            .map(|s| s.rows())
-            .transpose()?
-            .flatten()
-        {
+        if let Some(rows) = self.disk_rows()? {
             let (mut out, mut stamp) = (Vec::with_capacity(1 << 20), Default::default());
             for r in rows {
                 r?.push_csv(&mut out, &mut stamp);
