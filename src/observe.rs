@@ -152,9 +152,18 @@ fn targets(t: &Tally, s: &Settings) -> (Vec<String>, Vec<usize>, usize) {
     (names, map, folded)
 }
 
-fn record(h: &mut hdrhistogram::Histogram<u64>, lat: &Lat) {
-    for (&v, &n) in lat {
-        h.saturating_record_n(u64::from(v), n);
+/// A log's times into a series: a log has no schedule, so the time it gives is the request's
+/// from its arrival, and corrected and service are the same (as for a closed-model run).
+fn record(s: &mut crate::measure::Series, total: &Lat, ttfb: &Lat) {
+    for (m, lat) in [
+        (Metric::Total, total),
+        (Metric::TotalService, total),
+        (Metric::Ttfb, ttfb),
+        (Metric::TtfbService, ttfb),
+    ] {
+        for (&v, &n) in lat {
+            s.h[m].saturating_record_n(u64::from(v), n);
+        }
     }
 }
 
@@ -177,12 +186,7 @@ fn fill(d: &mut IntervalData, t: usize, c: &Cell) {
         s.n += n;
         s.bytes = s.bytes.saturating_add(c.class_bytes[class.index()]);
         if let Some((_, total, ttfb)) = c.lat.iter().find(|l| l.0 == class) {
-            // a log has no schedule: the time it gives is the request's, from its arrival
-            // (corrected and service are the same, as for a closed-model run)
-            record(&mut s.h[Metric::Total], total);
-            record(&mut s.h[Metric::TotalService], total);
-            record(&mut s.h[Metric::Ttfb], ttfb);
-            record(&mut s.h[Metric::TtfbService], ttfb);
+            record(s, total, ttfb);
         }
     }
 }
@@ -193,12 +197,7 @@ fn fill(d: &mut IntervalData, t: usize, c: &Cell) {
 fn fill_pops(d: &mut IntervalData, tally: &Tally, names: &[usize]) {
     let mut pops: HashMap<(usize, PopName), PopCell> = HashMap::new();
     for ((nt, p), c) in &tally.pop_counts {
-        let mine = pops.entry((names[*nt as usize], *p)).or_default();
-        for i in 0..CacheClass::COUNT {
-            mine.classes[i] += c.classes[i];
-            mine.class_bytes[i] = mine.class_bytes[i].saturating_add(c.class_bytes[i]);
-        }
-        mine.errors += c.errors;
+        pops.entry((names[*nt as usize], *p)).or_default().add(c);
     }
     let mut pops: Vec<((usize, PopName), PopCell)> = pops.into_iter().collect();
     pops.sort_by(|((ta, pa), a), ((tb, pb), b)| {
@@ -235,10 +234,7 @@ fn fill_pops(d: &mut IntervalData, tally: &Tally, names: &[usize]) {
         else {
             continue; // a POP without a series: counted, not timed
         };
-        record(&mut s.h[Metric::Total], tot);
-        record(&mut s.h[Metric::TotalService], tot);
-        record(&mut s.h[Metric::Ttfb], ttfb);
-        record(&mut s.h[Metric::TtfbService], ttfb);
+        record(s, tot, ttfb);
     }
 }
 

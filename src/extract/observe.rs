@@ -39,7 +39,7 @@ pub struct ObserveOptions {
 pub(crate) const MAX_NAMES: usize = 1024;
 pub const OTHER: &str = "_other";
 /// The target name of records that do not name a host or a POP.
-pub const NONE: &str = "_none";
+const NONE: &str = "_none";
 
 /// A multiplicative hasher for the tally's small integer keys (SipHash would cost more than
 /// the rest of a record's counting).
@@ -79,6 +79,16 @@ pub struct PopCell {
     pub classes: [u64; CacheClass::COUNT],
     pub class_bytes: [u64; CacheClass::COUNT],
     pub errors: u64,
+}
+
+impl PopCell {
+    pub fn add(&mut self, o: &PopCell) {
+        for i in 0..CacheClass::COUNT {
+            self.classes[i] += o.classes[i];
+            self.class_bytes[i] = self.class_bytes[i].saturating_add(o.class_bytes[i]);
+        }
+        self.errors += o.errors;
+    }
 }
 
 /// One (interval, target).
@@ -185,10 +195,6 @@ impl Tally {
             first: i64::MAX,
             last: i64::MIN,
         }
-    }
-
-    pub fn options(&self) -> &ObserveOptions {
-        &self.opts
     }
 
     fn name_index(&mut self, name: &str) -> u32 {
@@ -323,12 +329,7 @@ impl Tally {
         self.first = self.first.min(o.first);
         self.last = self.last.max(o.last);
         for ((t, p), c) in o.pop_counts {
-            let mine = self.pop_counts.entry((map[t as usize], p)).or_default();
-            for i in 0..CacheClass::COUNT {
-                mine.classes[i] += c.classes[i];
-                mine.class_bytes[i] = mine.class_bytes[i].saturating_add(c.class_bytes[i]);
-            }
-            mine.errors += c.errors;
+            (self.pop_counts.entry((map[t as usize], p)).or_default()).add(&c);
         }
         for ((idx, t), c) in o.cells {
             self.cells.entry((idx, map[t as usize])).or_default().add(c);
