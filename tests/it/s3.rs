@@ -570,4 +570,35 @@ fn extract_streams_cloudfront_logs_from_s3_and_skips_objects_by_their_names() {
         e.contains("no object to read (7 listed, 7 dated outside"),
         "{e}"
     );
+    // observe reads the same objects the same way: the same counts, interval by interval
+    let observe = |input: &str, out: &str| {
+        let o = Command::new(bin())
+            .args([
+                "observe",
+                input,
+                "-o",
+                out,
+                "--since",
+                "2024-03-12",
+                "--run-id",
+                "t",
+            ])
+            .args(["--endpoint-url", &g.endpoint, "--s3-region", "garage", "-q"])
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", secret())
+            .env_remove("AWS_PROFILE")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert_ok(&o);
+    };
+    observe("s3://results/cf/", "obs-remote");
+    observe("local", "obs-local");
+    assert_eq!(
+        read("obs-remote/timeline.csv"),
+        read("obs-local/timeline.csv")
+    );
+    let s: serde_json::Value = serde_json::from_slice(&read("obs-remote/summary.json")).unwrap();
+    assert_eq!(s["targets"][0]["requests"], 1800, "{s}");
+    assert_eq!(s["targets"][0]["pops"]["LAX1"]["unknown"], 1800, "{s}");
 }
