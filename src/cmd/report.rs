@@ -75,7 +75,22 @@ pub fn run(a: ReportArgs) -> anyhow::Result<i32> {
         };
         // a flag's text, drawn into SVG: printable characters only
         let label: String = label.chars().filter(|c| !c.is_control()).take(60).collect();
-        marks.push((us as f64 / 1e6, label));
+        // far from the runs it would squeeze them into a sliver of the plot
+        let t0 = crate::report::model::t0(&runs);
+        let t1 = (runs.iter())
+            .map(|r| r.start + r.summary.duration_s)
+            .fold(t0, f64::max);
+        let (t, margin) = (us as f64 / 1e6, (t1 - t0).max(60.0) * 0.25);
+        if t < t0 - margin || t > t1 + margin {
+            eprintln!(
+                "warning: --mark {}: outside the runs' time ({} .. {}), not drawn",
+                crate::guard::quote::escape(m),
+                crate::logs::timefmt::to_rfc3339((t0 * 1e6) as i64),
+                crate::logs::timefmt::to_rfc3339((t1 * 1e6) as i64)
+            );
+            continue;
+        }
+        marks.push((t, label));
     }
     if !marks.is_empty() && time != crate::report::model::TimeAxis::Utc {
         return usage("--mark draws on the UTC axis: add --time utc".to_string());

@@ -1,9 +1,8 @@
 //! The edge's access log (`edge --access-log FILE`): CloudFront's standard log layout (W3C,
 //! tab-separated, a `#Fields` header, `-` for empty), so that `observe` reads what the edge
 //! served exactly as it reads a real CDN's logs. One line a request, written before its
-//! response leaves (a response cut later by a fault is logged as sent); written out when a line
-//! comes a second after the last write-out, on `/_edge/stats` and on shutdown. `/_edge/reset`
-//! does not touch it.
+//! response leaves (a response cut later by a fault is logged as sent); written out every
+//! second (busy or idle), on `/_edge/stats` and on shutdown. `/_edge/reset` does not touch it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

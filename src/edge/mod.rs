@@ -659,6 +659,23 @@ fn new_state(cfg: EdgeConfig) -> std::io::Result<Arc<State>> {
 const TLS_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn serve_on(listener: TcpListener, st: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+    if st.log.is_some() {
+        // the access log is written out every second, busy or idle (a reader tails it)
+        let (st, mut sd) = (st.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Some(l) = &st.log {
+                            l.flush();
+                        }
+                    }
+                    _ = sd.wait_for(|v| *v) => break,
+                }
+            }
+        });
+    }
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

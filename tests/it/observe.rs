@@ -187,6 +187,23 @@ fn observe_of_the_edge_log_is_the_edge_ground_truth() {
     assert_eq!(got.requests, rows.len() as u64);
 }
 
+/// An idle edge's access log is written out within seconds, without asking for its stats (a
+/// reader tails it while a test or a demo runs).
+#[test]
+fn the_edge_log_is_written_out_while_the_edge_idles() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("edge.log");
+    let edge = start(EdgeConfig {
+        access_log: Some(log.clone()),
+        ..fast_edge()
+    });
+    // (the body is an image: `get` reads it as text and gives None, the request is served)
+    let _ = super::common::get(edge.addr.port(), "/idle/a.png");
+    super::common::wait_for("the line in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("\t/idle/a.png\t200\t"))
+    });
+}
+
 /// Writes a gzipped CloudFront log: for hour h (0..6) and host a/b, `hits(h)` Hit and
 /// `misses(h)` Miss lines, plus junk.
 fn cloudfront_log(path: &Path, hits: impl Fn(u64) -> u64, misses: impl Fn(u64) -> u64) {
@@ -310,6 +327,25 @@ fn hourly_ratio_per_host_from_a_cloudfront_log() {
         dir.path(),
     );
     assert_usage_error(&o, &["--time utc"]);
+    // a mark far from every run is said, not drawn (it would squeeze the runs into a sliver)
+    let o = run(
+        &[
+            "report",
+            "obs",
+            "-o",
+            "rep3",
+            "--time",
+            "utc",
+            "--mark",
+            "2020-01-01T00:00:00Z=old",
+        ],
+        dir.path(),
+    );
+    assert_ok(&o);
+    assert!(super::common::stderr(&o).contains("outside the runs' time"));
+    let svg =
+        std::fs::read_to_string(dir.path().join("rep3/plots/hit_ratio_over_time.svg")).unwrap();
+    assert!(!svg.contains("old at"));
     let md = std::fs::read_to_string(dir.path().join("rep/report.md")).unwrap();
     assert!(md.contains("observed"), "{md}");
     assert!(md.contains("a.example.com") && md.contains("b.example.com"));
