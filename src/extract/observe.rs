@@ -174,6 +174,22 @@ pub struct Tally {
 /// four-digit year (RFC 3339), whatever `--interval` (at most a year) adds.
 pub(crate) const LATEST_US: i64 = 221_845_392_000_000_000;
 
+/// `m`'s entry for `k`, made when missing; a new entry adds `cost` to `grew`.
+fn slot<'m, K: std::hash::Hash + Eq, V: Default>(
+    m: &'m mut FastMap<K, V>,
+    k: K,
+    cost: usize,
+    grew: &mut usize,
+) -> &'m mut V {
+    match m.entry(k) {
+        Entry::Occupied(e) => e.into_mut(),
+        Entry::Vacant(e) => {
+            *grew += cost;
+            e.insert(V::default())
+        }
+    }
+}
+
 /// What a new entry of each map costs, roughly.
 const CELL_BYTES: usize = std::mem::size_of::<Cell>() + 64;
 const POP_BYTES: usize = std::mem::size_of::<PopCell>() + 48;
@@ -277,13 +293,7 @@ impl Tally {
             (m.len() - n) * BUCKET_BYTES
         };
         let mut grew = 0;
-        let cell = match self.cells.entry((idx, target)) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                grew += CELL_BYTES;
-                e.insert(Cell::default())
-            }
-        };
+        let cell = slot(&mut self.cells, (idx, target), CELL_BYTES, &mut grew);
         cell.classes[class.index()] += 1;
         cell.class_bytes[class.index()] = cell.class_bytes[class.index()].saturating_add(bytes);
         if let Some(e) = error {
@@ -303,13 +313,7 @@ impl Tally {
             grew += count(&mut l.1, total) + count(&mut l.2, ttfb);
         }
         if let Some(p) = pop {
-            let pc = match self.pop_counts.entry((target, p)) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => {
-                    grew += POP_BYTES;
-                    e.insert(PopCell::default())
-                }
-            };
+            let pc = slot(&mut self.pop_counts, (target, p), POP_BYTES, &mut grew);
             pc.classes[class.index()] += 1;
             pc.class_bytes[class.index()] = pc.class_bytes[class.index()].saturating_add(bytes);
             pc.errors += u64::from(error.is_some());
